@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs what the tests need, then runs them all.
+# Safe to run repeatedly; needs root (or sudo) only when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# A second, independent ASN.1 implementation for the codec interop suite.
+if ! python3 -c 'import asn1tools' >/dev/null 2>&1; then
+  echo "== installing asn1tools (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'asn1tools==0.169.0' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'asn1tools==0.169.0'
+fi
+export SMDPP_REQUIRE_INTEROP=1
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked "$@"
