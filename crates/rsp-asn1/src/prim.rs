@@ -14,11 +14,17 @@ pub fn decode_uint(t: &Tlv<'_>, field: &'static str) -> Result<u64, DecodeError>
     if v.first().is_some_and(|b| b & 0x80 != 0) {
         return Err(DecodeError::invalid(field, "negative value"));
     }
-    let digits = if v.first() == Some(&0) { v.get(1..).unwrap_or(&[]) } else { v };
+    let digits = if v.first() == Some(&0) {
+        v.get(1..).unwrap_or(&[])
+    } else {
+        v
+    };
     if digits.len() > 8 {
         return Err(DecodeError::invalid(field, "integer out of range"));
     }
-    Ok(digits.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    Ok(digits
+        .iter()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
 /// Decode a signed INTEGER that fits in an i64, in minimal DER form.
@@ -67,7 +73,10 @@ pub fn decode_bool(t: &Tlv<'_>, field: &'static str) -> Result<bool, DecodeError
     match t.value {
         [0x00] => Ok(false),
         [0xFF] => Ok(true),
-        [_] => Err(DecodeError::invalid(field, "BOOLEAN must be 00 or FF in DER")),
+        [_] => Err(DecodeError::invalid(
+            field,
+            "BOOLEAN must be 00 or FF in DER",
+        )),
         _ => Err(DecodeError::invalid(field, "BOOLEAN must be one octet")),
     }
 }
@@ -79,7 +88,11 @@ pub fn write_bool(out: &mut Vec<u8>, tag: Tag, value: bool) {
 
 /// Decode NULL (empty contents).
 pub fn decode_null(t: &Tlv<'_>, field: &'static str) -> Result<(), DecodeError> {
-    if t.value.is_empty() { Ok(()) } else { Err(DecodeError::invalid(field, "NULL must be empty")) }
+    if t.value.is_empty() {
+        Ok(())
+    } else {
+        Err(DecodeError::invalid(field, "NULL must be empty"))
+    }
 }
 
 /// An OCTET STRING whose size must lie in `min..=max`.
@@ -99,7 +112,10 @@ pub fn decode_octets<'a>(
 }
 
 /// An OCTET STRING of exactly `N` octets.
-pub fn decode_fixed<const N: usize>(t: &Tlv<'_>, field: &'static str) -> Result<[u8; N], DecodeError> {
+pub fn decode_fixed<const N: usize>(
+    t: &Tlv<'_>,
+    field: &'static str,
+) -> Result<[u8; N], DecodeError> {
     let v = decode_octets(t, field, N, N)?;
     let mut out = [0u8; N];
     out.copy_from_slice(v);
@@ -145,7 +161,10 @@ impl Oid {
 
     /// Parse dotted-decimal text ("2.23.146.1.2.1.0").
     pub fn from_dotted(s: &str) -> Option<Oid> {
-        let arcs: Vec<u64> = s.split('.').map(|a| a.parse().ok()).collect::<Option<_>>()?;
+        let arcs: Vec<u64> = s
+            .split('.')
+            .map(|a| a.parse().ok())
+            .collect::<Option<_>>()?;
         let (&a0, rest) = arcs.split_first()?;
         let (&a1, rest) = rest.split_first()?;
         if a0 > 2 || (a0 < 2 && a1 >= 40) {
@@ -216,16 +235,21 @@ fn push_arc(out: &mut Vec<u8>, mut v: u64) {
 
 /// A BIT STRING as (unused-bit count, octets), DER-checked: unused bits are zero and an
 /// empty string has no unused bits.
-pub fn decode_bit_string<'a>(t: &Tlv<'a>, field: &'static str) -> Result<(u8, &'a [u8]), DecodeError> {
-    let (&unused, bits) =
-        t.value.split_first().ok_or(DecodeError::invalid(field, "empty BIT STRING"))?;
+pub fn decode_bit_string<'a>(
+    t: &Tlv<'a>,
+    field: &'static str,
+) -> Result<(u8, &'a [u8]), DecodeError> {
+    let (&unused, bits) = t
+        .value
+        .split_first()
+        .ok_or(DecodeError::invalid(field, "empty BIT STRING"))?;
     if unused > 7 || (bits.is_empty() && unused != 0) {
         return Err(DecodeError::invalid(field, "bad unused-bit count"));
     }
-    if let Some(&last) = bits.last() {
-        if last & ((1u8 << unused) - 1) != 0 {
-            return Err(DecodeError::invalid(field, "unused bits not zero"));
-        }
+    if let Some(&last) = bits.last()
+        && last & ((1u8 << unused) - 1) != 0
+    {
+        return Err(DecodeError::invalid(field, "unused bits not zero"));
     }
     Ok((unused, bits))
 }
@@ -234,10 +258,13 @@ pub fn decode_bit_string<'a>(t: &Tlv<'a>, field: &'static str) -> Result<(u8, &'
 /// DER requires trailing zero bits to be removed; that is checked.
 pub fn decode_named_bits(t: &Tlv<'_>, field: &'static str) -> Result<Vec<u32>, DecodeError> {
     let (unused, bits) = decode_bit_string(t, field)?;
-    if let Some(&last) = bits.last() {
-        if last == 0 || (last >> unused) & 1 == 0 {
-            return Err(DecodeError::invalid(field, "trailing zero bits in named BIT STRING"));
-        }
+    if let Some(&last) = bits.last()
+        && (last == 0 || (last >> unused) & 1 == 0)
+    {
+        return Err(DecodeError::invalid(
+            field,
+            "trailing zero bits in named BIT STRING",
+        ));
     }
     let mut set = Vec::new();
     for (i, &b) in bits.iter().enumerate() {
@@ -278,7 +305,19 @@ mod tests {
 
     #[test]
     fn integers_round_trip() {
-        for v in [0i64, 1, 127, 128, 255, 256, -1, -128, -129, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            -1,
+            -128,
+            -129,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             write_int(&mut out, Tag::INTEGER, v);
             assert_eq!(decode_int(&el(&out), "x"), Ok(v));
@@ -302,7 +341,12 @@ mod tests {
 
     #[test]
     fn oids_round_trip() {
-        for s in ["2.23.146.1.2.1.0", "1.2.840.10045.3.1.7", "2.999.10", "1.3.36.3.3.2.8.1.1.7"] {
+        for s in [
+            "2.23.146.1.2.1.0",
+            "1.2.840.10045.3.1.7",
+            "2.999.10",
+            "1.3.36.3.3.2.8.1.1.7",
+        ] {
             let oid = Oid::from_dotted(s).expect("parse");
             assert_eq!(oid.to_dotted(), s);
             let mut out = Vec::new();

@@ -176,7 +176,10 @@ impl<'a> Tlv<'a> {
         if self.depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep);
         }
-        Ok(Reader { rest: self.value, depth: self.depth + 1 })
+        Ok(Reader {
+            rest: self.value,
+            depth: self.depth + 1,
+        })
     }
 
     /// The nesting depth of this element (0 at the top).
@@ -189,7 +192,10 @@ impl<'a> Tlv<'a> {
         if self.tag == expected {
             Ok(self)
         } else {
-            Err(DecodeError::UnexpectedTag { expected, found: self.tag })
+            Err(DecodeError::UnexpectedTag {
+                expected,
+                found: self.tag,
+            })
         }
     }
 }
@@ -204,7 +210,10 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over top-level input.
     pub fn new(input: &'a [u8]) -> Self {
-        Reader { rest: input, depth: 0 }
+        Reader {
+            rest: input,
+            depth: 0,
+        }
     }
 
     /// Whether all input has been consumed.
@@ -239,14 +248,22 @@ impl<'a> Reader<'a> {
         let raw = self.rest.get(..total).ok_or(DecodeError::Truncated)?;
         let value = raw.get(hdr..).ok_or(DecodeError::Truncated)?;
         self.rest = self.rest.get(total..).unwrap_or(&[]);
-        Ok(Tlv { tag, value, raw, depth: self.depth })
+        Ok(Tlv {
+            tag,
+            value,
+            raw,
+            depth: self.depth,
+        })
     }
 
     /// Read the next element and require its tag.
     pub fn read_expect(&mut self, tag: Tag) -> Result<Tlv<'a>, DecodeError> {
         match self.peek_tag() {
             Some(t) if t == tag => self.read(),
-            Some(found) => Err(DecodeError::UnexpectedTag { expected: tag, found }),
+            Some(found) => Err(DecodeError::UnexpectedTag {
+                expected: tag,
+                found,
+            }),
             None if self.rest.is_empty() => Err(DecodeError::Missing(tag)),
             None => self.read(),
         }
@@ -254,7 +271,11 @@ impl<'a> Reader<'a> {
 
     /// Read the next element if it carries `tag`.
     pub fn read_optional(&mut self, tag: Tag) -> Result<Option<Tlv<'a>>, DecodeError> {
-        if self.peek_tag() == Some(tag) { self.read().map(Some) } else { Ok(None) }
+        if self.peek_tag() == Some(tag) {
+            self.read().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Require that nothing is left.
@@ -331,7 +352,9 @@ fn read_len(input: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
     if bytes.first() == Some(&0) {
         return Err(DecodeError::NonMinimalLength);
     }
-    let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let len = bytes
+        .iter()
+        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
     if len < 0x80 {
         return Err(DecodeError::NonMinimalLength);
     }
@@ -423,12 +446,18 @@ mod tests {
 
     #[test]
     fn rejects_indefinite_length() {
-        assert_eq!(Reader::new(&[0x30, 0x80, 0, 0]).read(), Err(DecodeError::IndefiniteLength));
+        assert_eq!(
+            Reader::new(&[0x30, 0x80, 0, 0]).read(),
+            Err(DecodeError::IndefiniteLength)
+        );
     }
 
     #[test]
     fn rejects_non_minimal_length() {
-        assert_eq!(Reader::new(&[0x04, 0x81, 0x01, 0]).read(), Err(DecodeError::NonMinimalLength));
+        assert_eq!(
+            Reader::new(&[0x04, 0x81, 0x01, 0]).read(),
+            Err(DecodeError::NonMinimalLength)
+        );
         assert_eq!(
             Reader::new(&[0x04, 0x82, 0x00, 0x81]).read(),
             Err(DecodeError::NonMinimalLength)
@@ -437,14 +466,23 @@ mod tests {
 
     #[test]
     fn rejects_truncated_element() {
-        assert_eq!(Reader::new(&[0x04, 0x05, 1, 2]).read(), Err(DecodeError::Truncated));
+        assert_eq!(
+            Reader::new(&[0x04, 0x05, 1, 2]).read(),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(Reader::new(&[0xBF]).read(), Err(DecodeError::Truncated));
-        assert_eq!(Reader::new(&[0x04, 0x82, 0x01]).read(), Err(DecodeError::Truncated));
+        assert_eq!(
+            Reader::new(&[0x04, 0x82, 0x01]).read(),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]
     fn rejects_oversized_length() {
-        assert_eq!(Reader::new(&[0x04, 0x85, 1, 0, 0, 0, 0]).read(), Err(DecodeError::BadLength));
+        assert_eq!(
+            Reader::new(&[0x04, 0x85, 1, 0, 0, 0, 0]).read(),
+            Err(DecodeError::BadLength)
+        );
         assert!(matches!(
             Reader::new(&[0x04, 0x84, 0x7F, 0, 0, 0]).read(),
             Err(DecodeError::TooLong(_))
@@ -453,13 +491,22 @@ mod tests {
 
     #[test]
     fn rejects_non_minimal_tag() {
-        assert_eq!(Reader::new(&[0xBF, 0x80, 0x36, 0x00]).read(), Err(DecodeError::BadTag));
-        assert_eq!(Reader::new(&[0xBF, 0x1E, 0x00]).read(), Err(DecodeError::BadTag));
+        assert_eq!(
+            Reader::new(&[0xBF, 0x80, 0x36, 0x00]).read(),
+            Err(DecodeError::BadTag)
+        );
+        assert_eq!(
+            Reader::new(&[0xBF, 0x1E, 0x00]).read(),
+            Err(DecodeError::BadTag)
+        );
     }
 
     #[test]
     fn rejects_trailing_bytes() {
-        assert_eq!(parse_single(&[0x04, 0x00, 0x00]), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            parse_single(&[0x04, 0x00, 0x00]),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -477,7 +524,10 @@ mod tests {
             }
             Ok(())
         }
-        assert_eq!(walk(parse_single(&v).expect("outer")), Err(DecodeError::TooDeep));
+        assert_eq!(
+            walk(parse_single(&v).expect("outer")),
+            Err(DecodeError::TooDeep)
+        );
     }
 
     #[test]

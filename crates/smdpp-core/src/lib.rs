@@ -1,6 +1,8 @@
-//! SM-DP+ domain logic, free of I/O: activation codes now; orders, download sessions and the
-//! mapping of every failure to an SGP.22 subjectCode/reasonCode as the server grows.
+//! SM-DP+ domain logic, free of I/O: activation codes, the ES9+ JSON shapes, SGP.22 status
+//! codes; orders, download sessions and policies as the server grows.
 
 pub mod activation_code;
+pub mod es9_json;
+pub mod status;
 
 pub use activation_code::{ActivationCode, ActivationCodeError};

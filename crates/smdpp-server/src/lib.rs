@@ -1,0 +1,34 @@
+//! The SM-DP+ HTTP layer: the ES9+ JSON binding of SGP.22 v2.2 section 6 over HTTPS.
+//!
+//! This crate holds no protocol logic. It
+//! - defines [`Es9Service`], the interface the SM-DP+ core implements (one async method per
+//!   ES9+ function, typed requests and responses from [`smdpp_core::es9_json`]);
+//! - builds the axum [`Router`](axum::Router) that checks the transport (headers, body size,
+//!   JSON shape), calls the service and writes SGP.22 responses ([`http`]; the status codes for
+//!   malformed input are documented there);
+//! - builds the rustls server configuration required by SGP.22 section 2.6.6 ([`tls`], with
+//!   what rustls cannot do);
+//! - runs the listener with connection limits and graceful shutdown ([`listen`]).
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn demo<S: smdpp_server::Es9Service>(service: S) -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = smdpp_server::tls::server_config_from_pem_files("dptls-chain.pem", "dptls-key.pem")?;
+//! let router = smdpp_server::router(Arc::new(service), smdpp_server::Es9HttpConfig::default());
+//! let listener = smdpp_server::bind("0.0.0.0:443".parse()?).await?;
+//! smdpp_server::serve(listener, smdpp_server::ListenMode::Tls(tls), router, async {
+//!     // e.g. wait for SIGTERM here
+//!     std::future::pending::<()>().await;
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+pub mod http;
+pub mod listen;
+pub mod service;
+pub mod tls;
+
+pub use http::{Es9HttpConfig, router};
+pub use listen::{ListenMode, ServeOptions, bind, serve, serve_with};
+pub use service::Es9Service;

@@ -1,0 +1,152 @@
+//! TLS for ES9+ (SGP.22 v2.2 sections 2.6.6 and 6.1): a rustls `ServerConfig` on the aws-lc-rs
+//! provider, with the DPtls certificate chain and key from PEM files.
+//!
+//! What section 2.6.6 asks and what this configuration does:
+//!
+//! - TLS 1.2 is the minimum: we offer TLS 1.2 and TLS 1.3 (TLS 1.3 is what lpac/libcurl
+//!   negotiates when offered; 2.6.6 anticipates it).
+//! - The server SHALL support **TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256** (offered; the only
+//!   TLS 1.2 suite we offer) **and TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256**. rustls has no
+//!   CBC suites at all, so the second one **cannot be offered**: a client that supports only
+//!   the CBC suite (allowed by 2.6.6, "at least one of") cannot connect. Serving such clients
+//!   needs an OpenSSL-based listener; [`crate::ListenMode`] keeps the listener replaceable.
+//! - For TLS 1.2 the server SHALL select sha256/ecdsa: with a P-256 key rustls signs the
+//!   ServerKeyExchange with `ecdsa_secp256r1_sha256`.
+//! - Named curves: secp256r1 (23) is supported and preferred; X25519 is also offered (used by
+//!   TLS 1.3 clients, harmless in TLS 1.2). **brainpoolP256r1 (26) and FRP256V1 (0xFE00)**,
+//!   which 2.6.6 also lists, are not implemented by rustls or aws-lc-rs, neither as key
+//!   exchange groups nor as certificate keys: a brainpool-only client, or a brainpool DPtls
+//!   certificate (SGP.26 `CERT_S_SM_DP_TLS_BRP`), needs an OpenSSL listener too.
+//! - TLS 1.3 suites: AES-128-GCM-SHA256, AES-256-GCM-SHA384, CHACHA20-POLY1305-SHA256.
+//! - ALPN: `h2` and `http/1.1` (lpac via libcurl picks `h2`); a client without ALPN gets
+//!   HTTP/1.1.
+//! - Server authentication only (section 6.1 for ES9+); no client certificates.
+//!
+//! The key must be ECDSA on P-256, as PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`); other
+//! keys (RSA, Ed25519, P-384, brainpool) are refused at load time, and the key must match the
+//! first certificate of the chain.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::crypto::aws_lc_rs;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ServerConfig, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why the TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsSetupError {
+    /// A PEM file could not be read or parsed.
+    #[error("cannot read {what} from {path}: {source}")]
+    Pem {
+        /// "certificate chain" or "private key".
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("no certificate found in {0}")]
+    NoCertificate(String),
+    /// The key is not an ECDSA P-256 key usable by the provider.
+    #[error("the TLS private key must be an ECDSA P-256 key (PKCS#8 or SEC1)")]
+    UnsupportedKey,
+    /// The key does not belong to the first certificate.
+    #[error("the TLS private key does not match the certificate: {0}")]
+    KeyMismatch(rustls::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration error: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The crypto provider for ES9+: aws-lc-rs with the SGP.22 2.6.6 suite list and P-256 first.
+pub fn es9_crypto_provider() -> CryptoProvider {
+    use aws_lc_rs::cipher_suite as cs;
+    use aws_lc_rs::kx_group as kx;
+    let mut provider = aws_lc_rs::default_provider();
+    provider.cipher_suites = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    provider.kx_groups = vec![kx::SECP256R1, kx::X25519];
+    provider
+}
+
+/// Reads a PEM certificate chain (leaf first).
+pub fn load_certificate_chain(
+    path: impl AsRef<Path>,
+) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsSetupError::Pem {
+            what: "certificate chain",
+            path: shown.clone(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCertificate(shown));
+    }
+    Ok(chain)
+}
+
+/// Reads a PEM private key (`PRIVATE KEY` or `EC PRIVATE KEY`; the first key in the file).
+pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    let path = path.as_ref();
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsSetupError::Pem {
+        what: "private key",
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Builds the ES9+ `ServerConfig` from a DER chain (leaf first) and its P-256 key.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, TlsSetupError> {
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCertificate("<memory>".to_owned()));
+    }
+    if matches!(key, PrivateKeyDer::Pkcs1(_)) {
+        return Err(TlsSetupError::UnsupportedKey);
+    }
+    let provider = Arc::new(es9_crypto_provider());
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| TlsSetupError::UnsupportedKey)?;
+    if signing_key
+        .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
+        .is_none()
+    {
+        return Err(TlsSetupError::UnsupportedKey);
+    }
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().map_err(TlsSetupError::KeyMismatch)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(Arc::new(certified))));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
+    Ok(config)
+}
+
+/// Reads the chain and key PEM files and builds the ES9+ `ServerConfig`.
+pub fn server_config_from_pem_files(
+    cert_chain_path: impl AsRef<Path>,
+    key_path: impl AsRef<Path>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let chain = load_certificate_chain(cert_chain_path)?;
+    let key = load_private_key(key_path)?;
+    Ok(Arc::new(server_config(chain, key)?))
+}

@@ -1,0 +1,48 @@
+//! Storage layer of the SM-DP+.
+//!
+//! One code path serves SQLite (the default: a single file, WAL journal) and
+//! PostgreSQL (for scale-out), through the sqlx `Any` driver with runtime
+//! queries. Only booleans, integers, text and blobs cross the driver; times
+//! are `i64` milliseconds since the Unix epoch.
+//!
+//! The store holds no business rules (which transitions are legal, what a
+//! limit means): those live in `smdpp-core`. What it guarantees is
+//! atomicity: every state change is one transaction whose UPDATE is
+//! conditional on the expected state and/or version, and the matching history
+//! event is written in that same transaction. Of several concurrent callers
+//! starting from the same state, exactly one wins; the others get
+//! [`StoreError::Conflict`] and nothing is written for them.
+//!
+//! Tables (see `migrations/`): `profiles`, `profile_events` (append-only),
+//! `rsp_sessions` (opaque session blobs owned by the core) and
+//! `notifications` (unique on `(eid, seq_number)` for replay detection).
+//! Migrations are written once, with `{{BLOB}}`/`{{AUTO_ID}}` placeholders
+//! rendered per [`Backend`], and run on [`Store::connect`].
+//!
+//! # Testing
+//!
+//! `tests/battery.rs` runs every test against a fresh SQLite file and, when
+//! `SMDPP_TEST_PG_URL` (an admin URL) is set, against a fresh PostgreSQL
+//! database created per test. `scripts/pg-test.sh` starts a throwaway server:
+//!
+//! ```text
+//! source scripts/pg-test.sh && trap pg_test_stop EXIT
+//! SMDPP_REQUIRE_PG=1 cargo test -p smdpp-store
+//! ```
+//!
+//! With `SMDPP_REQUIRE_PG=1` and no URL the PostgreSQL tests fail instead of
+//! printing a skip notice.
+
+mod error;
+mod model;
+mod sql;
+mod store;
+
+pub use error::StoreError;
+pub use model::{
+    ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, EventRecord, Expect,
+    NewNotification, NewProfile, NewSession, Notification, Patch, Profile, ProfileEvent,
+    ProfileFilter, ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate,
+    normalize_iccid, now_ms,
+};
+pub use store::{Backend, Store, StoreOptions};

@@ -1,0 +1,1123 @@
+//! The same repository tests, run against a fresh SQLite file and, when
+//! `SMDPP_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
+//!
+//! `SMDPP_TEST_PG_URL` is an admin URL (e.g. from `scripts/pg-test.sh`); each
+//! test creates and afterwards drops its own uniquely named database. With
+//! `SMDPP_REQUIRE_PG=1` and no URL, the PostgreSQL tests fail instead of
+//! being skipped.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use smdpp_store::*;
+use sqlx::{AssertSqlSafe, Connection};
+
+const T0: EpochMillis = 1_700_000_000_000;
+
+struct TestDb {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>, // (admin url, database name)
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    let mut out = format!("{scheme}://{authority}/{db}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smdpp.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(path.exists(), "SQLite file created");
+        TestDb {
+            store,
+            url,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres(test: &str) -> Option<TestDb> {
+        let admin = match std::env::var("SMDPP_TEST_PG_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                if std::env::var("SMDPP_REQUIRE_PG").as_deref() == Ok("1") {
+                    panic!(
+                        "SMDPP_REQUIRE_PG=1 but SMDPP_TEST_PG_URL is not set: start a server with \
+                         `source scripts/pg-test.sh` (or eval \"$(scripts/pg-test.sh start)\")"
+                    );
+                }
+                eprintln!("SKIPPED postgres::{test}: SMDPP_TEST_PG_URL not set");
+                return None;
+            }
+        };
+        let name = format!(
+            "smdpp_t_{}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            test
+        );
+        let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+            .await
+            .expect("connect to SMDPP_TEST_PG_URL");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let url = with_database(&admin, &name);
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.backend(), Backend::Postgres);
+        Some(TestDb {
+            store,
+            url,
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    async fn reconnect(&self) -> Store {
+        Store::connect(&self.url).await.unwrap()
+    }
+
+    async fn cleanup(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = self.pg {
+            let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+macro_rules! battery {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+battery!(
+    profile_round_trip,
+    duplicate_iccid_and_matching_id_refused,
+    cas_transition_conflict,
+    refused_transition_writes_no_event,
+    transition_patches_and_counter_ops,
+    claim_available_basics,
+    concurrent_claims_exactly_one_winner_per_profile,
+    concurrent_transition_single_winner,
+    concurrent_version_cas_single_winner,
+    concurrent_counters_exact,
+    session_lifecycle_and_expiry,
+    concurrent_session_cas_single_winner,
+    notification_replay_detected,
+    list_profiles_filters_and_pagination,
+    reopen_keeps_data,
+);
+
+fn iccid(n: u32) -> String {
+    format!("89049032{n:011}")
+}
+
+fn full_profile(n: u32) -> NewProfile {
+    NewProfile {
+        iccid: iccid(n),
+        operator_id: Some("op-1".into()),
+        profile_type: Some("T1".into()),
+        state: ProfileState::Available,
+        matching_id: Some(format!("MID-{n}")),
+        eid: Some("89049032123451234512345678901235".into()),
+        cc_hash: Some(vec![0xAB; 32]),
+        cc_attempt_limit: Some(3),
+        download_attempt_limit: Some(5),
+        upp: Some((0..=255u8).collect()),
+        smds_address: Some("smds.example".into()),
+        expires_at: Some(T0 + 86_400_000),
+    }
+}
+
+fn ev(actor: &str) -> EventRecord {
+    EventRecord::by(actor)
+}
+
+async fn seed(store: &Store, from: u32, count: u32, ptype: &str) {
+    for n in from..from + count {
+        store
+            .insert_profile(&NewProfile::available(iccid(n), Some(ptype)), &ev("seed"))
+            .await
+            .unwrap();
+    }
+}
+
+async fn profile_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let np = full_profile(1);
+    let p = s.insert_profile(&np, &ev("test")).await.unwrap();
+    assert_eq!(p.iccid, np.iccid);
+    assert_eq!(p.state, ProfileState::Available);
+    assert_eq!(p.version, 0);
+    assert_eq!(p.cc_attempts, 0);
+    assert_eq!(p.download_attempts, 0);
+    assert_eq!(p.cc_hash, np.cc_hash);
+    assert_eq!(p.upp, np.upp);
+    assert_eq!(p.expires_at, np.expires_at);
+    assert!(p.created_at > T0 && p.created_at == p.updated_at);
+
+    let got = s.get_profile(&np.iccid).await.unwrap().unwrap();
+    assert_eq!(got, p);
+    // Lookup normalises the padding nibble.
+    let got_f = s
+        .get_profile(&format!("{}F", np.iccid))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got_f, p);
+    let by_mid = s
+        .find_profile_by_matching_id("MID-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_mid, p);
+    assert!(
+        s.find_profile_by_matching_id("nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.get_profile(&iccid(999)).await.unwrap().is_none());
+
+    // A minimal profile keeps its NULLs.
+    let m = s
+        .insert_profile(&NewProfile::available(iccid(2), None), &ev("test"))
+        .await
+        .unwrap();
+    assert_eq!(m.profile_type, None);
+    assert_eq!(m.matching_id, None);
+    assert_eq!(m.cc_hash, None);
+    assert_eq!(m.upp, None);
+    assert_eq!(m.cc_attempt_limit, None);
+
+    let events = s.events_for(&np.iccid).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].from_state, None);
+    assert_eq!(events[0].to_state, ProfileState::Available);
+    assert_eq!(events[0].actor, "test");
+
+    // Invalid ICCIDs are refused before touching the database.
+    assert!(matches!(
+        s.insert_profile(&NewProfile::available("12AB", None), &ev("t"))
+            .await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    s.ping().await.unwrap();
+}
+
+async fn duplicate_iccid_and_matching_id_refused(db: &TestDb) {
+    let s = &db.store;
+    s.insert_profile(&full_profile(1), &ev("t")).await.unwrap();
+
+    // Same ICCID (also with trailing F), different matching id.
+    let mut dup = full_profile(1);
+    dup.iccid = format!("{}F", dup.iccid);
+    dup.matching_id = Some("OTHER".into());
+    match s.insert_profile(&dup, &ev("t")).await {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "iccid"),
+        other => panic!("expected Duplicate iccid, got {other:?}"),
+    }
+    // Different ICCID, same matching id.
+    let mut dup = full_profile(2);
+    dup.matching_id = Some("MID-1".into());
+    match s.insert_profile(&dup, &ev("t")).await {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "matching_id"),
+        other => panic!("expected Duplicate matching_id, got {other:?}"),
+    }
+    // The refused insert left nothing behind (no row, no event).
+    assert!(s.get_profile(&iccid(2)).await.unwrap().is_none());
+    assert!(s.events_for(&iccid(2)).await.unwrap().is_empty());
+
+    // Taking a used matching id in a transition is refused atomically.
+    let p3 = s
+        .insert_profile(&NewProfile::available(iccid(3), None), &ev("t"))
+        .await
+        .unwrap();
+    let upd = ProfileUpdate {
+        state: Some(ProfileState::Allocated),
+        matching_id: Patch::Set("MID-1".into()),
+        ..Default::default()
+    };
+    match s
+        .transition(&iccid(3), &Expect::any(), &upd, &ev("t"))
+        .await
+    {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "matching_id"),
+        other => panic!("expected Duplicate matching_id, got {other:?}"),
+    }
+    let after = s.get_profile(&iccid(3)).await.unwrap().unwrap();
+    assert_eq!(after, p3);
+    assert_eq!(s.events_for(&iccid(3)).await.unwrap().len(), 1);
+
+    // Sessions: duplicate transaction id.
+    let ns = NewSession {
+        transaction_id: "AA".into(),
+        state: "s".into(),
+        eid: None,
+        iccid: None,
+        data: vec![],
+        created_at: T0,
+        expires_at: T0 + 1,
+    };
+    s.put_session(&ns).await.unwrap();
+    match s.put_session(&ns).await {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "transaction_id"),
+        other => panic!("expected Duplicate transaction_id, got {other:?}"),
+    }
+}
+
+async fn cas_transition_conflict(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 1, "T").await;
+    let id = iccid(1);
+
+    let p = s
+        .transition(
+            &id,
+            &Expect::state(ProfileState::Available),
+            &ProfileUpdate::to_state(ProfileState::Allocated),
+            &ev("es2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.state, ProfileState::Allocated);
+    assert_eq!(p.version, 1);
+
+    // Same precondition again: refused with the current state and version.
+    let err = s
+        .transition(
+            &id,
+            &Expect::state(ProfileState::Available),
+            &ProfileUpdate::to_state(ProfileState::Linked),
+            &ev("es2"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Conflict {
+            state: "allocated".into(),
+            version: 1
+        }
+    );
+
+    // Version CAS.
+    let err = s
+        .transition(
+            &id,
+            &Expect::version(0),
+            &ProfileUpdate::to_state(ProfileState::Confirmed),
+            &ev("es2"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { version: 1, .. }));
+    let p = s
+        .transition(
+            &id,
+            &Expect::states(&[ProfileState::Allocated, ProfileState::Linked]).and_version(1),
+            &ProfileUpdate::to_state(ProfileState::Confirmed),
+            &ev("es2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((p.state, p.version), (ProfileState::Confirmed, 2));
+
+    // Unknown profile.
+    let err = s
+        .transition(
+            &iccid(77),
+            &Expect::any(),
+            &ProfileUpdate::to_state(ProfileState::Allocated),
+            &ev("x"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::NotFound);
+}
+
+async fn refused_transition_writes_no_event(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 1, "T").await;
+    let id = iccid(1);
+    s.transition(
+        &id,
+        &Expect::state(ProfileState::Available),
+        &ProfileUpdate::to_state(ProfileState::Allocated),
+        &EventRecord::by("es2:op-1")
+            .with_cause("download-order")
+            .with_detail("order 42"),
+    )
+    .await
+    .unwrap();
+    let before = s.events_for(&id).await.unwrap();
+    assert_eq!(before.len(), 2);
+    let e = &before[1];
+    assert_eq!(e.from_state, Some(ProfileState::Available));
+    assert_eq!(e.to_state, ProfileState::Allocated);
+    assert_eq!(e.actor, "es2:op-1");
+    assert_eq!(e.cause.as_deref(), Some("download-order"));
+    assert_eq!(e.detail.as_deref(), Some("order 42"));
+    assert!(e.id > before[0].id);
+
+    for _ in 0..3 {
+        assert!(matches!(
+            s.transition(
+                &id,
+                &Expect::state(ProfileState::Released),
+                &ProfileUpdate::to_state(ProfileState::Downloaded),
+                &ev("es9"),
+            )
+            .await,
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+    assert_eq!(s.events_for(&id).await.unwrap(), before);
+    let p = s.get_profile(&id).await.unwrap().unwrap();
+    assert_eq!((p.state, p.version), (ProfileState::Allocated, 1));
+}
+
+async fn transition_patches_and_counter_ops(db: &TestDb) {
+    let s = &db.store;
+    s.insert_profile(&full_profile(1), &ev("t")).await.unwrap();
+    let id = iccid(1);
+    let upd = ProfileUpdate {
+        state: Some(ProfileState::Error),
+        eid: Patch::Clear,
+        matching_id: Patch::Set("NEW-MID".into()),
+        cc_hash: Patch::Clear,
+        cc_attempts: CounterOp::Add(2),
+        download_attempts: CounterOp::Set(7),
+        download_attempt_limit: Patch::Set(9),
+        upp: Patch::Set(vec![1, 2, 3]),
+        error_cause: Patch::Set("cc-limit".into()),
+        expires_at: Patch::Clear,
+        ..Default::default()
+    };
+    let p = s
+        .transition(&id, &Expect::any(), &upd, &ev("t"))
+        .await
+        .unwrap();
+    assert_eq!(p.state, ProfileState::Error);
+    assert_eq!(p.eid, None);
+    assert_eq!(p.matching_id.as_deref(), Some("NEW-MID"));
+    assert_eq!(p.cc_hash, None);
+    assert_eq!(p.cc_attempts, 2);
+    assert_eq!(p.cc_attempt_limit, Some(3)); // kept
+    assert_eq!(p.download_attempts, 7);
+    assert_eq!(p.download_attempt_limit, Some(9));
+    assert_eq!(p.upp, Some(vec![1, 2, 3]));
+    assert_eq!(p.error_cause.as_deref(), Some("cc-limit"));
+    assert_eq!(p.expires_at, None);
+    assert_eq!(p.operator_id.as_deref(), Some("op-1")); // kept
+    assert_eq!(p.version, 1);
+    assert!(p.updated_at >= p.created_at);
+    assert!(
+        s.find_profile_by_matching_id("MID-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // State unchanged (None) still bumps the version and records an event.
+    let p2 = s
+        .transition(
+            &id,
+            &Expect::version(1),
+            &ProfileUpdate {
+                cc_attempts: CounterOp::Set(0),
+                ..Default::default()
+            },
+            &ev("t"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p2.state, p2.version, p2.cc_attempts),
+        (ProfileState::Error, 2, 0)
+    );
+    let evs = s.events_for(&id).await.unwrap();
+    assert_eq!(evs.len(), 3);
+    assert_eq!(evs[2].from_state, Some(ProfileState::Error));
+    assert_eq!(evs[2].to_state, ProfileState::Error);
+}
+
+async fn claim_available_basics(db: &TestDb) {
+    let s = &db.store;
+    let upd = ProfileUpdate {
+        state: Some(ProfileState::Linked),
+        eid: Patch::Set("EID-1".into()),
+        operator_id: Patch::Set("op-9".into()),
+        ..Default::default()
+    };
+    let filter = ClaimFilter {
+        profile_type: Some("T".into()),
+        operator_id: None,
+    };
+    assert_eq!(
+        s.claim_available(&filter, &upd, &ev("es2")).await.unwrap(),
+        None
+    );
+    // A target state of Available (or none) is refused.
+    assert!(matches!(
+        s.claim_available(&filter, &ProfileUpdate::default(), &ev("es2"))
+            .await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    seed(s, 1, 2, "T").await;
+    seed(s, 10, 1, "U").await;
+    let p = s
+        .claim_available(&filter, &upd, &ev("es2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.state, ProfileState::Linked);
+    assert_eq!(p.eid.as_deref(), Some("EID-1"));
+    assert_eq!(p.operator_id.as_deref(), Some("op-9"));
+    assert_eq!(p.profile_type.as_deref(), Some("T"));
+    assert_eq!(p.version, 1);
+    let evs = s.events_for(&p.iccid).await.unwrap();
+    assert_eq!(evs.len(), 2);
+    assert_eq!(evs[1].from_state, Some(ProfileState::Available));
+    assert_eq!(evs[1].to_state, ProfileState::Linked);
+
+    let q = s
+        .claim_available(&filter, &upd, &ev("es2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(p.iccid, q.iccid);
+    assert_eq!(
+        s.claim_available(&filter, &upd, &ev("es2")).await.unwrap(),
+        None
+    );
+    // Operator filter.
+    let by_op = ClaimFilter {
+        profile_type: None,
+        operator_id: Some("nobody".into()),
+    };
+    assert_eq!(
+        s.claim_available(&by_op, &upd, &ev("es2")).await.unwrap(),
+        None
+    );
+    // No filter takes the remaining U profile.
+    let u = s
+        .claim_available(&ClaimFilter::default(), &upd, &ev("es2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.profile_type.as_deref(), Some("U"));
+}
+
+async fn concurrent_claims_exactly_one_winner_per_profile(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 10, "A").await;
+    seed(s, 100, 5, "B").await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let upd = ProfileUpdate {
+                state: Some(ProfileState::Allocated),
+                matching_id: Patch::Set(format!("M-{i}")),
+                ..Default::default()
+            };
+            let f = ClaimFilter {
+                profile_type: Some("A".into()),
+                operator_id: None,
+            };
+            s.claim_available(&f, &upd, &ev(&format!("task-{i}")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        if let Some(p) = t.await.unwrap() {
+            winners.push(p);
+        }
+    }
+    assert_eq!(winners.len(), 10, "exactly 10 winners");
+    let ids: HashSet<_> = winners.iter().map(|p| p.iccid.clone()).collect();
+    assert_eq!(ids.len(), 10, "no profile claimed twice");
+    for p in &winners {
+        assert_eq!(p.profile_type.as_deref(), Some("A"));
+        let stored = s.get_profile(&p.iccid).await.unwrap().unwrap();
+        assert_eq!(stored.matching_id, p.matching_id);
+        assert_eq!(stored.version, 1);
+        let evs = s.events_for(&p.iccid).await.unwrap();
+        assert_eq!(evs.len(), 2, "one claim event per profile");
+        assert_eq!(
+            Some(&evs[1].actor[5..]),
+            p.matching_id.as_deref().map(|m| &m[2..])
+        );
+    }
+    let left_b = s
+        .list_profiles(&ProfileFilter {
+            state: Some(ProfileState::Available),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left_b.len(), 5);
+    assert!(
+        left_b
+            .iter()
+            .all(|p| p.profile_type.as_deref() == Some("B"))
+    );
+}
+
+async fn concurrent_transition_single_winner(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 1, "T").await;
+    let id = iccid(1);
+    s.transition(
+        &id,
+        &Expect::any(),
+        &ProfileUpdate::to_state(ProfileState::Released),
+        &ev("setup"),
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let upd = ProfileUpdate {
+                state: Some(ProfileState::Downloaded),
+                eid: Patch::Set(format!("EID-{i}")),
+                ..Default::default()
+            };
+            s.transition(
+                &id,
+                &Expect::state(ProfileState::Released),
+                &upd,
+                &ev(&format!("task-{i}")),
+            )
+            .await
+        }));
+    }
+    let mut ok = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(p) => ok.push(p),
+            Err(StoreError::Conflict { state, .. }) => {
+                assert_eq!(state, "downloaded");
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 1, "exactly one winner");
+    assert_eq!(conflicts, 49);
+    let p = s.get_profile(&id).await.unwrap().unwrap();
+    assert_eq!(p.eid, ok[0].eid);
+    assert_eq!(p.version, 2);
+    let evs = s.events_for(&id).await.unwrap();
+    assert_eq!(evs.len(), 3, "creation, setup, one winner");
+    assert_eq!(
+        Some(evs[2].actor[5..].to_string()),
+        p.eid.map(|e| e[4..].to_string())
+    );
+}
+
+async fn concurrent_version_cas_single_winner(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 1, "T").await;
+    let id = iccid(1);
+    // Every task read version 0 and tries to write from it.
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let s = s.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let upd = ProfileUpdate {
+                error_cause: Patch::Set(format!("w{i}")),
+                ..Default::default()
+            };
+            s.transition(&id, &Expect::version(0), &upd, &ev("t")).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(p) => {
+                wins += 1;
+                assert_eq!(p.version, 1);
+            }
+            Err(StoreError::Conflict { version, .. }) => assert_eq!(version, 1),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(s.events_for(&id).await.unwrap().len(), 2);
+}
+
+async fn concurrent_counters_exact(db: &TestDb) {
+    let s = &db.store;
+    let mut np = NewProfile::available(iccid(1), None);
+    np.cc_attempt_limit = Some(3);
+    s.insert_profile(&np, &ev("t")).await.unwrap();
+    let id = iccid(1);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let s = s.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                let v = s
+                    .increment_counter(&id, Counter::CcAttempts, &Expect::any())
+                    .await
+                    .unwrap();
+                assert_eq!(v.limit, Some(3));
+                assert_eq!(v.state, ProfileState::Available);
+                seen.push(v.value);
+            }
+            let d = s
+                .increment_counter(
+                    &id,
+                    Counter::DownloadAttempts,
+                    &Expect::state(ProfileState::Available),
+                )
+                .await
+                .unwrap();
+            seen.push(-d.value);
+            seen
+        }));
+    }
+    let mut cc = Vec::new();
+    let mut dl = Vec::new();
+    for t in tasks {
+        for v in t.await.unwrap() {
+            if v > 0 { cc.push(v) } else { dl.push(-v) }
+        }
+    }
+    cc.sort_unstable();
+    dl.sort_unstable();
+    assert_eq!(
+        cc,
+        (1..=200).collect::<Vec<i64>>(),
+        "each increment saw a distinct value"
+    );
+    assert_eq!(dl, (1..=50).collect::<Vec<i64>>());
+    let p = s.get_profile(&id).await.unwrap().unwrap();
+    assert_eq!(p.cc_attempts, 200);
+    assert_eq!(p.download_attempts, 50);
+    assert_eq!(p.version, 250);
+    // Counter increments write no events.
+    assert_eq!(s.events_for(&id).await.unwrap().len(), 1);
+
+    // Precondition failure and missing profile.
+    assert_eq!(
+        s.increment_counter(
+            &id,
+            Counter::CcAttempts,
+            &Expect::state(ProfileState::Released)
+        )
+        .await
+        .unwrap_err(),
+        StoreError::Conflict {
+            state: "available".into(),
+            version: 250
+        }
+    );
+    assert_eq!(
+        s.increment_counter(&iccid(2), Counter::CcAttempts, &Expect::any())
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(s.get_profile(&id).await.unwrap().unwrap().cc_attempts, 200);
+}
+
+async fn session_lifecycle_and_expiry(db: &TestDb) {
+    let s = &db.store;
+    let ns = NewSession {
+        transaction_id: "0102030405060708090A0B0C0D0E0F10".into(),
+        state: "initiated".into(),
+        eid: None,
+        iccid: None,
+        data: vec![0, 1, 2, 255],
+        created_at: T0,
+        expires_at: T0 + 60_000,
+    };
+    let put = s.put_session(&ns).await.unwrap();
+    assert_eq!(put.version, 0);
+    assert_eq!(put.data, ns.data);
+    let tid = ns.transaction_id.as_str();
+
+    assert_eq!(s.get_session(tid, T0 + 1).await.unwrap(), Some(put.clone()));
+    assert_eq!(
+        s.get_session(tid, T0 + 60_000).await.unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    assert_eq!(s.get_session("FF", T0).await.unwrap(), None);
+
+    let upd = SessionUpdate {
+        state: "authenticated".into(),
+        data: vec![9; 1000],
+        eid: Patch::Set("EID".into()),
+        iccid: Patch::Set(iccid(1)),
+        expires_at: Some(T0 + 120_000),
+    };
+    let s1 = s.update_session_cas(tid, 0, &upd, T0 + 10).await.unwrap();
+    assert_eq!(s1.version, 1);
+    assert_eq!(s1.state, "authenticated");
+    assert_eq!(s1.eid.as_deref(), Some("EID"));
+    assert_eq!(s1.data.len(), 1000);
+    assert_eq!(s1.updated_at, T0 + 10);
+    assert_eq!(s1.created_at, T0);
+    assert_eq!(s1.expires_at, T0 + 120_000);
+
+    // Stale version.
+    assert_eq!(
+        s.update_session_cas(tid, 0, &upd, T0 + 20)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict {
+            state: "authenticated".into(),
+            version: 1
+        }
+    );
+    // Expired (even with the right version): nothing written.
+    assert_eq!(
+        s.update_session_cas(tid, 1, &upd, T0 + 120_000)
+            .await
+            .unwrap_err(),
+        StoreError::Expired
+    );
+    assert_eq!(
+        s.update_session_cas("nope", 0, &upd, T0).await.unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.get_session(tid, T0 + 30).await.unwrap().unwrap().version,
+        1
+    );
+
+    // A second and a third session; purge removes only the expired ones.
+    for (tid2, exp) in [("B1", T0 + 5), ("B2", T0 + 500_000)] {
+        s.put_session(&NewSession {
+            transaction_id: tid2.into(),
+            state: "x".into(),
+            eid: None,
+            iccid: None,
+            data: vec![],
+            created_at: T0,
+            expires_at: exp,
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.purge_expired(T0 + 130_000).await.unwrap(), 2);
+    assert!(s.get_session("B2", T0 + 130_000).await.unwrap().is_some());
+    assert!(s.delete_session("B2").await.unwrap());
+    assert!(!s.delete_session("B2").await.unwrap());
+    assert_eq!(s.purge_expired(i64::MAX).await.unwrap(), 0);
+}
+
+async fn concurrent_session_cas_single_winner(db: &TestDb) {
+    let s = &db.store;
+    s.put_session(&NewSession {
+        transaction_id: "T1".into(),
+        state: "a".into(),
+        eid: None,
+        iccid: None,
+        data: vec![],
+        created_at: T0,
+        expires_at: T0 + 60_000,
+    })
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..30u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let upd = SessionUpdate {
+                state: "b".into(),
+                data: vec![i],
+                eid: Patch::Keep,
+                iccid: Patch::Keep,
+                expires_at: None,
+            };
+            s.update_session_cas("T1", 0, &upd, T0 + 1).await
+        }));
+    }
+    let mut wins = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(x) => wins.push(x),
+            Err(StoreError::Conflict { version: 1, .. }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins.len(), 1);
+    let now = s.get_session("T1", T0 + 2).await.unwrap().unwrap();
+    assert_eq!(now.data, wins[0].data);
+    assert_eq!(now.version, 1);
+}
+
+async fn notification_replay_detected(db: &TestDb) {
+    let s = &db.store;
+    let n = NewNotification {
+        eid: "EID-1".into(),
+        seq_number: 7,
+        iccid: Some(iccid(1)),
+        event: "install".into(),
+        raw: vec![0xBF, 0x37, 0x00],
+        received_at: T0,
+    };
+    let first = s.record_notification(&n).await.unwrap();
+    assert!(matches!(first, RecordOutcome::Inserted(_)));
+    let replay = NewNotification {
+        raw: vec![1],
+        received_at: T0 + 5,
+        ..n.clone()
+    };
+    assert_eq!(
+        s.record_notification(&replay).await.unwrap(),
+        RecordOutcome::Duplicate
+    );
+    // Other seq number, or other EID with the same seq number: new.
+    let n8 = NewNotification {
+        seq_number: 8,
+        event: "delete".into(),
+        iccid: None,
+        ..n.clone()
+    };
+    assert!(matches!(
+        s.record_notification(&n8).await.unwrap(),
+        RecordOutcome::Inserted(_)
+    ));
+    let other = NewNotification {
+        eid: "EID-2".into(),
+        ..n.clone()
+    };
+    assert!(matches!(
+        s.record_notification(&other).await.unwrap(),
+        RecordOutcome::Inserted(_)
+    ));
+
+    let list = s.list_notifications("EID-1").await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].seq_number, 7);
+    assert_eq!(list[0].raw, n.raw, "replay did not overwrite");
+    assert_eq!(list[0].received_at, T0);
+    assert_eq!(list[1].event, "delete");
+    assert_eq!(list[1].iccid, None);
+    if let RecordOutcome::Inserted(id) = first {
+        assert_eq!(list[0].id, id);
+    }
+
+    // Concurrent replays: exactly one insert.
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let s = s.clone();
+        let n = NewNotification {
+            seq_number: 100,
+            ..n.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            s.record_notification(&n).await.unwrap()
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), RecordOutcome::Inserted(_)) {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(s.list_notifications("EID-1").await.unwrap().len(), 3);
+}
+
+async fn list_profiles_filters_and_pagination(db: &TestDb) {
+    let s = &db.store;
+    seed(s, 1, 25, "A").await;
+    seed(s, 50, 5, "B").await;
+    s.transition(
+        &iccid(3),
+        &Expect::any(),
+        &ProfileUpdate {
+            state: Some(ProfileState::Linked),
+            eid: Patch::Set("E1".into()),
+            operator_id: Patch::Set("op".into()),
+            ..Default::default()
+        },
+        &ev("t"),
+    )
+    .await
+    .unwrap();
+
+    let all = s.list_profiles(&ProfileFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 30);
+    assert!(all.windows(2).all(|w| w[0].iccid < w[1].iccid));
+
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .list_profiles(&ProfileFilter {
+                profile_type: Some("A".into()),
+                after_iccid: after.clone(),
+                limit: Some(10),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|p| p.iccid.clone());
+        pages.push(page.len());
+    }
+    assert_eq!(pages, vec![10, 10, 5]);
+
+    let linked = s
+        .list_profiles(&ProfileFilter {
+            state: Some(ProfileState::Linked),
+            eid: Some("E1".into()),
+            operator_id: Some("op".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].iccid, iccid(3));
+}
+
+async fn reopen_keeps_data(db: &TestDb) {
+    let s = &db.store;
+    s.insert_profile(&full_profile(1), &ev("t")).await.unwrap();
+    s.transition(
+        &iccid(1),
+        &Expect::any(),
+        &ProfileUpdate::to_state(ProfileState::Released),
+        &ev("t"),
+    )
+    .await
+    .unwrap();
+    let before = s.get_profile(&iccid(1)).await.unwrap().unwrap();
+    s.close().await;
+
+    // Reconnecting re-runs the (already applied) migrations and sees the data.
+    let s2 = db.reconnect().await;
+    assert_eq!(s2.get_profile(&iccid(1)).await.unwrap(), Some(before));
+    assert_eq!(s2.events_for(&iccid(1)).await.unwrap().len(), 2);
+    s2.close().await;
+    let s3 = db.reconnect().await;
+    assert!(s3.get_profile(&iccid(1)).await.unwrap().is_some());
+    s3.close().await;
+}
+
+// ---------------------------------------------------------------- non-battery
+
+#[tokio::test]
+async fn unsupported_url_does_not_echo_secrets() {
+    let err = Store::connect("mysql://u:hunter2@db/x").await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)));
+    assert!(!err.to_string().contains("hunter2"));
+    // Nothing listens on port 1: a connection error, still without the password.
+    let mut opts = StoreOptions::default();
+    opts.acquire_timeout = std::time::Duration::from_secs(2);
+    let err = Store::connect_with("postgres://u:hunter2@127.0.0.1:1/x", &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_works_with_one_connection() {
+    let s = Store::connect("sqlite::memory:").await.unwrap();
+    seed(&s, 1, 3, "A").await;
+    assert_eq!(
+        s.list_profiles(&ProfileFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn sqlite_open_path_with_special_characters_and_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a dir#1").join("x?y.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let s = Store::open_sqlite(&path, &StoreOptions::default())
+        .await
+        .unwrap();
+    seed(&s, 1, 1, "A").await;
+    assert!(path.exists());
+    let wal = path.with_file_name("x?y.db-wal");
+    assert!(wal.exists(), "WAL journal in use");
+    s.close().await;
+}
+
+#[test]
+fn with_database_rewrites_the_path() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "d"),
+        "postgres://postgres@127.0.0.1:5432/d"
+    );
+    assert_eq!(
+        with_database("postgres://p@localhost/postgres?host=/tmp/x", "d"),
+        "postgres://p@localhost/d?host=/tmp/x"
+    );
+    assert_eq!(with_database("postgres://p@h:1", "d"), "postgres://p@h:1/d");
+}
