@@ -20,5 +20,12 @@ if ! python3 -c 'import asn1tools' >/dev/null 2>&1; then
 fi
 export SMDPP_REQUIRE_INTEROP=1
 
+# A throwaway PostgreSQL (temp dir, run as the postgres user) so the storage suite runs on
+# both backends; stopped again when this script exits.
+# shellcheck source=scripts/pg-test.sh
+source scripts/pg-test.sh
+trap pg_test_stop EXIT
+export SMDPP_REQUIRE_PG=1
+
 echo "== cargo test --workspace"
 cargo test --workspace --locked "$@"

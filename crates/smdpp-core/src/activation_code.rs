@@ -149,7 +149,10 @@ impl std::str::FromStr for ActivationCode {
 
 /// Check a MatchingID: empty, or only `0-9`, `A-Z` and `-` (section 4.1.1).
 pub fn validate_matching_id(id: &str) -> Result<(), ActivationCodeError> {
-    if id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-') {
+    if id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-')
+    {
         Ok(())
     } else {
         Err(ActivationCodeError::BadMatchingId(id.to_owned()))
@@ -180,7 +183,9 @@ pub fn validate_address(address: &str) -> Result<(), ActivationCodeError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
             return Err(bad());
         }
@@ -196,7 +201,11 @@ fn validate_oid(oid: &str) -> Result<(), ActivationCodeError> {
                 && a.bytes().all(|b| b.is_ascii_digit())
                 && (a.len() == 1 || !a.starts_with('0'))
         });
-    if ok { Ok(()) } else { Err(ActivationCodeError::BadOid(oid.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ActivationCodeError::BadOid(oid.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -204,7 +213,10 @@ mod tests {
     use super::*;
 
     fn vectors() -> Vec<String> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/rsp-crypto-vectors.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/rsp-crypto-vectors.json"
+        );
         let text = std::fs::read_to_string(path).expect("shared vectors file");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         v["activation_codes"]["round_trip"]
@@ -254,7 +266,10 @@ mod tests {
 
     #[test]
     fn rejects_missing_fields() {
-        assert_eq!(ActivationCode::parse("1$SMDP.GSMA.COM"), Err(ActivationCodeError::MissingFields));
+        assert_eq!(
+            ActivationCode::parse("1$SMDP.GSMA.COM"),
+            Err(ActivationCodeError::MissingFields)
+        );
     }
 
     #[test]
@@ -268,7 +283,10 @@ mod tests {
     #[test]
     fn rejects_oversized_code() {
         let s = format!("1$A.COM${}", "A".repeat(260));
-        assert!(matches!(ActivationCode::parse(&s), Err(ActivationCodeError::TooLong(_))));
+        assert!(matches!(
+            ActivationCode::parse(&s),
+            Err(ActivationCodeError::TooLong(_))
+        ));
     }
 
     #[test]
@@ -282,7 +300,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_address() {
-        for a in ["", "a..b", "-a.com", "a.com:", "a.com:99999", "a_b.com", "a.com:0"] {
+        for a in [
+            "",
+            "a..b",
+            "-a.com",
+            "a.com:",
+            "a.com:99999",
+            "a_b.com",
+            "a.com:0",
+        ] {
             let s = format!("1${a}$X");
             assert_eq!(
                 ActivationCode::parse(&s),
@@ -298,7 +324,10 @@ mod tests {
             ActivationCode::parse("1$A.COM$X$1.x"),
             Err(ActivationCodeError::BadOid("1.x".into()))
         );
-        assert_eq!(ActivationCode::parse("1$A.COM$X$"), Err(ActivationCodeError::BadOid(String::new())));
+        assert_eq!(
+            ActivationCode::parse("1$A.COM$X$"),
+            Err(ActivationCodeError::BadOid(String::new()))
+        );
         assert!(ActivationCode::parse("1$A.COM$X$1.02").is_err());
     }
 

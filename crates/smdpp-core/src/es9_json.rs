@@ -829,7 +829,10 @@ mod tests {
         let req: AuthenticateClientRequest = parse_request(body.as_bytes()).unwrap();
         assert_eq!(req.transaction_id.as_bytes(), &[0x0a, 0x1b, 0x2c]);
         assert_eq!(req.transaction_id.to_string(), "0A1B2C");
-        assert_eq!(req.authenticate_server_response, [0xbf, 0x38, 0, 0xbf, 0x38, 0]);
+        assert_eq!(
+            req.authenticate_server_response,
+            [0xbf, 0x38, 0, 0xbf, 0x38, 0]
+        );
         let header = req.header.unwrap();
         assert_eq!(header.function_requester_identifier.as_deref(), Some("lpa"));
         assert_eq!(header.function_call_identifier.as_deref(), Some("42"));
@@ -895,7 +898,10 @@ mod tests {
         }
         let long = "00".repeat(17);
         let body = format!(r#"{{"transactionId":"{long}","cancelSessionResponse":"v0EA"}}"#);
-        assert_eq!(code_of::<CancelSessionRequest>(&body), PROTOCOL_FORMAT_INVALID);
+        assert_eq!(
+            code_of::<CancelSessionRequest>(&body),
+            PROTOCOL_FORMAT_INVALID
+        );
     }
 
     #[test]
@@ -915,7 +921,10 @@ mod tests {
         assert!(!err.message.contains(&address));
         let big = encode_base64(&vec![0u8; limits::CANCEL_SESSION_RESPONSE + 1]);
         let body = format!(r#"{{"transactionId":"01","cancelSessionResponse":"{big}"}}"#);
-        assert_eq!(code_of::<CancelSessionRequest>(&body), PROTOCOL_FORMAT_INVALID);
+        assert_eq!(
+            code_of::<CancelSessionRequest>(&body),
+            PROTOCOL_FORMAT_INVALID
+        );
         let bigger = encode_base64(&vec![0u8; limits::CANCEL_SESSION_RESPONSE + 3]);
         assert_eq!(
             decode_base64_bounded(&bigger, 1, limits::CANCEL_SESSION_RESPONSE),
@@ -931,7 +940,10 @@ mod tests {
         let body = format!(
             r#"{{"header":{{"functionCallIdentifier":"{header}"}},"pendingNotification":"vzcA"}}"#
         );
-        assert_eq!(code_of::<HandleNotificationRequest>(&body), PROTOCOL_FORMAT_INVALID);
+        assert_eq!(
+            code_of::<HandleNotificationRequest>(&body),
+            PROTOCOL_FORMAT_INVALID
+        );
     }
 
     #[test]
@@ -1016,13 +1028,17 @@ mod tests {
                 .is_err()
         );
         let json = r#"{"header":{"functionExecutionStatus":{"status":"Executed-Success"}},"transactionId":"AB"}"#;
-        assert!(serde_json::from_str::<ResponseMessage<GetBoundProfilePackageResponse>>(json).is_err());
+        assert!(
+            serde_json::from_str::<ResponseMessage<GetBoundProfilePackageResponse>>(json).is_err()
+        );
         // Oversized signature.
         let sig = encode_base64(&vec![0u8; limits::SIGNATURE + 1]);
         let json = format!(
             r#"{{"header":{{"functionExecutionStatus":{{"status":"Executed-Success"}}}},"transactionId":"AB","profileMetadata":"vyUA","smdpSigned2":"MAA=","smdpSignature2":"{sig}","smdpCertificate":"MAA="}}"#
         );
-        assert!(serde_json::from_str::<ResponseMessage<AuthenticateClientResponse>>(&json).is_err());
+        assert!(
+            serde_json::from_str::<ResponseMessage<AuthenticateClientResponse>>(&json).is_err()
+        );
         // A Failed status without code still maps to an error.
         let json = r#"{"header":{"functionExecutionStatus":{"status":"Failed"}}}"#;
         let msg: ResponseMessage<EmptyBody> = serde_json::from_str(json).unwrap();
@@ -1039,12 +1055,28 @@ mod tests {
         let tid = TransactionId::from_bytes(&[0xde, 0xad]).unwrap();
         assert_eq!(tid.to_hex(), "DEAD");
         assert_eq!(format!("{tid:?}"), "TransactionId(DEAD)");
-        assert_eq!("".parse::<TransactionId>(), Err(InvalidTransactionId::Length));
-        assert_eq!("A".parse::<TransactionId>(), Err(InvalidTransactionId::Length));
-        assert_eq!("ABC".parse::<TransactionId>(), Err(InvalidTransactionId::NotHex));
-        assert_eq!("G0".parse::<TransactionId>(), Err(InvalidTransactionId::NotHex));
         assert_eq!(
-            "00112233445566778899AABBCCDDEEFF".parse::<TransactionId>().unwrap().as_bytes().len(),
+            "".parse::<TransactionId>(),
+            Err(InvalidTransactionId::Length)
+        );
+        assert_eq!(
+            "A".parse::<TransactionId>(),
+            Err(InvalidTransactionId::Length)
+        );
+        assert_eq!(
+            "ABC".parse::<TransactionId>(),
+            Err(InvalidTransactionId::NotHex)
+        );
+        assert_eq!(
+            "G0".parse::<TransactionId>(),
+            Err(InvalidTransactionId::NotHex)
+        );
+        assert_eq!(
+            "00112233445566778899AABBCCDDEEFF"
+                .parse::<TransactionId>()
+                .unwrap()
+                .as_bytes()
+                .len(),
             16
         );
     }

@@ -243,7 +243,10 @@ pub const ALL: &[(StatusCode, &str)] = &[
         BPP_UNAVAILABLE_FOR_NEW_BINDING,
         "BPP is not available for a new binding.",
     ),
-    (NO_ELIGIBLE_PROFILE, "No eligible Profile for this eUICC/Device."),
+    (
+        NO_ELIGIBLE_PROFILE,
+        "No eligible Profile for this eUICC/Device.",
+    ),
     (
         MATCHING_ID_REFUSED,
         "MatchingID (AC_Token or EventID) is refused.",
@@ -439,7 +442,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed_codes() {
-        for (s, r) in [("", "1"), ("8..1", "1"), ("8.a", "1"), ("8.1.", "3"), ("8", " 3")] {
+        for (s, r) in [
+            ("", "1"),
+            ("8..1", "1"),
+            ("8.a", "1"),
+            ("8.1.", "3"),
+            ("8", " 3"),
+        ] {
             assert_eq!(StatusCode::parse(s, r), Err(InvalidStatusCode), "{s}/{r}");
         }
         assert!(StatusCode::parse(&"1".repeat(33), "1").is_err());

@@ -162,48 +162,33 @@ trait Dispatch<S: Es9Service>: Es9Request {
     /// The response body type.
     type Output: Serialize + Send + 'static;
     /// Calls the service.
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send;
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send;
 }
 
 impl<S: Es9Service> Dispatch<S> for InitiateAuthenticationRequest {
     type Output = smdpp_core::es9_json::InitiateAuthenticationResponse;
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         service.initiate_authentication(self)
     }
 }
 
 impl<S: Es9Service> Dispatch<S> for AuthenticateClientRequest {
     type Output = smdpp_core::es9_json::AuthenticateClientResponse;
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         service.authenticate_client(self)
     }
 }
 
 impl<S: Es9Service> Dispatch<S> for GetBoundProfilePackageRequest {
     type Output = smdpp_core::es9_json::GetBoundProfilePackageResponse;
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         service.get_bound_profile_package(self)
     }
 }
 
 impl<S: Es9Service> Dispatch<S> for HandleNotificationRequest {
     type Output = EmptyBody;
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         let fut = service.handle_notification(self);
         async move { fut.await.map(|()| EmptyBody {}) }
     }
@@ -211,10 +196,7 @@ impl<S: Es9Service> Dispatch<S> for HandleNotificationRequest {
 
 impl<S: Es9Service> Dispatch<S> for CancelSessionRequest {
     type Output = EmptyBody;
-    fn call(
-        self,
-        service: &S,
-    ) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
+    fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         let fut = service.cancel_session(self);
         async move { fut.await.map(|()| EmptyBody {}) }
     }
@@ -243,11 +225,7 @@ where
         Err(error) => {
             log.failure = Some(error.code.clone());
             if R::FUNCTION.is_notification() && error.code == FUNCTION_PROVIDER_INACCESSIBLE {
-                (
-                    HttpStatus::SERVICE_UNAVAILABLE,
-                    [(X_ADMIN_PROTOCOL, admin)],
-                )
-                    .into_response()
+                (HttpStatus::SERVICE_UNAVAILABLE, [(X_ADMIN_PROTOCOL, admin)]).into_response()
             } else {
                 json_response(&ResponseMessage::<R::Output>::failed(&error), admin)
             }

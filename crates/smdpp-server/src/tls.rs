@@ -12,8 +12,9 @@
 //!   needs an OpenSSL-based listener; [`crate::ListenMode`] keeps the listener replaceable.
 //! - For TLS 1.2 the server SHALL select sha256/ecdsa: with a P-256 key rustls signs the
 //!   ServerKeyExchange with `ecdsa_secp256r1_sha256`.
-//! - Named curves: secp256r1 (23) is supported and preferred; X25519 is also offered (used by
-//!   TLS 1.3 clients, harmless in TLS 1.2). **brainpoolP256r1 (26) and FRP256V1 (0xFE00)**,
+//! - Named curves: TLS 1.2 key exchange uses secp256r1 (23) only; TLS 1.3 also accepts X25519
+//!   (what TLS 1.3 clients such as libcurl/OpenSSL send first). The group is the first one in
+//!   the client's list that we support. **brainpoolP256r1 (26) and FRP256V1 (0xFE00)**,
 //!   which 2.6.6 also lists, are not implemented by rustls or aws-lc-rs, neither as key
 //!   exchange groups nor as certificate keys: a brainpool-only client, or a brainpool DPtls
 //!   certificate (SGP.26 `CERT_S_SM_DP_TLS_BRP`), needs an OpenSSL listener too.
@@ -29,10 +30,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs;
+use rustls::crypto::{ActiveKeyExchange, CompletedKeyExchange, CryptoProvider, SupportedKxGroup};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls::{ServerConfig, SignatureScheme};
+use rustls::{NamedGroup, ProtocolVersion, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -75,8 +76,45 @@ pub fn es9_crypto_provider() -> CryptoProvider {
         cs::TLS13_CHACHA20_POLY1305_SHA256,
         cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     ];
-    provider.kx_groups = vec![kx::SECP256R1, kx::X25519];
+    provider.kx_groups = vec![kx::SECP256R1, &X25519_TLS13_ONLY];
     provider
+}
+
+/// X25519 restricted to TLS 1.3: section 2.6.6 names the curves usable in TLS 1.2
+/// (secp256r1, brainpoolP256r1, FRP256V1), and X25519 is not among them.
+static X25519_TLS13_ONLY: Tls13Only = Tls13Only(aws_lc_rs::kx_group::X25519);
+
+/// A key exchange group offered for TLS 1.3 only.
+#[derive(Debug)]
+struct Tls13Only(&'static dyn SupportedKxGroup);
+
+impl SupportedKxGroup for Tls13Only {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        self.0.start()
+    }
+
+    fn start_and_complete(
+        &self,
+        peer_pub_key: &[u8],
+    ) -> Result<CompletedKeyExchange, rustls::Error> {
+        self.0.start_and_complete(peer_pub_key)
+    }
+
+    fn ffdhe_group(&self) -> Option<rustls::ffdhe_groups::FfdheGroup<'static>> {
+        self.0.ffdhe_group()
+    }
+
+    fn name(&self) -> NamedGroup {
+        self.0.name()
+    }
+
+    fn fips(&self) -> bool {
+        self.0.fips()
+    }
+
+    fn usable_for_version(&self, version: ProtocolVersion) -> bool {
+        version == ProtocolVersion::TLSv1_3
+    }
 }
 
 /// Reads a PEM certificate chain (leaf first).

@@ -96,7 +96,10 @@ impl Es9Service for CannedService {
         })
     }
 
-    async fn handle_notification(&self, request: HandleNotificationRequest) -> Result<(), Es9Error> {
+    async fn handle_notification(
+        &self,
+        request: HandleNotificationRequest,
+    ) -> Result<(), Es9Error> {
         match request.pending_notification.first() {
             Some(0xff) => Err(Es9Error::new(
                 status::FUNCTION_PROVIDER_INACCESSIBLE,
@@ -230,9 +233,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -241,21 +243,41 @@ impl Reply {
 
     /// Asserts HTTP 200 + Failed with this code; returns the message.
     fn assert_failed(&self, code: &status::StatusCode) -> String {
-        assert_eq!(self.status, 200, "body: {:?}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.header("content-type"), Some("application/json;charset=UTF-8"));
+        assert_eq!(
+            self.status,
+            200,
+            "body: {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json;charset=UTF-8")
+        );
         assert_eq!(self.header("x-admin-protocol"), Some("gsma/rsp/v2.2.0"));
         let v = self.json();
         let st = &v["header"]["functionExecutionStatus"];
         assert_eq!(st["status"], "Failed", "{v}");
         assert_eq!(st["statusCodeData"]["subjectCode"], code.subject(), "{v}");
         assert_eq!(st["statusCodeData"]["reasonCode"], code.reason(), "{v}");
-        assert_eq!(v.as_object().unwrap().len(), 1, "no body members on failure: {v}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            1,
+            "no body members on failure: {v}"
+        );
         st["statusCodeData"]["message"].as_str().unwrap().to_owned()
     }
 
     fn assert_success(&self) -> Value {
-        assert_eq!(self.status, 200, "body: {:?}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.header("content-type"), Some("application/json;charset=UTF-8"));
+        assert_eq!(
+            self.status,
+            200,
+            "body: {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json;charset=UTF-8")
+        );
         assert_eq!(self.header("x-admin-protocol"), Some("gsma/rsp/v2.2.0"));
         let v = self.json();
         assert_eq!(
@@ -426,7 +448,16 @@ fn auth_client_body(tid: &str) -> String {
 #[tokio::test]
 async fn tls13_h2_initiate_authentication_success() {
     let server = TestServer::tls().await;
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, INITIATE, &lpac_headers(), initiate_body()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        INITIATE,
+        &lpac_headers(),
+        initiate_body(),
+    )
+    .await;
     assert_eq!(r.tls_version, Some(ProtocolVersion::TLSv1_3));
     assert_eq!(r.alpn.as_deref(), Some(&b"h2"[..]));
     let v = r.assert_success();
@@ -447,7 +478,16 @@ async fn tls13_h2_initiate_authentication_success() {
 #[tokio::test]
 async fn tls12_forced_http1_uses_the_sgp22_suite() {
     let server = TestServer::tls().await;
-    let r = https(&server, Tls::V12, Alpn::H1, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("0A0B")).await;
+    let r = https(
+        &server,
+        Tls::V12,
+        Alpn::H1,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("0A0B"),
+    )
+    .await;
     assert_eq!(r.tls_version, Some(ProtocolVersion::TLSv1_2));
     assert_eq!(
         r.suite,
@@ -467,17 +507,41 @@ async fn tls12_forced_http1_uses_the_sgp22_suite() {
 async fn every_function_over_tls12_h2_and_tls13_h1() {
     let server = TestServer::tls().await;
     for (tls, alpn) in [(Tls::V12, Alpn::H2), (Tls::V13, Alpn::H1)] {
-        let r = https(&server, tls, alpn, Method::POST, GET_BPP, &lpac_headers(),
-            json!({"transactionId": "0A0B", "prepareDownloadResponse": "vyEA"}).to_string()).await;
+        let r = https(
+            &server,
+            tls,
+            alpn,
+            Method::POST,
+            GET_BPP,
+            &lpac_headers(),
+            json!({"transactionId": "0A0B", "prepareDownloadResponse": "vyEA"}).to_string(),
+        )
+        .await;
         assert_eq!(r.assert_success()["boundProfilePackage"], "vzYA");
 
-        let r = https(&server, tls, alpn, Method::POST, CANCEL, &lpac_headers(),
-            json!({"transactionId": "0A0B", "cancelSessionResponse": "v0EA"}).to_string()).await;
+        let r = https(
+            &server,
+            tls,
+            alpn,
+            Method::POST,
+            CANCEL,
+            &lpac_headers(),
+            json!({"transactionId": "0A0B", "cancelSessionResponse": "v0EA"}).to_string(),
+        )
+        .await;
         let v = r.assert_success();
         assert_eq!(v.as_object().unwrap().len(), 1, "header only: {v}");
 
-        let r = https(&server, tls, alpn, Method::POST, NOTIFY, &lpac_headers(),
-            json!({"pendingNotification": "vzcA"}).to_string()).await;
+        let r = https(
+            &server,
+            tls,
+            alpn,
+            Method::POST,
+            NOTIFY,
+            &lpac_headers(),
+            json!({"pendingNotification": "vzcA"}).to_string(),
+        )
+        .await;
         assert_eq!(r.status, 204);
         assert!(r.body.is_empty());
         assert_eq!(r.header("content-type"), None);
@@ -490,19 +554,55 @@ async fn every_function_over_tls12_h2_and_tls13_h1() {
 async fn content_type_variants() {
     let server = TestServer::tls().await;
     let with_ct = |ct: &'static str| {
-        vec![("x-admin-protocol", "gsma/rsp/v2.2.2"), ("content-type", ct)]
+        vec![
+            ("x-admin-protocol", "gsma/rsp/v2.2.2"),
+            ("content-type", ct),
+        ]
     };
-    for ok in ["application/json;charset=UTF-8", "application/json; charset=utf-8"] {
-        let r = https(&server, Tls::V13, Alpn::H2, Method::POST, INITIATE, &with_ct(ok), initiate_body()).await;
+    for ok in [
+        "application/json;charset=UTF-8",
+        "application/json; charset=utf-8",
+    ] {
+        let r = https(
+            &server,
+            Tls::V13,
+            Alpn::H2,
+            Method::POST,
+            INITIATE,
+            &with_ct(ok),
+            initiate_body(),
+        )
+        .await;
         r.assert_success();
     }
-    for bad in ["text/plain", "application/x-gsma-rsp-asn1", "application/json;charset=latin1"] {
-        let r = https(&server, Tls::V13, Alpn::H2, Method::POST, INITIATE, &with_ct(bad), initiate_body()).await;
+    for bad in [
+        "text/plain",
+        "application/x-gsma-rsp-asn1",
+        "application/json;charset=latin1",
+    ] {
+        let r = https(
+            &server,
+            Tls::V13,
+            Alpn::H2,
+            Method::POST,
+            INITIATE,
+            &with_ct(bad),
+            initiate_body(),
+        )
+        .await;
         let msg = r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
         assert!(msg.contains("Content-Type"), "{msg}");
     }
-    let r = https(&server, Tls::V13, Alpn::H1, Method::POST, INITIATE,
-        &[("x-admin-protocol", "gsma/rsp/v2.2.2")], initiate_body()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H1,
+        Method::POST,
+        INITIATE,
+        &[("x-admin-protocol", "gsma/rsp/v2.2.2")],
+        initiate_body(),
+    )
+    .await;
     r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
     server.stop().await;
 }
@@ -510,17 +610,47 @@ async fn content_type_variants() {
 #[tokio::test]
 async fn admin_protocol_missing_or_unsupported() {
     let server = TestServer::tls().await;
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, INITIATE,
-        &[("content-type", "application/json")], initiate_body()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        INITIATE,
+        &[("content-type", "application/json")],
+        initiate_body(),
+    )
+    .await;
     let msg = r.assert_failed(&status::PROTOCOL_VERSION_MISSING);
     assert!(msg.contains("X-Admin-Protocol"), "{msg}");
     for bad in ["gsma/rsp/v1.0.0", "gsma/rsp/v4.0.0", "rsp/2.2.2"] {
-        let r = https(&server, Tls::V13, Alpn::H1, Method::POST, INITIATE,
-            &[("content-type", "application/json"), ("x-admin-protocol", bad)], initiate_body()).await;
+        let r = https(
+            &server,
+            Tls::V13,
+            Alpn::H1,
+            Method::POST,
+            INITIATE,
+            &[
+                ("content-type", "application/json"),
+                ("x-admin-protocol", bad),
+            ],
+            initiate_body(),
+        )
+        .await;
         r.assert_failed(&status::PROTOCOL_VERSION_UNSUPPORTED);
     }
-    let r = https(&server, Tls::V13, Alpn::H1, Method::POST, INITIATE,
-        &[("content-type", "application/json"), ("x-admin-protocol", "gsma/rsp/v3.1.0")], initiate_body()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H1,
+        Method::POST,
+        INITIATE,
+        &[
+            ("content-type", "application/json"),
+            ("x-admin-protocol", "gsma/rsp/v3.1.0"),
+        ],
+        initiate_body(),
+    )
+    .await;
     r.assert_success();
     server.stop().await;
 }
@@ -532,11 +662,25 @@ async fn admin_protocol_optional_when_configured_plain_http() {
         ..Es9HttpConfig::default()
     };
     let server = TestServer::start(false, config).await;
-    let r = http(&server, INITIATE, &[("content-type", "application/json")], &initiate_body()).await;
+    let r = http(
+        &server,
+        INITIATE,
+        &[("content-type", "application/json")],
+        &initiate_body(),
+    )
+    .await;
     r.assert_success();
     // A wrong value is still refused.
-    let r = http(&server, INITIATE,
-        &[("content-type", "application/json"), ("x-admin-protocol", "gsma/rsp/v9")], &initiate_body()).await;
+    let r = http(
+        &server,
+        INITIATE,
+        &[
+            ("content-type", "application/json"),
+            ("x-admin-protocol", "gsma/rsp/v9"),
+        ],
+        &initiate_body(),
+    )
+    .await;
     r.assert_failed(&status::PROTOCOL_VERSION_UNSUPPORTED);
     server.stop().await;
 }
@@ -545,24 +689,62 @@ async fn admin_protocol_optional_when_configured_plain_http() {
 async fn malformed_requests_fail_with_http_200() {
     let server = TestServer::tls().await;
     let cases: Vec<(&str, String, status::StatusCode)> = vec![
-        (INITIATE, "{not json".to_owned(), status::PROTOCOL_FORMAT_INVALID),
+        (
+            INITIATE,
+            "{not json".to_owned(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
         (INITIATE, "[]".to_owned(), status::PROTOCOL_FORMAT_INVALID),
         (INITIATE, String::new(), status::PROTOCOL_FORMAT_INVALID),
-        (INITIATE, json!({"smdpAddress": "127.0.0.1", "euiccInfo1": "vyAA"}).to_string(),
-            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING),
-        (INITIATE, json!({"smdpAddress": "127.0.0.1", "euiccInfo1": "vyAA",
-            "euiccChallenge": "AAEC"}).to_string(), status::PROTOCOL_FORMAT_INVALID),
-        (AUTH_CLIENT, json!({"transactionId": "0A0B", "authenticateServerResponse": "%%%"}).to_string(),
-            status::PROTOCOL_FORMAT_INVALID),
-        (AUTH_CLIENT, json!({"transactionId": "XYZ", "authenticateServerResponse": "vzgA"}).to_string(),
-            status::PROTOCOL_FORMAT_INVALID),
-        (CANCEL, json!({"cancelSessionResponse": "v0EA"}).to_string(),
-            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING),
-        (NOTIFY, "{}".to_owned(), status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING),
-        (NOTIFY, json!({"pendingNotification": 5}).to_string(), status::PROTOCOL_FORMAT_INVALID),
+        (
+            INITIATE,
+            json!({"smdpAddress": "127.0.0.1", "euiccInfo1": "vyAA"}).to_string(),
+            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING,
+        ),
+        (
+            INITIATE,
+            json!({"smdpAddress": "127.0.0.1", "euiccInfo1": "vyAA",
+            "euiccChallenge": "AAEC"})
+            .to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            AUTH_CLIENT,
+            json!({"transactionId": "0A0B", "authenticateServerResponse": "%%%"}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            AUTH_CLIENT,
+            json!({"transactionId": "XYZ", "authenticateServerResponse": "vzgA"}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            CANCEL,
+            json!({"cancelSessionResponse": "v0EA"}).to_string(),
+            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING,
+        ),
+        (
+            NOTIFY,
+            "{}".to_owned(),
+            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING,
+        ),
+        (
+            NOTIFY,
+            json!({"pendingNotification": 5}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
     ];
     for (path, body, code) in cases {
-        let r = https(&server, Tls::V13, Alpn::H2, Method::POST, path, &lpac_headers(), body.clone()).await;
+        let r = https(
+            &server,
+            Tls::V13,
+            Alpn::H2,
+            Method::POST,
+            path,
+            &lpac_headers(),
+            body.clone(),
+        )
+        .await;
         let msg = r.assert_failed(&code);
         assert!(!msg.is_empty(), "{path} {body}");
     }
@@ -572,20 +754,66 @@ async fn malformed_requests_fail_with_http_200() {
 #[tokio::test]
 async fn service_errors_are_reported() {
     let server = TestServer::tls().await;
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("DEAD")).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("DEAD"),
+    )
+    .await;
     let msg = r.assert_failed(&status::TRANSACTION_ID_UNKNOWN);
-    assert_eq!(msg, "The RSP session identified by the TransactionID is unknown.");
+    assert_eq!(
+        msg,
+        "The RSP session identified by the TransactionID is unknown."
+    );
     // A service panic becomes 1.2/4.2 and the server keeps serving.
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("BAD0")).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("BAD0"),
+    )
+    .await;
     r.assert_failed(&status::FUNCTION_PROVIDER_EXECUTION_ERROR);
     // Notification that can never be processed: 200 Failed; transient failure: 503.
-    let r = https(&server, Tls::V13, Alpn::H1, Method::POST, NOTIFY, &lpac_headers(),
-        json!({"pendingNotification": "7g=="}).to_string()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H1,
+        Method::POST,
+        NOTIFY,
+        &lpac_headers(),
+        json!({"pendingNotification": "7g=="}).to_string(),
+    )
+    .await;
     r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
-    let r = https(&server, Tls::V13, Alpn::H1, Method::POST, NOTIFY, &lpac_headers(),
-        json!({"pendingNotification": "/w=="}).to_string()).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H1,
+        Method::POST,
+        NOTIFY,
+        &lpac_headers(),
+        json!({"pendingNotification": "/w=="}).to_string(),
+    )
+    .await;
     assert_eq!(r.status, 503);
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("0A0B")).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("0A0B"),
+    )
+    .await;
     r.assert_success();
     server.stop().await;
 }
@@ -598,7 +826,16 @@ async fn request_timeout_fails_cleanly() {
     };
     let server = TestServer::start(true, config).await;
     let start = Instant::now();
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("5105")).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("5105"),
+    )
+    .await;
     r.assert_failed(&status::FUNCTION_PROVIDER_EXECUTION_ERROR);
     assert!(start.elapsed() < Duration::from_secs(3));
     server.stop().await;
@@ -613,7 +850,16 @@ async fn oversized_body_is_refused() {
         "A".repeat(2 * 1024 * 1024)
     );
     for alpn in [Alpn::H2, Alpn::H1] {
-        let r = https(&server, Tls::V13, alpn, Method::POST, AUTH_CLIENT, &lpac_headers(), big.clone()).await;
+        let r = https(
+            &server,
+            Tls::V13,
+            alpn,
+            Method::POST,
+            AUTH_CLIENT,
+            &lpac_headers(),
+            big.clone(),
+        )
+        .await;
         let msg = r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
         assert!(msg.contains("larger than 1048576"), "{msg}");
     }
@@ -622,10 +868,28 @@ async fn oversized_body_is_refused() {
         r#"{{"transactionId":"0A0B","authenticateServerResponse":"{}"}}"#,
         "A".repeat(1000 * 1024)
     );
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), body).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        body,
+    )
+    .await;
     r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
     // The server is still fine.
-    let r = https(&server, Tls::V13, Alpn::H1, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("0A0B")).await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H1,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("0A0B"),
+    )
+    .await;
     r.assert_success();
     server.stop().await;
 }
@@ -633,9 +897,27 @@ async fn oversized_body_is_refused() {
 #[tokio::test]
 async fn routing_404_405_and_healthz() {
     let server = TestServer::tls().await;
-    let r = https(&server, Tls::V13, Alpn::H2, Method::POST, "/gsma/rsp2/es9plus/nope", &lpac_headers(), "{}").await;
+    let r = https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        "/gsma/rsp2/es9plus/nope",
+        &lpac_headers(),
+        "{}",
+    )
+    .await;
     assert_eq!(r.status, 404);
-    let r = https(&server, Tls::V12, Alpn::H1, Method::POST, "/", &lpac_headers(), "{}").await;
+    let r = https(
+        &server,
+        Tls::V12,
+        Alpn::H1,
+        Method::POST,
+        "/",
+        &lpac_headers(),
+        "{}",
+    )
+    .await;
     assert_eq!(r.status, 404);
     for alpn in [Alpn::H1, Alpn::H2] {
         let r = https(&server, Tls::V13, alpn, Method::GET, INITIATE, &[], "").await;
@@ -660,16 +942,28 @@ async fn concurrency_is_bounded() {
     for _ in 0..3 {
         let server = Arc::clone(&server);
         tasks.push(tokio::spawn(async move {
-            https(&server, Tls::V13, Alpn::H2, Method::POST, AUTH_CLIENT, &lpac_headers(), auth_client_body("51EE"))
-                .await
-                .assert_success();
+            https(
+                &server,
+                Tls::V13,
+                Alpn::H2,
+                Method::POST,
+                AUTH_CLIENT,
+                &lpac_headers(),
+                auth_client_body("51EE"),
+            )
+            .await
+            .assert_success();
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
     // Three 300 ms calls through one slot take at least 900 ms.
-    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     let server = Arc::into_inner(server).unwrap();
     server.stop().await;
 }
@@ -681,21 +975,33 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let addr = server.addr;
     // Start a slow request, then signal shutdown while it runs.
     let slow = tokio::spawn(async move {
-        let connector = tokio_rustls::TlsConnector::from(client_config(&pki_cert, Tls::V13, Alpn::H1));
+        let connector =
+            tokio_rustls::TlsConnector::from(client_config(&pki_cert, Tls::V13, Alpn::H1));
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let stream = connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap();
-        send_on(stream, Alpn::H1, "localhost", Method::POST, AUTH_CLIENT, &lpac_headers(),
-            Bytes::from(auth_client_body("51EE"))).await
+        send_on(
+            stream,
+            Alpn::H1,
+            "localhost",
+            Method::POST,
+            AUTH_CLIENT,
+            &lpac_headers(),
+            Bytes::from(auth_client_body("51EE")),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.stop().await;
     let (status, _, body) = slow.await.unwrap();
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["header"]["functionExecutionStatus"]["status"], "Executed-Success");
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"],
+        "Executed-Success"
+    );
     // The listener is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
@@ -724,20 +1030,34 @@ async fn openssl_negotiates_tls12_ecdhe_ecdsa_aes128_gcm() {
     let server = TestServer::tls().await;
     let addr = server.addr;
     let (ok, text) = tokio::task::spawn_blocking(move || {
-        openssl_s_client(addr, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-groups", "P-256"])
+        openssl_s_client(
+            addr,
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+        )
     })
     .await
     .unwrap();
     assert!(ok, "{text}");
-    assert!(text.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), "{text}");
-    assert!(text.contains("Protocol  : TLSv1.2") || text.contains("TLSv1.2"), "{text}");
+    assert!(
+        text.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{text}"
+    );
+    assert!(text.contains("Protocol  : TLSv1.2"), "{text}");
+    // OpenSSL offers X25519 first; in TLS 1.2 only secp256r1 is used (SGP.22 2.6.6).
+    assert!(text.contains("Server Temp Key: ECDH, prime256v1"), "{text}");
+    let (ok, text) = tokio::task::spawn_blocking(move || {
+        openssl_s_client(addr, &["-tls1_2", "-groups", "X25519"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok && text.contains("handshake failure"), "{text}");
     // The CBC suite of SGP.22 2.6.6 cannot be offered by rustls (documented limitation).
     let (ok, text) = tokio::task::spawn_blocking(move || {
         openssl_s_client(addr, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"])
     })
     .await
     .unwrap();
-    assert!(!ok || !text.contains("Cipher is ECDHE-ECDSA-AES128-SHA256"), "{text}");
+    assert!(!ok && text.contains("handshake failure"), "{text}");
     // ALPN h2 with TLS 1.3, like lpac/libcurl.
     let (ok, text) = tokio::task::spawn_blocking(move || {
         openssl_s_client(addr, &["-tls1_3", "-alpn", "h2,http/1.1"])
@@ -773,12 +1093,23 @@ fn pem_loading_accepts_pkcs8_and_sec1_p256() {
         .arg(&sec1)
         .output()
         .expect("openssl CLI not found");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read_to_string(&sec1).unwrap().contains("BEGIN EC PRIVATE KEY"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&sec1)
+            .unwrap()
+            .contains("BEGIN EC PRIVATE KEY")
+    );
     let key = load_private_key(&sec1).unwrap();
     assert!(matches!(key, rustls::pki_types::PrivateKeyDer::Sec1(_)));
     let config = server_config(chain, key).unwrap();
-    assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert_eq!(
+        config.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
 }
 
 #[test]
@@ -798,7 +1129,10 @@ fn pem_loading_rejects_other_keys_and_mismatches() {
     assert!(matches!(err, TlsSetupError::KeyMismatch(_)), "{err}");
     // Files without the expected PEM sections.
     let empty = write(dir.path(), "empty.pem", "nothing here\n");
-    assert!(matches!(load_certificate_chain(&empty), Err(TlsSetupError::NoCertificate(_))));
+    assert!(matches!(
+        load_certificate_chain(&empty),
+        Err(TlsSetupError::NoCertificate(_))
+    ));
     assert!(load_private_key(&empty).is_err());
     assert!(load_private_key(dir.path().join("missing.pem")).is_err());
 }

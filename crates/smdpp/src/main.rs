@@ -1,1 +1,260 @@
-fn main() {}
+//! The `smdpp` command: argument parsing and wiring only. Every behaviour lives in the library
+//! crates (`rsp-pki`, `rsp-crypto`, `smdpp-core`, ...).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use rsp_crypto::Curve;
+use smdpp_core::ActivationCode;
+
+/// An open-source GSMA SGP.22 SM-DP+.
+#[derive(Parser, Debug)]
+#[command(name = "smdpp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Test PKI: certificates and keys for a CI, an EUM, an eUICC and the SM-DP+ roles.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Activation Codes (SGP.22 section 4.1).
+    Ac {
+        #[command(subcommand)]
+        command: AcCommand,
+    },
+    /// Benchmarks that print figures for this machine.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PkiCommand {
+    /// Write a test PKI (ci, eum, euicc, dpauth, dppb, dptls: .pem + .key) into a directory.
+    Init {
+        /// Directory to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Curve of every key and certificate.
+        #[arg(long, value_enum, default_value_t = CurveArg::Nist)]
+        curve: CurveArg,
+        /// SM-DP+ address (FQDN) for the DPtls certificate.
+        #[arg(long, default_value = "testsmdpplus1.example.com")]
+        smdp_address: String,
+        /// SM-DP+ OID, carried in the DPauth, DPpb and DPtls subjectAltName.
+        #[arg(long, default_value = "2.999.10")]
+        smdp_oid: String,
+        /// EID of the generated eUICC (32 digits); its first 8 digits become the EUM's range.
+        #[arg(long)]
+        eid: Option<String>,
+        /// Overwrite files that already exist in the directory.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AcCommand {
+    /// Parse an Activation Code and print its fields.
+    Parse {
+        /// The code, with or without the `LPA:` prefix.
+        code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build an Activation Code from its fields.
+    Format {
+        /// SM-DP+ address (FQDN[:port]).
+        #[arg(long)]
+        smdp_address: String,
+        /// MatchingID (0-9, A-Z, '-'); may be empty.
+        #[arg(long, default_value = "")]
+        matching_id: String,
+        /// SM-DP+ OID.
+        #[arg(long)]
+        smdp_oid: Option<String>,
+        /// Mark that a Confirmation Code is required.
+        #[arg(long)]
+        cc_required: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// The server's per-download cryptography on this machine: 3 signs, 5 verifies, one
+    /// one-time key pair + ECDH, the KDF and SCP03t over a 20 KB profile, on each curve.
+    Crypto {
+        /// Downloads to measure per curve (the median is reported).
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
+        /// Which curve(s).
+        #[arg(long, value_enum, default_value_t = CurveChoice::Both)]
+        curve: CurveChoice,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CurveArg {
+    /// NIST P-256.
+    Nist,
+    /// brainpoolP256r1.
+    Brainpool,
+}
+
+impl From<CurveArg> for Curve {
+    fn from(c: CurveArg) -> Curve {
+        match c {
+            CurveArg::Nist => Curve::NistP256,
+            CurveArg::Brainpool => Curve::BrainpoolP256r1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CurveChoice {
+    /// NIST P-256 and brainpoolP256r1.
+    Both,
+    /// NIST P-256.
+    Nist,
+    /// brainpoolP256r1.
+    Brainpool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Pki { command: PkiCommand::Init { out, curve, smdp_address, smdp_oid, eid, force } } => {
+            pki_init(out, curve.into(), smdp_address, smdp_oid, eid, force)
+        }
+        Command::Ac { command } => ac(command),
+        Command::Bench { command: BenchCommand::Crypto { iterations, curve } } => {
+            bench_crypto(iterations, curve)
+        }
+    }
+}
+
+fn pki_init(
+    out: PathBuf,
+    curve: Curve,
+    smdp_address: String,
+    smdp_oid: String,
+    eid: Option<String>,
+    force: bool,
+) -> Result<()> {
+    smdpp_core::activation_code::validate_address(&smdp_address)
+        .map_err(|e| anyhow::anyhow!("--smdp-address: {e}"))?;
+    if !force {
+        for (cert, key) in rsp_pki::generate::LAYOUT {
+            for name in [cert, key] {
+                let path = out.join(name);
+                if path.exists() {
+                    bail!("{} already exists; use --force to overwrite", path.display());
+                }
+            }
+        }
+    }
+    let mut options = rsp_pki::generate::PkiOptions::new(curve);
+    options.smdp_address = smdp_address;
+    options.smdp_oid = smdp_oid;
+    options.eid = eid;
+    let pki = rsp_pki::generate::generate(&options).context("generating the test PKI")?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    pki.write_to(&out).with_context(|| format!("writing into {}", out.display()))?;
+    println!("test PKI ({}) written to {}", curve.name(), out.display());
+    println!("  eUICC EID: {}", pki.eid);
+    for (cert, key) in rsp_pki::generate::LAYOUT {
+        println!("  {cert:<11} {key}");
+    }
+    println!(
+        "check: openssl verify -CAfile {0}/ci.pem -untrusted {0}/eum.pem {0}/euicc.pem",
+        out.display()
+    );
+    Ok(())
+}
+
+fn ac(command: AcCommand) -> Result<()> {
+    match command {
+        AcCommand::Parse { code, json } => {
+            let ac = ActivationCode::parse(&code)?;
+            if json {
+                let v = serde_json::json!({
+                    "smdpAddress": ac.smdp_address,
+                    "matchingId": ac.matching_id,
+                    "smdpOid": ac.smdp_oid,
+                    "confirmationCodeRequired": ac.confirmation_code_required,
+                });
+                println!("{v}");
+            } else {
+                println!("SM-DP+ address:          {}", ac.smdp_address);
+                println!("matching ID:             {}", ac.matching_id);
+                println!("SM-DP+ OID:              {}", ac.smdp_oid.as_deref().unwrap_or("-"));
+                println!(
+                    "confirmation code:       {}",
+                    if ac.confirmation_code_required { "required" } else { "not required" }
+                );
+            }
+            Ok(())
+        }
+        AcCommand::Format { smdp_address, matching_id, smdp_oid, cc_required } => {
+            let ac = ActivationCode {
+                smdp_address,
+                matching_id,
+                smdp_oid,
+                confirmation_code_required: cc_required,
+            };
+            ac.validate()?;
+            println!("{}", ac.to_qr_string());
+            Ok(())
+        }
+    }
+}
+
+fn bench_crypto(iterations: u32, choice: CurveChoice) -> Result<()> {
+    if iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let curves: &[Curve] = match choice {
+        CurveChoice::Both => &[Curve::NistP256, Curve::BrainpoolP256r1],
+        CurveChoice::Nist => &[Curve::NistP256],
+        CurveChoice::Brainpool => &[Curve::BrainpoolP256r1],
+    };
+    if cfg!(debug_assertions) {
+        eprintln!("note: this is a debug build; run with --release for meaningful figures");
+    }
+    for &curve in curves {
+        let report = rsp_crypto::bench::per_download_floor(curve, iterations)
+            .with_context(|| format!("benchmarking {}", curve.name()))?;
+        println!("{report}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}
