@@ -52,6 +52,7 @@ pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), PkiError> {
         }
         let (len_bytes, r) = rest.split_at(n);
         rest = r;
+        // Invariant: n >= 1, checked above.
         if len_bytes[0] == 0 {
             return Err(malformed("non-minimal length encoding"));
         }
@@ -130,6 +131,8 @@ pub(crate) fn oid_to_dotted(bytes: &[u8]) -> Result<String, PkiError> {
         }
     }
     let mut out = String::new();
+    // Invariant: `bytes` is non-empty and ends with a byte without the continuation bit, so
+    // at least one arc was pushed.
     let first = arcs[0];
     let (a, b) = if first < 40 {
         (0, first)

@@ -378,7 +378,7 @@ pub mod ext {
         dertlv::octet_string(id)
     }
 
-    /// AuthorityKeyIdentifier with keyIdentifier [0] only.
+    /// AuthorityKeyIdentifier with `keyIdentifier [0]` only.
     pub fn aki(id: &[u8]) -> Vec<u8> {
         dertlv::seq(&[&dertlv::tlv(0x80, id)])
     }

@@ -191,7 +191,7 @@ impl FromStr for TransactionId {
         if s.len() < 2 || s.len() > 2 * Self::MAX_LEN {
             return Err(InvalidTransactionId::Length);
         }
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(InvalidTransactionId::NotHex);
         }
         fn nibble(c: u8) -> Option<u8> {
@@ -756,6 +756,7 @@ pub fn parse_request<T: Es9Request>(body: &[u8]) -> Result<T, Es9Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::status::{ExecutionStatus, TRANSACTION_ID_UNKNOWN};

@@ -43,7 +43,11 @@ pub trait Es9Service: Send + Sync + 'static {
     ///
     /// An `Err` is answered with HTTP 200 and a `Failed` status, which an LPA also takes as an
     /// acknowledgement (lpac checks only for 2xx) and then deletes the notification; so return
-    /// `Err` only for notifications that can never be processed, not for transient failures.
+    /// such errors only for notifications that can never be processed. For a transient failure
+    /// (e.g. the store is down) return [`FUNCTION_PROVIDER_INACCESSIBLE`] (`1.2/5.1`): it is
+    /// answered HTTP 503 so that the LPA keeps the notification and retries later.
+    ///
+    /// [`FUNCTION_PROVIDER_INACCESSIBLE`]: smdpp_core::status::FUNCTION_PROVIDER_INACCESSIBLE
     fn handle_notification(
         &self,
         request: HandleNotificationRequest,

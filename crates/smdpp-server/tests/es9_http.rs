@@ -895,6 +895,36 @@ async fn oversized_body_is_refused() {
 }
 
 #[tokio::test]
+async fn oversized_chunked_body_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(false, Es9HttpConfig::default()).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST {AUTH_CLIENT} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Admin-Protocol: gsma/rsp/v2.2.2\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("10000\r\n{}\r\n", "A".repeat(0x10000));
+    // 2 MiB in 64 KiB chunks, no Content-Length; the server may stop reading after 1 MiB.
+    for _ in 0..32 {
+        if tcp.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains(r#""subjectCode":"1.3.1","reasonCode":"2.1""#),
+        "{text}"
+    );
+    assert!(text.contains("larger than 1048576"), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn routing_404_405_and_healthz() {
     let server = TestServer::tls().await;
     let r = https(

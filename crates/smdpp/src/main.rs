@@ -142,13 +142,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Pki { command: PkiCommand::Init { out, curve, smdp_address, smdp_oid, eid, force } } => {
-            pki_init(out, curve.into(), smdp_address, smdp_oid, eid, force)
-        }
+        Command::Pki {
+            command:
+                PkiCommand::Init {
+                    out,
+                    curve,
+                    smdp_address,
+                    smdp_oid,
+                    eid,
+                    force,
+                },
+        } => pki_init(out, curve.into(), smdp_address, smdp_oid, eid, force),
         Command::Ac { command } => ac(command),
-        Command::Bench { command: BenchCommand::Crypto { iterations, curve } } => {
-            bench_crypto(iterations, curve)
-        }
+        Command::Bench {
+            command: BenchCommand::Crypto { iterations, curve },
+        } => bench_crypto(iterations, curve),
     }
 }
 
@@ -163,25 +171,29 @@ fn pki_init(
     smdpp_core::activation_code::validate_address(&smdp_address)
         .map_err(|e| anyhow::anyhow!("--smdp-address: {e}"))?;
     if !force {
-        for (cert, key) in rsp_pki::generate::LAYOUT {
+        for (cert, key) in rsp_pki::LAYOUT {
             for name in [cert, key] {
                 let path = out.join(name);
                 if path.exists() {
-                    bail!("{} already exists; use --force to overwrite", path.display());
+                    bail!(
+                        "{} already exists; use --force to overwrite",
+                        path.display()
+                    );
                 }
             }
         }
     }
-    let mut options = rsp_pki::generate::PkiOptions::new(curve);
+    let mut options = rsp_pki::PkiOptions::new(curve);
     options.smdp_address = smdp_address;
     options.smdp_oid = smdp_oid;
     options.eid = eid;
-    let pki = rsp_pki::generate::generate(&options).context("generating the test PKI")?;
+    let pki = rsp_pki::generate(options).context("generating the test PKI")?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    pki.write_to(&out).with_context(|| format!("writing into {}", out.display()))?;
+    pki.write_to(&out)
+        .with_context(|| format!("writing into {}", out.display()))?;
     println!("test PKI ({}) written to {}", curve.name(), out.display());
     println!("  eUICC EID: {}", pki.eid);
-    for (cert, key) in rsp_pki::generate::LAYOUT {
+    for (cert, key) in rsp_pki::LAYOUT {
         println!("  {cert:<11} {key}");
     }
     println!(
@@ -206,15 +218,27 @@ fn ac(command: AcCommand) -> Result<()> {
             } else {
                 println!("SM-DP+ address:          {}", ac.smdp_address);
                 println!("matching ID:             {}", ac.matching_id);
-                println!("SM-DP+ OID:              {}", ac.smdp_oid.as_deref().unwrap_or("-"));
+                println!(
+                    "SM-DP+ OID:              {}",
+                    ac.smdp_oid.as_deref().unwrap_or("-")
+                );
                 println!(
                     "confirmation code:       {}",
-                    if ac.confirmation_code_required { "required" } else { "not required" }
+                    if ac.confirmation_code_required {
+                        "required"
+                    } else {
+                        "not required"
+                    }
                 );
             }
             Ok(())
         }
-        AcCommand::Format { smdp_address, matching_id, smdp_oid, cc_required } => {
+        AcCommand::Format {
+            smdp_address,
+            matching_id,
+            smdp_oid,
+            cc_required,
+        } => {
             let ac = ActivationCode {
                 smdp_address,
                 matching_id,
@@ -241,7 +265,7 @@ fn bench_crypto(iterations: u32, choice: CurveChoice) -> Result<()> {
         eprintln!("note: this is a debug build; run with --release for meaningful figures");
     }
     for &curve in curves {
-        let report = rsp_crypto::bench::per_download_floor(curve, iterations)
+        let report = rsp_crypto::bench::try_per_download_floor(curve, iterations)
             .with_context(|| format!("benchmarking {}", curve.name()))?;
         println!("{report}");
     }
