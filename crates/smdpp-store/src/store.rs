@@ -63,8 +63,10 @@ impl Backend {
 
 /// Versioned schema migrations, in order. Templates: see the header of
 /// `migrations/0001_initial.sql`.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "service", include_str!("../migrations/0002_service.sql")),
+];
 
 /// Connection tuning for [`Store::connect_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]

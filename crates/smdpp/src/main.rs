@@ -19,6 +19,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the SM-DP+ (ES9+ over HTTPS). With no configuration it creates ./smdpp-data with a
+    /// SQLite database, a test PKI and a demo profile, and listens on 127.0.0.1:8443.
+    Serve(smdpp_service::cli::ServeArgs),
+    /// The profile inventory: import UPP files, list, show.
+    Profiles {
+        #[command(subcommand)]
+        command: smdpp_service::cli::ProfilesCommand,
+    },
+    /// The virtual eUICC and LPA: create a device, download profiles, manage them, answer lpac.
+    Euicc {
+        #[command(subcommand)]
+        command: euicc_sim::cli::EuiccCommand,
+    },
     /// Test PKI: certificates and keys for a CI, an EUM, an eUICC and the SM-DP+ roles.
     Pki {
         #[command(subcommand)]
@@ -142,6 +155,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve(args) => smdpp_service::cli::serve_blocking(args),
+        Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
+        Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
             command:
                 PkiCommand::Init {

@@ -1,0 +1,439 @@
+//! The ES9+ HTTP client of the LPA: HTTP/1.1 POSTs of JSON over TLS (tokio-rustls) or plain
+//! TCP (for a TLS-terminating proxy), one connection per call (like lpac).
+//!
+//! TLS server authentication follows SGP.22 section 3.1.2 step 5: the server's certificate
+//! must be a valid CERT.DP.TLS chaining to one of the eUICC's trusted CIs
+//! ([`rsp_pki::validate_dp_chain`] with [`rsp_pki::DpRole::Tls`]), and its dNSName must match
+//! the host when the SM-DP+ address is a host name (IP literals are checked for the chain
+//! only). Handshake signatures are checked by rustls' own `verify_tls12_signature` /
+//! `verify_tls13_signature`. [`Transport::HttpsInsecure`] skips the certificate check for
+//! labs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use smdpp_core::es9_json::Es9Function;
+use smdpp_core::status::FunctionExecutionStatus;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::lpa::{LpaError, ServerError};
+
+/// The largest response body accepted (a BPP is at most 4 MiB, base64 adds a third).
+pub const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
+
+/// `User-Agent` sent on every request.
+pub const USER_AGENT: &str = "gsma-rsp-lpad";
+/// `X-Admin-Protocol` sent on every request.
+pub const ADMIN_PROTOCOL: &str = "gsma/rsp/v2.2.0";
+
+/// How to reach the SM-DP+.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// HTTPS; the server certificate must be a CERT.DP.TLS under one of these CIs.
+    Https(rsp_pki::TrustStore),
+    /// HTTPS without checking the server certificate (labs only).
+    HttpsInsecure,
+    /// Plain HTTP (behind a TLS-terminating proxy, or an in-test server).
+    Http,
+}
+
+/// A raw HTTP reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// The ES9+ client; cheap to clone and share between many simulated devices.
+#[derive(Clone)]
+pub struct Es9Client {
+    tls: Option<TlsConnector>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Es9Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Es9Client")
+            .field("tls", &self.tls.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct CiVerifier {
+    trust: rsp_pki::TrustStore,
+    provider: Arc<CryptoProvider>,
+}
+
+fn name_matches(pattern: &str, host: &str) -> bool {
+    let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match p.strip_prefix("*.") {
+        Some(suffix) => h
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+        None => p == h,
+    }
+}
+
+impl ServerCertVerifier for CiVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let now = time::OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let dp =
+            rsp_pki::validate_dp_chain(&self.trust, end_entity.as_ref(), rsp_pki::DpRole::Tls, now)
+                .map_err(|e| {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                        rustls::OtherError(Arc::new(e)),
+                    ))
+                })?;
+        if let ServerName::DnsName(name) = server_name
+            && !dp.dns_names.iter().any(|n| name_matches(n, name.as_ref()))
+        {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct NoCertCheck {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for NoCertCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Split `host[:port]` / `[v6]:port`.
+pub fn split_address(address: &str, default_port: u16) -> Result<(String, u16), LpaError> {
+    let bad = || LpaError::InvalidInput(format!("invalid SM-DP+ address {address:?}"));
+    if let Some(rest) = address.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if after.is_empty() => default_port,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => {
+            let port = p.parse().map_err(|_| bad())?;
+            if h.is_empty() {
+                return Err(bad());
+            }
+            Ok((h.to_owned(), port))
+        }
+        _ if address.is_empty() || address.contains(['/', ' ']) => Err(bad()),
+        _ => Ok((address.to_owned(), default_port)),
+    }
+}
+
+impl Es9Client {
+    /// A client for `transport`, with a 60 s timeout per call.
+    pub fn new(transport: Transport) -> Result<Es9Client, LpaError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match transport {
+            Transport::Http => {
+                return Ok(Es9Client {
+                    tls: None,
+                    timeout: Duration::from_secs(60),
+                });
+            }
+            Transport::Https(trust) => Arc::new(CiVerifier {
+                trust,
+                provider: provider.clone(),
+            }),
+            Transport::HttpsInsecure => Arc::new(NoCertCheck {
+                provider: provider.clone(),
+            }),
+        };
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| LpaError::Transport(format!("TLS configuration: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Es9Client {
+            tls: Some(TlsConnector::from(Arc::new(cfg))),
+            timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// Set the per-call timeout (connect + TLS + request + response).
+    pub fn with_timeout(mut self, timeout: Duration) -> Es9Client {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether calls use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// POST `body` (JSON) to `path` on the server at `address` (`host[:port]`).
+    pub async fn post(
+        &self,
+        address: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<HttpReply, LpaError> {
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let (host, port) = split_address(address, default_port)?;
+        let req = Request::post(path)
+            .header(hyper::header::HOST, address)
+            .header(hyper::header::USER_AGENT, USER_AGENT)
+            .header("X-Admin-Protocol", ADMIN_PROTOCOL)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| LpaError::InvalidInput(format!("building the request: {e}")))?;
+        let fut = async {
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| LpaError::Transport(format!("connecting to {address}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                Some(tls) => {
+                    let name = ServerName::try_from(host.clone()).map_err(|e| {
+                        LpaError::InvalidInput(format!("{host:?} is not a server name: {e}"))
+                    })?;
+                    let stream = tls.connect(name, tcp).await.map_err(|e| {
+                        LpaError::Transport(format!("TLS handshake with {address}: {e}"))
+                    })?;
+                    send(TokioIo::new(stream), req).await
+                }
+                None => send(TokioIo::new(tcp), req).await,
+            }
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| LpaError::Transport(format!("{address}{path}: timed out")))?
+    }
+
+    /// Call an ES9+ function that returns output data: the reply must be HTTP 2xx with
+    /// `header.functionExecutionStatus`; `Failed` becomes [`LpaError::Server`].
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        address: &str,
+        function: Es9Function,
+        req: &Req,
+    ) -> Result<Resp, LpaError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| LpaError::InvalidInput(format!("serializing the request: {e}")))?;
+        let reply = self.post(address, function.path(), body).await?;
+        check_http(function, &reply)?;
+        parse_response(function, &reply.body)
+    }
+
+    /// Call an ES9+ function without output data (HandleNotification, CancelSession): any 2xx
+    /// is success unless the body carries a `Failed` status.
+    pub async fn call_no_output<Req: Serialize>(
+        &self,
+        address: &str,
+        function: Es9Function,
+        req: &Req,
+    ) -> Result<(), LpaError> {
+        let body = serde_json::to_vec(req)
+            .map_err(|e| LpaError::InvalidInput(format!("serializing the request: {e}")))?;
+        let reply = self.post(address, function.path(), body).await?;
+        check_http(function, &reply)?;
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&reply.body).map_err(|e| LpaError::Protocol {
+                function,
+                detail: format!("response is not JSON: {e}"),
+            })?;
+        check_status(function, &v)
+    }
+}
+
+async fn send<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<HttpReply, LpaError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| LpaError::Transport(format!("HTTP handshake: {e}")))?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| LpaError::Transport(format!("HTTP request: {e}")))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_RESPONSE_BODY)
+        .collect()
+        .await
+        .map_err(|e| LpaError::Transport(format!("reading the response: {e}")))?
+        .to_bytes()
+        .to_vec();
+    drop(sender);
+    driver.abort();
+    Ok(HttpReply { status, body })
+}
+
+fn check_http(function: Es9Function, reply: &HttpReply) -> Result<(), LpaError> {
+    if (200..300).contains(&reply.status) {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&reply.body);
+    Err(LpaError::Http {
+        function,
+        status: reply.status,
+        body: text.chars().take(512).collect(),
+    })
+}
+
+fn check_status(function: Es9Function, v: &serde_json::Value) -> Result<(), LpaError> {
+    let Some(st) = v.pointer("/header/functionExecutionStatus") else {
+        return Err(LpaError::Protocol {
+            function,
+            detail: "header.functionExecutionStatus missing".into(),
+        });
+    };
+    let st: FunctionExecutionStatus =
+        serde_json::from_value(st.clone()).map_err(|e| LpaError::Protocol {
+            function,
+            detail: format!("bad functionExecutionStatus: {e}"),
+        })?;
+    if st.status.is_executed() {
+        return Ok(());
+    }
+    let data = st.status_code_data.clone();
+    Err(LpaError::Server(ServerError {
+        function,
+        status: st.status,
+        subject_code: data
+            .as_ref()
+            .map(|d| d.subject_code.clone())
+            .unwrap_or_default(),
+        reason_code: data
+            .as_ref()
+            .map(|d| d.reason_code.clone())
+            .unwrap_or_default(),
+        subject_identifier: data.as_ref().and_then(|d| d.subject_identifier.clone()),
+        message: data.and_then(|d| d.message),
+    }))
+}
+
+/// Parse an ES9+ JSON response with output data.
+pub fn parse_response<T: DeserializeOwned>(
+    function: Es9Function,
+    body: &[u8],
+) -> Result<T, LpaError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| LpaError::Protocol {
+        function,
+        detail: format!("response is not JSON: {e}"),
+    })?;
+    check_status(function, &v)?;
+    serde_json::from_value(v).map_err(|e| LpaError::Protocol {
+        function,
+        detail: format!("bad response body: {e}"),
+    })
+}

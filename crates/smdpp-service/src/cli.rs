@@ -1,0 +1,872 @@
+//! `smdpp serve` and `smdpp profiles ...`: clap arguments and their implementation.
+//!
+//! The `smdpp` binary mounts these:
+//!
+//! ```ignore
+//! #[derive(Subcommand)]
+//! enum Command {
+//!     /// Run the SM-DP+ (ES9+ over HTTPS).
+//!     Serve(smdpp_service::cli::ServeArgs),
+//!     /// Manage the profile inventory.
+//!     Profiles {
+//!         #[command(subcommand)]
+//!         command: smdpp_service::cli::ProfilesCommand,
+//!     },
+//! }
+//! // ... Command::Serve(a) => smdpp_service::cli::serve_blocking(a),
+//! //     Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
+//! ```
+//!
+//! Configuration precedence: command-line flag, then environment (`SMDPP_*`, through clap),
+//! then the TOML file given with `--config` (unknown keys are refused), then the defaults:
+//!
+//! | setting | default |
+//! |---|---|
+//! | `listen` | `127.0.0.1:8443` |
+//! | `smdp_address` | the listen address (`host:port`, the port dropped when 443) |
+//! | `data_dir` | `./smdpp-data` |
+//! | `database_url` | `sqlite://<data_dir>/smdpp.db` (`postgres://...` works too) |
+//! | `pki` | `<data_dir>/pki`, generated (P-256) on first start when it has no `dpauth.pem` |
+//! | `session_ttl_secs` | 600 |
+//! | `pir_wait_secs` | 604800 (7 days) |
+//! | `download_attempt_limit` | 5 |
+//! | `cc_attempt_limit` | 3 |
+//! | `rebind_on_new_otpk` | true |
+//! | `plain_http` | false (HTTPS with CERT.DP.TLS) |
+//!
+//! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
+//! uses typed errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
+use rsp_pki::{Certificate, PkiOptions, TrustStore};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use smdpp_core::ActivationCode;
+use smdpp_server::{Es9HttpConfig, ListenMode};
+use smdpp_store::{
+    EventRecord, NewProfile, ProfileFilter, ProfileState, Store, StoreError, normalize_iccid,
+};
+use tokio::net::TcpListener;
+
+use crate::config::{Limits, ServiceConfig};
+use crate::keys::{KeySet, ServerKeys};
+use crate::service::Es9Engine;
+use crate::sidecar::{ProfileMetadata, Sidecar};
+use crate::upp::{demo_upp, generate_matching_id, iccid_from_upp};
+
+/// Where the server's data lives; shared by every subcommand that works on it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Data directory (database, generated PKI).
+    #[arg(long, env = "SMDPP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://FILE` or `postgres://...` (default: SQLite in the data dir).
+    #[arg(long, env = "SMDPP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long = "config", env = "SMDPP_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `smdpp serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Data location and configuration file.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Listen address (default 127.0.0.1:8443).
+    #[arg(long, env = "SMDPP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Our SM-DP+ address FQDN[:port] as in Activation Codes (default: the listen address).
+    #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
+    pub smdp_address: Option<String>,
+    /// PKI directory (layout of `smdpp pki init`; default DATA_DIR/pki, generated if missing).
+    #[arg(long, env = "SMDPP_PKI")]
+    pub pki: Option<PathBuf>,
+    /// CERT.DPauth.ECDSA (PEM or DER), overriding the PKI directory.
+    #[arg(long, env = "SMDPP_DPAUTH_CERT")]
+    pub dpauth_cert: Option<PathBuf>,
+    /// SK.DPauth.ECDSA (PEM).
+    #[arg(long, env = "SMDPP_DPAUTH_KEY")]
+    pub dpauth_key: Option<PathBuf>,
+    /// CERT.DPpb.ECDSA (PEM or DER).
+    #[arg(long, env = "SMDPP_DPPB_CERT")]
+    pub dppb_cert: Option<PathBuf>,
+    /// SK.DPpb.ECDSA (PEM).
+    #[arg(long, env = "SMDPP_DPPB_KEY")]
+    pub dppb_key: Option<PathBuf>,
+    /// CERT.DP.TLS chain (PEM, leaf first).
+    #[arg(long, env = "SMDPP_DPTLS_CERT")]
+    pub dptls_cert: Option<PathBuf>,
+    /// SK.DP.TLS (PEM, P-256).
+    #[arg(long, env = "SMDPP_DPTLS_KEY")]
+    pub dptls_key: Option<PathBuf>,
+    /// Extra trusted CI certificate (PEM or DER); repeatable.
+    #[arg(long = "trusted-ci")]
+    pub trusted_ci: Vec<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or tests).
+    #[arg(long, env = "SMDPP_PLAIN_HTTP")]
+    pub plain_http: bool,
+    /// RSP session time-to-live between calls, seconds (default 600).
+    #[arg(long, env = "SMDPP_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
+    /// Download attempts per order (default 5).
+    #[arg(long, env = "SMDPP_DOWNLOAD_ATTEMPT_LIMIT")]
+    pub download_attempt_limit: Option<i64>,
+    /// Wrong Confirmation Codes tolerated per order (default 3).
+    #[arg(long, env = "SMDPP_CC_ATTEMPT_LIMIT")]
+    pub cc_attempt_limit: Option<i64>,
+}
+
+/// `smdpp profiles ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ProfilesCommand {
+    /// Import a UPP (SAIP DER) as a Released download order and print its Activation Code.
+    Add {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The Unprotected Profile Package (DER); the ICCID is read from its ProfileHeader.
+        #[arg(long)]
+        upp: PathBuf,
+        /// MatchingID (0-9 A-Z '-'); generated when absent.
+        #[arg(long)]
+        matching_id: Option<String>,
+        /// Confirmation Code; only its SHA-256 is stored.
+        #[arg(long)]
+        confirmation_code: Option<String>,
+        /// Service provider name shown by the LPA.
+        #[arg(long, default_value = "smdpp")]
+        spn: String,
+        /// Profile name shown by the LPA (default: "Profile <ICCID>").
+        #[arg(long)]
+        name: Option<String>,
+        /// SM-DP+ address for the printed Activation Code (default: as `serve` resolves it).
+        #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
+        smdp_address: Option<String>,
+    },
+    /// List the profiles.
+    List {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Show one profile and its history.
+    Show {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+        /// The ICCID.
+        iccid: String,
+    },
+}
+
+/// An extra DPauth/DPpb key set (for another CI) in the configuration file.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeySetFile {
+    /// CERT.DPauth.ECDSA.
+    pub dpauth_cert: PathBuf,
+    /// SK.DPauth.ECDSA.
+    pub dpauth_key: PathBuf,
+    /// CERT.DPpb.ECDSA.
+    pub dppb_cert: PathBuf,
+    /// SK.DPpb.ECDSA.
+    pub dppb_key: PathBuf,
+}
+
+/// The TOML configuration file (every key optional; unknown keys are an error).
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`ServeArgs::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`ServeArgs::smdp_address`].
+    pub smdp_address: Option<String>,
+    /// See [`DataArgs::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`DataArgs::database_url`].
+    pub database_url: Option<String>,
+    /// See [`ServeArgs::pki`].
+    pub pki: Option<PathBuf>,
+    /// See [`ServeArgs::dpauth_cert`].
+    pub dpauth_cert: Option<PathBuf>,
+    /// See [`ServeArgs::dpauth_key`].
+    pub dpauth_key: Option<PathBuf>,
+    /// See [`ServeArgs::dppb_cert`].
+    pub dppb_cert: Option<PathBuf>,
+    /// See [`ServeArgs::dppb_key`].
+    pub dppb_key: Option<PathBuf>,
+    /// See [`ServeArgs::dptls_cert`].
+    pub dptls_cert: Option<PathBuf>,
+    /// See [`ServeArgs::dptls_key`].
+    pub dptls_key: Option<PathBuf>,
+    /// See [`ServeArgs::trusted_ci`].
+    #[serde(default)]
+    pub trusted_ci: Vec<PathBuf>,
+    /// Further key sets, for other CIs.
+    #[serde(default)]
+    pub key_sets: Vec<KeySetFile>,
+    /// See [`ServeArgs::plain_http`].
+    pub plain_http: Option<bool>,
+    /// See [`ServeArgs::session_ttl_secs`].
+    pub session_ttl_secs: Option<u64>,
+    /// How long to wait for the ProfileInstallationResult, seconds.
+    pub pir_wait_secs: Option<u64>,
+    /// See [`ServeArgs::download_attempt_limit`].
+    pub download_attempt_limit: Option<i64>,
+    /// See [`ServeArgs::cc_attempt_limit`].
+    pub cc_attempt_limit: Option<i64>,
+    /// See [`Limits::rebind_on_new_otpk`].
+    pub rebind_on_new_otpk: Option<bool>,
+    /// Seed a demo profile when the inventory is empty (default true).
+    pub demo_profile: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Everything `serve` needs, resolved from flags, environment, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Our SM-DP+ address.
+    pub smdp_address: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// PKI directory.
+    pub pki_dir: PathBuf,
+    /// Overrides of the PKI directory files.
+    pub dpauth_cert: Option<PathBuf>,
+    /// SK.DPauth override.
+    pub dpauth_key: Option<PathBuf>,
+    /// CERT.DPpb override.
+    pub dppb_cert: Option<PathBuf>,
+    /// SK.DPpb override.
+    pub dppb_key: Option<PathBuf>,
+    /// CERT.DP.TLS override.
+    pub dptls_cert: Option<PathBuf>,
+    /// SK.DP.TLS override.
+    pub dptls_key: Option<PathBuf>,
+    /// Extra trusted CIs.
+    pub trusted_ci: Vec<PathBuf>,
+    /// Extra key sets.
+    pub key_sets: Vec<KeySetFile>,
+    /// Plain HTTP.
+    pub plain_http: bool,
+    /// Engine limits.
+    pub limits: Limits,
+    /// Seed a demo profile into an empty inventory.
+    pub demo_profile: bool,
+}
+
+/// `host:port`, with the port dropped when it is 443.
+fn address_of(listen: SocketAddr) -> String {
+    if listen.port() == 443 {
+        listen.ip().to_string()
+    } else {
+        format!("{}:{}", listen.ip(), listen.port())
+    }
+}
+
+fn default_db_url(data_dir: &Path) -> Result<String> {
+    let abs = std::path::absolute(data_dir).context("resolving the data directory")?;
+    let p = abs.join("smdpp.db");
+    let s = p
+        .to_str()
+        .ok_or_else(|| anyhow!("data directory path is not UTF-8"))?;
+    Ok(format!("sqlite://{s}"))
+}
+
+fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
+    let data_dir = d
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./smdpp-data"));
+    let url = match d.database_url.clone().or_else(|| file.database_url.clone()) {
+        Some(u) => u,
+        None => default_db_url(&data_dir)?,
+    };
+    Ok((data_dir, url))
+}
+
+fn load_file(d: &DataArgs) -> Result<FileConfig> {
+    match &d.config {
+        Some(p) => FileConfig::load(p),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+impl ServeArgs {
+    /// Resolves flags/environment over the file over the defaults.
+    pub fn resolve(&self) -> Result<Settings> {
+        let f = load_file(&self.data)?;
+        let (data_dir, database_url) = data_location(&self.data, &f)?;
+        let listen = self
+            .listen
+            .or(f.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+        let smdp_address = self
+            .smdp_address
+            .clone()
+            .or(f.smdp_address.clone())
+            .unwrap_or_else(|| address_of(listen));
+        smdpp_core::activation_code::validate_address(&smdp_address)
+            .map_err(|e| anyhow!("smdp address: {e}"))?;
+        let d = Limits::default();
+        let limits = Limits {
+            session_ttl: Duration::from_secs(
+                self.session_ttl_secs
+                    .or(f.session_ttl_secs)
+                    .unwrap_or(d.session_ttl.as_secs()),
+            ),
+            pir_wait: f.pir_wait_secs.map_or(d.pir_wait, Duration::from_secs),
+            download_attempt_limit: self
+                .download_attempt_limit
+                .or(f.download_attempt_limit)
+                .unwrap_or(d.download_attempt_limit),
+            cc_attempt_limit: self
+                .cc_attempt_limit
+                .or(f.cc_attempt_limit)
+                .unwrap_or(d.cc_attempt_limit),
+            rebind_on_new_otpk: f.rebind_on_new_otpk.unwrap_or(d.rebind_on_new_otpk),
+        };
+        let mut trusted_ci = f.trusted_ci.clone();
+        trusted_ci.extend(self.trusted_ci.iter().cloned());
+        Ok(Settings {
+            listen,
+            smdp_address,
+            pki_dir: self
+                .pki
+                .clone()
+                .or(f.pki.clone())
+                .unwrap_or_else(|| data_dir.join("pki")),
+            data_dir,
+            database_url,
+            dpauth_cert: self.dpauth_cert.clone().or(f.dpauth_cert.clone()),
+            dpauth_key: self.dpauth_key.clone().or(f.dpauth_key.clone()),
+            dppb_cert: self.dppb_cert.clone().or(f.dppb_cert.clone()),
+            dppb_key: self.dppb_key.clone().or(f.dppb_key.clone()),
+            dptls_cert: self.dptls_cert.clone().or(f.dptls_cert.clone()),
+            dptls_key: self.dptls_key.clone().or(f.dptls_key.clone()),
+            trusted_ci,
+            key_sets: f.key_sets.clone(),
+            plain_http: self.plain_http || f.plain_http.unwrap_or(false),
+            limits,
+            demo_profile: f.demo_profile.unwrap_or(true),
+        })
+    }
+}
+
+/// Reads a certificate file, PEM or DER, as DER.
+fn read_cert(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.starts_with(b"-----") {
+        let text = String::from_utf8(bytes).context("PEM is not UTF-8")?;
+        Ok(Certificate::from_pem(&text)
+            .with_context(|| format!("parsing {}", path.display()))?
+            .der()
+            .to_vec())
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn read_key(path: &Path) -> Result<Arc<dyn KeyCustody>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key =
+        SoftwareKey::from_pem(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(Arc::new(key))
+}
+
+fn add_ci_file(trust: &mut TrustStore, path: &Path) -> Result<()> {
+    let der = read_cert(path)?;
+    trust
+        .add_ci_der(&der)
+        .with_context(|| format!("trusted CI {}", path.display()))
+}
+
+/// The host part of `host[:port]`.
+fn host_of(address: &str) -> &str {
+    address.rsplit_once(':').map_or(address, |(h, _)| h)
+}
+
+/// Generates a P-256 test PKI into `dir` if it has no `dpauth.pem` and no overrides are set.
+fn ensure_pki(s: &Settings) -> Result<bool> {
+    let overridden = s.dpauth_cert.is_some() && s.dppb_cert.is_some();
+    if overridden || s.pki_dir.join("dpauth.pem").exists() {
+        return Ok(false);
+    }
+    let mut opts = PkiOptions::new(Curve::NistP256);
+    opts.smdp_address = host_of(&s.smdp_address).to_owned();
+    let pki = rsp_pki::generate(opts).context("generating the test PKI")?;
+    pki.write_to(&s.pki_dir).context("writing the test PKI")?;
+    Ok(true)
+}
+
+/// Loads the trust store and key sets described by `s`.
+pub fn load_keys(s: &Settings) -> Result<ServerKeys> {
+    let mut trust = TrustStore::new();
+    let ci = s.pki_dir.join("ci.pem");
+    if ci.exists() {
+        add_ci_file(&mut trust, &ci)?;
+    }
+    let extra = s.pki_dir.join(rsp_pki::EXTRA_CI_DIR);
+    if extra.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&extra)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "der"))
+            .collect();
+        files.sort();
+        for f in files {
+            add_ci_file(&mut trust, &f)?;
+        }
+    }
+    for f in &s.trusted_ci {
+        add_ci_file(&mut trust, f)?;
+    }
+    let pick = |o: &Option<PathBuf>, name: &str| o.clone().unwrap_or_else(|| s.pki_dir.join(name));
+    let mut sets = vec![
+        KeySet::new(
+            &trust,
+            &read_cert(&pick(&s.dpauth_cert, "dpauth.pem"))?,
+            read_key(&pick(&s.dpauth_key, "dpauth.key"))?,
+            &read_cert(&pick(&s.dppb_cert, "dppb.pem"))?,
+            read_key(&pick(&s.dppb_key, "dppb.key"))?,
+        )
+        .context("DPauth/DPpb key set")?,
+    ];
+    for k in &s.key_sets {
+        sets.push(
+            KeySet::new(
+                &trust,
+                &read_cert(&k.dpauth_cert)?,
+                read_key(&k.dpauth_key)?,
+                &read_cert(&k.dppb_cert)?,
+                read_key(&k.dppb_key)?,
+            )
+            .context("extra key set")?,
+        );
+    }
+    Ok(ServerKeys::new(trust, sets)?)
+}
+
+/// A server ready to run: engine, transport and what was set up on the way.
+pub struct Prepared {
+    /// The resolved settings.
+    pub settings: Settings,
+    /// The engine.
+    pub engine: Arc<Es9Engine>,
+    /// HTTPS configuration, `None` for plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether a test PKI was generated now.
+    pub generated_pki: bool,
+    /// The Activation Code of the demo profile seeded now, if any.
+    pub demo_activation_code: Option<String>,
+    /// The store.
+    pub store: Store,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+    }
+    let store = Store::connect(url).await.context("opening the database")?;
+    let sidecar = Sidecar::connect(url)
+        .await
+        .context("opening the database")?;
+    Ok((store, sidecar))
+}
+
+/// Creates the data directory, database and (if missing) the test PKI, seeds the demo
+/// profile into an empty inventory, and builds the engine and TLS configuration.
+pub async fn prepare(settings: Settings) -> Result<Prepared> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let generated_pki = ensure_pki(&settings)?;
+    let keys = load_keys(&settings)?;
+    let (store, sidecar) = open_store(&settings.data_dir, &settings.database_url).await?;
+    let tls = if settings.plain_http {
+        None
+    } else {
+        let cert = settings
+            .dptls_cert
+            .clone()
+            .unwrap_or_else(|| settings.pki_dir.join("dptls.pem"));
+        let key = settings
+            .dptls_key
+            .clone()
+            .unwrap_or_else(|| settings.pki_dir.join("dptls.key"));
+        Some(
+            smdpp_server::tls::server_config_from_pem_files(&cert, &key)
+                .context("TLS certificate (CERT.DP.TLS must be P-256)")?,
+        )
+    };
+    let mut demo_activation_code = None;
+    if settings.demo_profile
+        && store
+            .list_profiles(&ProfileFilter {
+                limit: Some(1),
+                ..ProfileFilter::default()
+            })
+            .await?
+            .is_empty()
+    {
+        let iccid = with_luhn("899990000000000000");
+        let upp = demo_upp(&iccid).ok_or_else(|| anyhow!("demo ICCID"))?;
+        let added = add_profile(
+            &store,
+            &sidecar,
+            &upp,
+            None,
+            None,
+            "smdpp demo",
+            Some("Demo profile".into()),
+        )
+        .await?;
+        demo_activation_code = Some(activation_code(&settings.smdp_address, &added.0, false));
+    }
+    let config = ServiceConfig {
+        smdp_address: settings.smdp_address.clone(),
+        limits: settings.limits.clone(),
+    };
+    let engine = Arc::new(Es9Engine::new(
+        store.clone(),
+        sidecar,
+        Arc::new(keys),
+        config,
+    ));
+    Ok(Prepared {
+        settings,
+        engine,
+        tls,
+        generated_pki,
+        demo_activation_code,
+        store,
+    })
+}
+
+/// Runs a prepared server on `listener` until `shutdown` completes.
+pub async fn run(
+    prepared: &Prepared,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default());
+    let mode = match &prepared.tls {
+        Some(t) => ListenMode::Tls(Arc::clone(t)),
+        None => ListenMode::PlainHttp,
+    };
+    smdpp_server::serve(listener, mode, router, shutdown).await
+}
+
+/// `smdpp serve`: prepare, print how to use it, serve until Ctrl-C.
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let settings = args.resolve()?;
+    let prepared = prepare(settings).await?;
+    let listener = smdpp_server::bind(prepared.settings.listen)
+        .await
+        .with_context(|| format!("binding {}", prepared.settings.listen))?;
+    let s = &prepared.settings;
+    let scheme = if prepared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "SM-DP+ listening on {scheme}://{} (SM-DP+ address {})",
+        listener.local_addr()?,
+        s.smdp_address
+    );
+    println!("data directory: {}", s.data_dir.display());
+    println!(
+        "PKI: {}{}",
+        s.pki_dir.display(),
+        if prepared.generated_pki {
+            " (generated now)"
+        } else {
+            ""
+        }
+    );
+    if let Some(ac) = &prepared.demo_activation_code {
+        println!("demo profile Activation Code: {ac}");
+    }
+    println!("run a virtual device against it:");
+    println!(
+        "  smdpp euicc init --state dev.json --pki {}",
+        s.pki_dir.display()
+    );
+    println!(
+        "  smdpp euicc download --state dev.json 'LPA:1${}$<matching id>'",
+        s.smdp_address
+    );
+    run(&prepared, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    prepared.store.close().await;
+    Ok(())
+}
+
+/// [`serve`] on a new multi-threaded tokio runtime.
+pub fn serve_blocking(args: ServeArgs) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(args))
+}
+
+/// Appends the Luhn check digit.
+fn with_luhn(digits: &str) -> String {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{digits}{}", (10 - sum % 10) % 10)
+}
+
+/// `LPA:1$<address>$<matching id>[$$1]`.
+pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool) -> String {
+    ActivationCode {
+        smdp_address: smdp_address.to_owned(),
+        matching_id: matching_id.to_owned(),
+        smdp_oid: None,
+        confirmation_code_required: cc_required,
+    }
+    .to_qr_string()
+}
+
+/// Imports a UPP as a Released order; returns `(matching id, iccid)`.
+pub async fn add_profile(
+    store: &Store,
+    sidecar: &Sidecar,
+    upp: &[u8],
+    matching_id: Option<String>,
+    confirmation_code: Option<&str>,
+    spn: &str,
+    name: Option<String>,
+) -> Result<(String, String)> {
+    let iccid = iccid_from_upp(upp)?;
+    let iccid = normalize_iccid(&iccid)?;
+    let matching_id = match matching_id {
+        Some(m) => {
+            smdpp_core::activation_code::validate_matching_id(&m).map_err(|e| anyhow!("{e}"))?;
+            m
+        }
+        None => generate_matching_id().map_err(|e| anyhow!("{e}"))?,
+    };
+    if spn.len() > 32 {
+        bail!("service provider name is longer than 32 bytes");
+    }
+    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
+    if name.len() > 64 {
+        bail!("profile name is longer than 64 bytes");
+    }
+    let p = NewProfile {
+        iccid: iccid.clone(),
+        operator_id: None,
+        profile_type: None,
+        state: ProfileState::Released,
+        matching_id: Some(matching_id.clone()),
+        eid: None,
+        // Only SHA-256(CC) is kept (SGP.22 section 4.7).
+        cc_hash: confirmation_code.map(|cc| Sha256::digest(cc.as_bytes()).to_vec()),
+        cc_attempt_limit: None,
+        download_attempt_limit: None,
+        upp: Some(upp.to_vec()),
+        smds_address: None,
+        expires_at: None,
+    };
+    match store
+        .insert_profile(&p, &EventRecord::by("cli").with_cause("profiles add"))
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
+        Err(e) => return Err(e.into()),
+    }
+    sidecar
+        .put_metadata(
+            &iccid,
+            &ProfileMetadata {
+                service_provider_name: spn.to_owned(),
+                profile_name: name,
+                profile_class: None,
+            },
+        )
+        .await?;
+    Ok((matching_id, iccid))
+}
+
+/// `smdpp profiles ...`.
+pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
+    match cmd {
+        ProfilesCommand::Add {
+            data,
+            upp,
+            matching_id,
+            confirmation_code,
+            spn,
+            name,
+            smdp_address,
+        } => {
+            let f = load_file(&data)?;
+            let (dir, url) = data_location(&data, &f)?;
+            let address = smdp_address.or(f.smdp_address.clone()).unwrap_or_else(|| {
+                address_of(
+                    f.listen
+                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+                )
+            });
+            let bytes =
+                std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
+            let (store, sidecar) = open_store(&dir, &url).await?;
+            let (mid, iccid) = add_profile(
+                &store,
+                &sidecar,
+                &bytes,
+                matching_id,
+                confirmation_code.as_deref(),
+                &spn,
+                name,
+            )
+            .await?;
+            println!("added profile {iccid} (Released)");
+            println!(
+                "Activation Code: {}",
+                activation_code(&address, &mid, confirmation_code.is_some())
+            );
+            store.close().await;
+        }
+        ProfilesCommand::List { data } => {
+            let f = load_file(&data)?;
+            let (dir, url) = data_location(&data, &f)?;
+            let (store, _) = open_store(&dir, &url).await?;
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_profiles(&ProfileFilter {
+                        after_iccid: after.clone(),
+                        limit: Some(500),
+                        ..ProfileFilter::default()
+                    })
+                    .await?;
+                for p in &page {
+                    println!(
+                        "{}  {:<10}  mid={}  eid={}  downloads={}  cc_attempts={}{}",
+                        p.iccid,
+                        p.state,
+                        p.matching_id.as_deref().unwrap_or("-"),
+                        p.eid.as_deref().unwrap_or("-"),
+                        p.download_attempts,
+                        p.cc_attempts,
+                        p.error_cause
+                            .as_deref()
+                            .map(|c| format!("  cause={c}"))
+                            .unwrap_or_default()
+                    );
+                }
+                match page.last() {
+                    Some(p) if page.len() == 500 => after = Some(p.iccid.clone()),
+                    _ => break,
+                }
+            }
+            store.close().await;
+        }
+        ProfilesCommand::Show { data, iccid } => {
+            let f = load_file(&data)?;
+            let (dir, url) = data_location(&data, &f)?;
+            let (store, sidecar) = open_store(&dir, &url).await?;
+            let p = store
+                .get_profile(&iccid)
+                .await?
+                .ok_or_else(|| anyhow!("no profile {iccid}"))?;
+            println!("iccid:              {}", p.iccid);
+            println!("state:              {}", p.state);
+            println!(
+                "matching id:        {}",
+                p.matching_id.as_deref().unwrap_or("-")
+            );
+            println!("eid:                {}", p.eid.as_deref().unwrap_or("-"));
+            println!("cc required:        {}", p.cc_hash.is_some());
+            println!("download attempts:  {}", p.download_attempts);
+            println!("cc attempts:        {}", p.cc_attempts);
+            println!(
+                "error cause:        {}",
+                p.error_cause.as_deref().unwrap_or("-")
+            );
+            println!("upp bytes:          {}", p.upp.as_ref().map_or(0, Vec::len));
+            if let Some(m) = sidecar.get_metadata(&p.iccid).await? {
+                println!("service provider:   {}", m.service_provider_name);
+                println!("profile name:       {}", m.profile_name);
+            }
+            for e in store.events_for(&p.iccid).await? {
+                println!(
+                    "  {}  {} -> {}  {}  {}",
+                    e.at,
+                    e.from_state.map_or("-".to_owned(), |s| s.to_string()),
+                    e.to_state,
+                    e.actor,
+                    e.cause.as_deref().unwrap_or("")
+                );
+            }
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// [`profiles`] on a current-thread tokio runtime.
+pub fn profiles_blocking(cmd: ProfilesCommand) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(profiles(cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn() {
+        assert_eq!(with_luhn("7992739871"), "79927398713");
+    }
+}

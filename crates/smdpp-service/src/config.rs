@@ -1,0 +1,71 @@
+//! Service configuration: who we are and the per-order limits.
+//!
+//! The file/environment/flag layering of `smdpp serve` lives in [`crate::cli`]; this module
+//! holds the resolved values the ES9+ engine runs with.
+
+use std::time::Duration;
+
+/// Limits and timers of the ES9+ engine. Defaults are documented per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long an RSP session lives between two calls (default 10 minutes). Each successful
+    /// call of InitiateAuthentication/AuthenticateClient restarts the timer.
+    pub session_ttl: Duration,
+    /// How long a session is kept after the BPP was delivered, waiting for the
+    /// ProfileInstallationResult (default 7 days; SGP.22 section 3.1.3.3 lets the PIR arrive
+    /// much later, e.g. after the device was offline).
+    pub pir_wait: Duration,
+    /// Download attempts allowed per order when the order sets none (default 5). The attempt
+    /// that makes the counter exceed the limit terminates the order (SGP.22 section 3.1.3
+    /// start conditions, `8.8.5/6.4`).
+    pub download_attempt_limit: i64,
+    /// Wrong Confirmation Codes tolerated per order when the order sets none (default 3). The
+    /// wrong code that makes the counter exceed the limit terminates the order (`8.2.7/6.4`).
+    pub cc_attempt_limit: i64,
+    /// What to do when a retry presents a different otPK.EUICC than the one a cached BPP is
+    /// bound to (SGP.22 section 3.1.3.2 step 10 leaves the choice): `true` (default) binds a
+    /// new BPP for the same eUICC; `false` refuses with `8.2/3.7`.
+    pub rebind_on_new_otpk: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            session_ttl: Duration::from_secs(600),
+            pir_wait: Duration::from_secs(7 * 24 * 3600),
+            download_attempt_limit: 5,
+            cc_attempt_limit: 3,
+            rebind_on_new_otpk: true,
+        }
+    }
+}
+
+/// The resolved configuration of the ES9+ engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Our SM-DP+ address, `FQDN[:port]`, as it appears in Activation Codes. Compared
+    /// case-insensitively with `smdpAddress` (SGP.22 section 5.6.1).
+    pub smdp_address: String,
+    /// Limits and timers.
+    pub limits: Limits,
+}
+
+impl ServiceConfig {
+    /// A configuration with default limits.
+    pub fn new(smdp_address: impl Into<String>) -> Self {
+        ServiceConfig {
+            smdp_address: smdp_address.into(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Whether `address` designates this SM-DP+: equal ignoring ASCII case, where an
+    /// explicit `:443` counts as no port.
+    pub fn is_our_address(&self, address: &str) -> bool {
+        fn norm(a: &str) -> String {
+            let a = a.trim().to_ascii_lowercase();
+            a.strip_suffix(":443").map(str::to_owned).unwrap_or(a)
+        }
+        norm(address) == norm(&self.smdp_address)
+    }
+}

@@ -1,0 +1,28 @@
+//! The SM-DP+ ES9+ service of SGP.22 v2.2 section 5.6, and the server assembly around it.
+//!
+//! - [`service`]: [`Es9Engine`], the implementation of [`smdpp_server::Es9Service`]: every
+//!   check of sections 5.6.1-5.6.5 and 3.1.2/3.1.3, with sessions persisted in the store so
+//!   that a download survives a server restart between two calls.
+//! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
+//! - [`keys`]: the SM-DP+ key sets (one DPauth + DPpb pair per trusted CI) and trust store.
+//! - [`session`]: the persisted per-transaction session record and its state machine.
+//! - [`sidecar`]: this crate's own tables (profile metadata, BPP cache; migration
+//!   `0002_service.sql` of the store).
+//! - [`upp`]: Unprotected Profile Package helpers (ICCID extraction, demo profile,
+//!   MatchingID generation).
+//! - [`config`]: configuration (TOML file, environment, flags).
+//! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands.
+
+pub mod cli;
+pub mod config;
+pub mod failure;
+pub mod keys;
+pub mod service;
+pub mod session;
+pub mod sidecar;
+pub mod upp;
+
+pub use config::{Limits, ServiceConfig};
+pub use failure::Failure;
+pub use keys::{KeySet, ServerKeys};
+pub use service::Es9Engine;

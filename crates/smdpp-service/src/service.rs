@@ -1,0 +1,1137 @@
+//! [`Es9Engine`]: the ES9+ functions of SGP.22 v2.2 section 5.6 on top of the store.
+//!
+//! Every check is written in the order of the specification text and returns a
+//! [`Failure`]; [`Failure::to_es9`] maps it to the status code (one place). Decisions where the
+//! specification leaves a choice are documented here and on the function concerned:
+//!
+//! - calls in the wrong order for a transaction (GetBoundProfilePackage before
+//!   AuthenticateClient, AuthenticateClient twice, a call after the session ended) are refused
+//!   with `8.10.1/3.9`: the RSP session in the state the call needs is unknown;
+//! - a failed AuthenticateClient/GetBoundProfilePackage after the order lookup ends the
+//!   session (the eUICC side of it is spent); the LPA starts over;
+//! - CancelSession on a session that already ended (or is unknown) is refused with
+//!   `8.10.1/3.9` and does not touch the order: a cancel that lpac sends automatically after
+//!   the server itself refused a call must not terminate the order a second time.
+//!
+//! Nothing secret is logged: no keys, no Confirmation Code or its hashes, no profile bytes.
+
+use std::sync::Arc;
+
+use rsp_asn1::auth::{AuthenticateServerResponse, CtxParams1, ServerSigned1, SignatureTlv, SkiTlv};
+use rsp_asn1::bpp::{
+    BoundProfilePackage, ConfigureIsdpRequest, NotificationConfigurationInformation,
+    StoreMetadataRequest,
+};
+use rsp_asn1::cancel::{CancelSessionReason, CancelSessionResponse};
+use rsp_asn1::common::{Eid, Iccid, Octet16, SubjectKeyIdentifier, TransactionId as AsnTid};
+use rsp_asn1::download::{FinalResult, PrepareDownloadResponse, SmdpSigned2};
+use rsp_asn1::euicc_info::EuiccInfo1;
+use rsp_asn1::notification::PendingNotification;
+use rsp_asn1::tlv::write_tlv;
+use rsp_asn1::{Codec, Tag};
+use rsp_crypto::Curve;
+use rsp_crypto::bpp::{BppParams, ProfileProtection, build_bpp, smdp_sign_data};
+use rsp_crypto::ecdsa::verify_raw;
+use rsp_pki::validate_euicc_chain;
+use sha2::{Digest, Sha256};
+use smdpp_core::es9_json::{
+    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
+    InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
+};
+use smdpp_core::status::Es9Error;
+use smdpp_server::Es9Service;
+use smdpp_store::{
+    Counter, EventRecord, Expect, NewNotification, NewSession, Patch, Profile, ProfileFilter,
+    ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, Store, StoreError, now_ms,
+};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::config::ServiceConfig;
+use crate::failure::Failure;
+use crate::keys::{KeySet, ServerKeys};
+use crate::session::{EuiccBinding, SessionData, state};
+use crate::sidecar::{CachedBpp, Sidecar};
+use crate::upp::random_bytes;
+
+/// The actor name written in profile events.
+const ACTOR: &str = "es9plus";
+/// hostId of the BPP's control reference template (SGP.22 section 5.5.1; any 1..16 bytes).
+const HOST_ID: &[u8] = b"smdpp";
+/// Profile states from which a download may (re)start: Released, or Downloaded for a retry
+/// after a failed installation (SGP.22 section 3.1.3 step 3, Table 6b).
+const DOWNLOADABLE: [ProfileState; 2] = [ProfileState::Released, ProfileState::Downloaded];
+
+type Result<T> = std::result::Result<T, Failure>;
+
+/// The ES9+ engine: implements [`Es9Service`].
+pub struct Es9Engine {
+    store: Store,
+    sidecar: Sidecar,
+    keys: Arc<ServerKeys>,
+    config: ServiceConfig,
+}
+
+impl std::fmt::Debug for Es9Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Es9Engine")
+            .field("config", &self.config)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    hex::decode(s).map_err(|_| Failure::Internal("corrupt session blob".into()))
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn curve_by_name(name: &str) -> Result<Curve> {
+    Curve::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| Failure::Internal("unknown curve in session".into()))
+}
+
+/// `SHA256(SHA256(CC) || transactionId)` from the stored `SHA256(CC)` (SGP.22 section 4.7,
+/// 3.1.3.2 step 8).
+pub fn expected_hash_cc(cc_sha256: &[u8], transaction_id: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(cc_sha256);
+    h.update(transaction_id);
+    h.finalize().into()
+}
+
+fn sig_tlv(sig: &[u8]) -> Vec<u8> {
+    SignatureTlv(sig.to_vec()).encode()
+}
+
+impl Es9Engine {
+    /// An engine over `store` (migrated) and its service tables.
+    pub fn new(
+        store: Store,
+        sidecar: Sidecar,
+        keys: Arc<ServerKeys>,
+        config: ServiceConfig,
+    ) -> Self {
+        Es9Engine {
+            store,
+            sidecar,
+            keys,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    // ------------------------------------------------------------------ sessions
+
+    async fn load_session(&self, tid: &TransactionId) -> Result<(Session, SessionData)> {
+        let s = self
+            .store
+            .get_session(&tid.to_hex(), now_ms())
+            .await?
+            .ok_or(Failure::UnknownTransaction("no live session for it"))?;
+        let data = SessionData::from_bytes(&s.data)
+            .map_err(|_| Failure::Internal("corrupt session blob".into()))?;
+        Ok((s, data))
+    }
+
+    /// Compare-and-set of the session to `new_state`; a lost race is `8.10.1/3.9`.
+    async fn cas_session(
+        &self,
+        s: &Session,
+        new_state: &str,
+        data: &SessionData,
+        iccid: Patch<String>,
+        eid: Patch<String>,
+        expires_at: Option<i64>,
+    ) -> Result<Session> {
+        let update = SessionUpdate {
+            state: new_state.to_owned(),
+            data: data.to_bytes(),
+            eid,
+            iccid,
+            expires_at,
+        };
+        match self
+            .store
+            .update_session_cas(&s.transaction_id, s.version, &update, now_ms())
+            .await
+        {
+            Ok(s) => Ok(s),
+            Err(StoreError::Conflict { .. }) => Err(Failure::UnknownTransaction(
+                "another call for this transaction is in progress or completed",
+            )),
+            Err(StoreError::NotFound | StoreError::Expired) => {
+                Err(Failure::UnknownTransaction("session expired"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Best-effort end of a claimed session after a failure (the failure is what the caller
+    /// reports; a store error here is only logged).
+    async fn end_session(&self, s: &Session, data: &SessionData) {
+        if let Err(e) = self
+            .cas_session(s, state::ENDED, data, Patch::Keep, Patch::Keep, None)
+            .await
+        {
+            tracing::warn!(transaction_id = %s.transaction_id, error = %e, "could not end session");
+        }
+    }
+
+    async fn profile_to_error(&self, p: &Profile, cause: &str) -> Result<()> {
+        let update = ProfileUpdate {
+            error_cause: Patch::Set(cause.to_owned()),
+            ..ProfileUpdate::to_state(ProfileState::Error)
+        };
+        let expect = Expect::states(&[
+            ProfileState::Released,
+            ProfileState::Downloaded,
+            ProfileState::Confirmed,
+            ProfileState::Linked,
+            ProfileState::Allocated,
+        ]);
+        match self
+            .store
+            .transition(
+                &p.iccid,
+                &expect,
+                &update,
+                &EventRecord::by(ACTOR).with_cause(cause),
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.sidecar.delete_bpp(&p.iccid).await?;
+        tracing::info!(iccid = %p.iccid, cause, "order terminated");
+        Ok(())
+    }
+
+    // ------------------------------------------------------- InitiateAuthentication
+
+    /// ES9+.InitiateAuthentication (SGP.22 section 5.6.1, 3.1.2 steps 6-10).
+    pub async fn do_initiate(
+        &self,
+        req: InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse> {
+        let info1 = EuiccInfo1::decode(&req.euicc_info1)
+            .map_err(|e| Failure::Malformed(format!("euiccInfo1 ({e})")))?;
+        // Table 37 / section 2.6.7: we implement SGP.22 v2.x.
+        let svn = info1.svn.as_bytes();
+        if svn.first() != Some(&2) {
+            return Err(Failure::SvnUnsupported);
+        }
+        if !self.config.is_our_address(&req.smdp_address) {
+            return Err(Failure::WrongSmdpAddress);
+        }
+        let for_signing: Vec<Vec<u8>> = info1
+            .ci_pkid_list_for_signing
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        let for_verification: Vec<Vec<u8>> = info1
+            .ci_pkid_list_for_verification
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        let signing_ci = self
+            .keys
+            .choose_signing_ci(&for_signing)
+            .ok_or(Failure::NoSigningCi)?;
+        let set = self
+            .keys
+            .choose_key_set(&signing_ci, &for_verification)
+            .ok_or(Failure::NoDpAuthForCi)?;
+
+        let tid_bytes = random_bytes::<16>()?;
+        let server_challenge = random_bytes::<16>()?;
+        let tid = TransactionId::from_bytes(&tid_bytes)
+            .map_err(|_| Failure::Internal("transaction id".into()))?;
+        let euicc_challenge = Octet16::new(&req.euicc_challenge)
+            .map_err(|_| Failure::Malformed("euiccChallenge".into()))?;
+        let signed1 = ServerSigned1 {
+            transaction_id: AsnTid::new(&tid_bytes)
+                .map_err(|_| Failure::Internal("transaction id".into()))?,
+            euicc_challenge,
+            // The address as the LPA sent it (equal to ours ignoring case), so that an LPA
+            // comparing it with its Activation Code finds the same text.
+            server_address: req.smdp_address.clone(),
+            server_challenge: Octet16::new(&server_challenge)
+                .map_err(|_| Failure::Internal("challenge".into()))?,
+        };
+        let signed1_der = signed1.encode();
+        let sig = set
+            .dpauth_key
+            .sign(&signed1_der)
+            .map_err(|e| Failure::Internal(format!("DPauth signature: {e}")))?;
+
+        let data = SessionData {
+            server_challenge: hex::encode(server_challenge),
+            euicc_challenge: hex::encode(&req.euicc_challenge),
+            svn: hex::encode(svn),
+            signing_ci: hex::encode(&signing_ci),
+            key_set_ci: hex::encode(&set.ci_ski),
+            server_address: req.smdp_address.clone(),
+            euicc: None,
+            delivered_otpk: None,
+        };
+        let now = now_ms();
+        let new = NewSession {
+            transaction_id: tid.to_hex(),
+            state: state::INITIATED.to_owned(),
+            eid: None,
+            iccid: None,
+            data: data.to_bytes(),
+            created_at: now,
+            expires_at: now.saturating_add(ms(self.config.limits.session_ttl)),
+        };
+        match self.store.put_session(&new).await {
+            Ok(_) => {}
+            // 128 random bits colliding is not going to happen; refuse rather than overwrite.
+            Err(StoreError::Duplicate { .. }) => {
+                return Err(Failure::Internal("transactionId collision".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(transaction_id = %tid, "session initiated");
+        Ok(InitiateAuthenticationResponse {
+            transaction_id: tid,
+            server_signed1: signed1_der,
+            server_signature1: sig_tlv(&sig),
+            euicc_ci_pkid_to_be_used: SkiTlv(
+                SubjectKeyIdentifier::new(&signing_ci)
+                    .map_err(|_| Failure::Internal("CI key id".into()))?,
+            )
+            .encode(),
+            server_certificate: set.dpauth_cert.clone(),
+        })
+    }
+
+    fn key_set(&self, data: &SessionData) -> Result<&KeySet> {
+        self.keys.set_for(&unhex(&data.key_set_ci)?).ok_or_else(|| {
+            Failure::Internal("key set of the session is no longer configured".into())
+        })
+    }
+
+    // ---------------------------------------------------------- AuthenticateClient
+
+    /// ES9+.AuthenticateClient (SGP.22 section 5.6.3, 3.1.2 step 16-17, 3.1.3 steps 3-6).
+    pub async fn do_authenticate(
+        &self,
+        req: AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse> {
+        let (session, mut data) = self.load_session(&req.transaction_id).await?;
+        if session.state != state::INITIATED {
+            return Err(Failure::UnknownTransaction(
+                "not awaiting AuthenticateClient",
+            ));
+        }
+        let resp = AuthenticateServerResponse::decode(&req.authenticate_server_response)
+            .map_err(|e| Failure::Malformed(format!("authenticateServerResponse ({e})")))?;
+        let ok = match resp {
+            AuthenticateServerResponse::Ok(ok) => ok,
+            AuthenticateServerResponse::Error(e) => {
+                return Err(Failure::EuiccReportedError(format!(
+                    "authenticateErrorCode {}",
+                    e.authenticate_error_code.to_i64()
+                )));
+            }
+        };
+        let signed1 = ok.euicc_signed1.value();
+        // Correlate the two TransactionIDs (section 5.6.3).
+        if signed1.transaction_id.as_bytes() != req.transaction_id.as_bytes() {
+            return Err(Failure::UnknownTransaction(
+                "euiccSigned1.transactionId differs",
+            ));
+        }
+        // EUM and eUICC certificates (section 4.5.2.2).
+        let euicc = validate_euicc_chain(
+            &self.keys.trust,
+            ok.eum_certificate.as_der(),
+            ok.euicc_certificate.as_der(),
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(Failure::Chain)?;
+        // The eUICC must have signed with the CI we told it to use (euiccCiPKIdToBeUsed).
+        if euicc.ci_ski != unhex(&data.signing_ci)? {
+            return Err(Failure::Chain(rsp_pki::PkiError::UnknownCi {
+                role: rsp_pki::CertRole::Eum,
+                aki_hex: hex::encode(&euicc.ci_ski),
+            }));
+        }
+        // euiccSignature1 over the received euiccSigned1 bytes (section 5.7.13).
+        verify_raw(
+            euicc.curve,
+            &euicc.public_key,
+            ok.euicc_signed1.raw(),
+            &ok.euicc_signature1,
+        )
+        .map_err(|_| Failure::EuiccVerification("euiccSignature1 does not verify"))?;
+        if signed1.server_challenge.as_bytes() != unhex(&data.server_challenge)?.as_slice() {
+            return Err(Failure::EuiccVerification("serverChallenge mismatch"));
+        }
+        if !signed1
+            .server_address
+            .eq_ignore_ascii_case(&data.server_address)
+        {
+            return Err(Failure::EuiccVerification("serverAddress mismatch"));
+        }
+        let matching_id = match &signed1.ctx_params1 {
+            CtxParams1::CommonAuthentication(c) => c.matching_id.clone().filter(|m| !m.is_empty()),
+            CtxParams1::Unknown(_) => {
+                return Err(Failure::Malformed(
+                    "ctxParams1 (unsupported alternative)".into(),
+                ));
+            }
+        };
+        let eid = euicc.eid.clone();
+
+        // Claim the session: from here on exactly one call proceeds.
+        let claimed = self
+            .cas_session(
+                &session,
+                state::AUTHENTICATING,
+                &data,
+                Patch::Keep,
+                Patch::Set(eid.clone()),
+                None,
+            )
+            .await?;
+
+        match self
+            .authenticate_order(
+                &claimed,
+                &mut data,
+                &eid,
+                matching_id.as_deref(),
+                &ok,
+                &euicc,
+            )
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(f) => {
+                self.end_session(&claimed, &data).await;
+                Err(f)
+            }
+        }
+    }
+
+    /// Order lookup (section 5.6.3 rules) and the AuthenticateClient response.
+    async fn authenticate_order(
+        &self,
+        claimed: &Session,
+        data: &mut SessionData,
+        eid: &str,
+        matching_id: Option<&str>,
+        ok: &rsp_asn1::auth::AuthenticateResponseOk,
+        euicc: &rsp_pki::ValidatedEuicc,
+    ) -> Result<AuthenticateClientResponse> {
+        let profile = self.find_order(eid, matching_id).await?;
+        if !DOWNLOADABLE.contains(&profile.state) {
+            return Err(Failure::NotReleased);
+        }
+        let now = now_ms();
+        if profile.expires_at.is_some_and(|e| e <= now) {
+            return Err(Failure::OrderExpired);
+        }
+        // Download attempt counter (section 3.1.3 start conditions): the attempt that exceeds
+        // the limit terminates the order.
+        let limit = profile
+            .download_attempt_limit
+            .unwrap_or(self.config.limits.download_attempt_limit);
+        if profile.download_attempts.saturating_add(1) > limit {
+            self.profile_to_error(&profile, "download attempts exceeded")
+                .await?;
+            return Err(Failure::DownloadAttemptsExceeded);
+        }
+        // Bind the order to the EID and count the attempt; the order stays Released (or
+        // Downloaded) until a BPP is delivered (Table 6b).
+        let update = ProfileUpdate {
+            eid: Patch::Set(eid.to_owned()),
+            download_attempts: smdpp_store::CounterOp::Add(1),
+            ..ProfileUpdate::default()
+        };
+        let profile = match self
+            .store
+            .transition(
+                &profile.iccid,
+                &Expect::states(&DOWNLOADABLE).and_version(profile.version),
+                &update,
+                &EventRecord::by(ACTOR).with_cause("authenticateClient"),
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(StoreError::Conflict { .. }) => return Err(Failure::NotReleased),
+            Err(e) => return Err(e.into()),
+        };
+
+        let set = self.key_set(data)?;
+        let metadata = self.profile_metadata(&profile).await?;
+        let cc_required = profile.cc_hash.is_some();
+        // A BPP cached for this eUICC is announced by its otPK (section 3.1.3.2, 5.7.5).
+        let offered_otpk = match self.sidecar.get_bpp(&profile.iccid).await? {
+            Some(c) if c.eid == eid => Some(c.euicc_otpk),
+            Some(_) => {
+                self.sidecar.delete_bpp(&profile.iccid).await?;
+                None
+            }
+            None => None,
+        };
+        let tid = AsnTid::new(claimed_tid(claimed)?.as_slice())
+            .map_err(|_| Failure::Internal("transaction id".into()))?;
+        let signed2 = SmdpSigned2 {
+            transaction_id: tid,
+            cc_required_flag: cc_required,
+            bpp_euicc_otpk: offered_otpk.clone(),
+        };
+        let signed2_der = signed2.encode();
+        // smdpSignature2 covers smdpSigned2 || euiccSignature1 (with its 5F37 tag), section
+        // 5.7.5 ("ES10b.PrepareDownload": the eUICC verifies it over the same concatenation).
+        let mut tbs = signed2_der.clone();
+        write_tlv(&mut tbs, Tag(0x5F37), &ok.euicc_signature1);
+        let sig2 = set
+            .dppb_key
+            .sign(&tbs)
+            .map_err(|e| Failure::Internal(format!("DPpb signature: {e}")))?;
+        let sig2_tlv = sig_tlv(&sig2);
+
+        data.euicc = Some(EuiccBinding {
+            eid: eid.to_owned(),
+            curve: euicc.curve.name().to_owned(),
+            public_key: hex::encode(&euicc.public_key),
+            iccid: profile.iccid.clone(),
+            cc_required,
+            smdp_signature2_tlv: hex::encode(&sig2_tlv),
+            profile_metadata: hex::encode(&metadata),
+            offered_otpk: offered_otpk.as_ref().map(hex::encode),
+        });
+        let ttl = now_ms().saturating_add(ms(self.config.limits.session_ttl));
+        self.cas_session(
+            claimed,
+            state::AUTHENTICATED,
+            data,
+            Patch::Set(profile.iccid.clone()),
+            Patch::Keep,
+            Some(ttl),
+        )
+        .await?;
+        tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, cc_required, "eUICC authenticated");
+        Ok(AuthenticateClientResponse {
+            transaction_id: TransactionId::from_bytes(&claimed_tid(claimed)?)
+                .map_err(|_| Failure::Internal("transaction id".into()))?,
+            profile_metadata: metadata,
+            smdp_signed2: signed2_der,
+            smdp_signature2: sig2_tlv,
+            smdp_certificate: set.dppb_cert.clone(),
+        })
+    }
+
+    /// Finds the pending order (section 5.6.3):
+    /// - with a MatchingID: the order with that MatchingID; if it is bound to an EID, that
+    ///   EID must be this eUICC's (`8.1.1/3.8`); none is `8.2.6/3.8`;
+    /// - without: a downloadable order bound to this EID (Default SM-DP+ / SM-DS flows); none
+    ///   is a verification failure, reported as `8.2.6/3.8` (the empty MatchingID is refused).
+    async fn find_order(&self, eid: &str, matching_id: Option<&str>) -> Result<Profile> {
+        match matching_id {
+            Some(mid) => {
+                // MatchingIDs are upper case (section 4.1.1); accept an LPA that lowered it.
+                let p = match self.store.find_profile_by_matching_id(mid).await? {
+                    Some(p) => Some(p),
+                    None => {
+                        self.store
+                            .find_profile_by_matching_id(&mid.to_ascii_uppercase())
+                            .await?
+                    }
+                };
+                let p = p.ok_or(Failure::MatchingIdRefused)?;
+                if p.eid.as_deref().is_some_and(|bound| bound != eid) {
+                    return Err(Failure::EidMismatch);
+                }
+                Ok(p)
+            }
+            None => {
+                for st in DOWNLOADABLE {
+                    let list = self
+                        .store
+                        .list_profiles(&ProfileFilter {
+                            eid: Some(eid.to_owned()),
+                            state: Some(st),
+                            limit: Some(1),
+                            ..ProfileFilter::default()
+                        })
+                        .await?;
+                    if let Some(p) = list.into_iter().next() {
+                        return Ok(p);
+                    }
+                }
+                Err(Failure::MatchingIdRefused)
+            }
+        }
+    }
+
+    /// The StoreMetadataRequest (section 5.5.3) of a profile, from its stored metadata.
+    async fn profile_metadata(&self, p: &Profile) -> Result<Vec<u8>> {
+        let m = self.sidecar.get_metadata(&p.iccid).await?;
+        let iccid = Iccid::from_digits(&p.iccid)
+            .ok_or_else(|| Failure::Internal("stored ICCID is not 19/20 digits".into()))?;
+        let (spn, name, class) = match m {
+            Some(m) => (m.service_provider_name, m.profile_name, m.profile_class),
+            None => (String::new(), format!("Profile {}", p.iccid), None),
+        };
+        let host = self
+            .config
+            .smdp_address
+            .rsplit_once(':')
+            .map_or(self.config.smdp_address.as_str(), |(h, _)| h)
+            .to_owned();
+        let smr = StoreMetadataRequest {
+            iccid: iccid.0,
+            service_provider_name: spn,
+            profile_name: name,
+            icon_type: None,
+            icon: None,
+            profile_class: class.and_then(|c| u64::try_from(c).ok()),
+            // Installation and deletion notifications come back to us (section 5.5.3, 3.5).
+            notification_configuration_info: Some(vec![NotificationConfigurationInformation {
+                profile_management_operation: vec![0, 3],
+                notification_address: host,
+            }]),
+            profile_owner: None,
+            profile_policy_rules: None,
+            extensions: Vec::new(),
+        };
+        Ok(smr.encode())
+    }
+
+    // ------------------------------------------------------ GetBoundProfilePackage
+
+    /// ES9+.GetBoundProfilePackage (SGP.22 section 5.6.2, 3.1.3.2 steps 6-11).
+    pub async fn do_get_bpp(
+        &self,
+        req: GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse> {
+        let (session, mut data) = self.load_session(&req.transaction_id).await?;
+        let binding = data.euicc.clone().ok_or(Failure::UnknownTransaction(
+            "not awaiting GetBoundProfilePackage",
+        ))?;
+        let resp = PrepareDownloadResponse::decode(&req.prepare_download_response)
+            .map_err(|e| Failure::Malformed(format!("prepareDownloadResponse ({e})")))?;
+        let ok = match resp {
+            PrepareDownloadResponse::Ok(ok) => ok,
+            PrepareDownloadResponse::Error(e) => {
+                return Err(Failure::EuiccReportedError(format!(
+                    "downloadErrorCode {}",
+                    e.download_error_code.to_i64()
+                )));
+            }
+        };
+        let signed2 = ok.euicc_signed2.value();
+        if signed2.transaction_id.as_bytes() != req.transaction_id.as_bytes() {
+            return Err(Failure::UnknownTransaction(
+                "euiccSigned2.transactionId differs",
+            ));
+        }
+        // euiccSignature2 over euiccSigned2 || smdpSignature2 (with tag), section 5.7.5.
+        let mut tbs = ok.euicc_signed2.raw().to_vec();
+        tbs.extend_from_slice(&unhex(&binding.smdp_signature2_tlv)?);
+        verify_raw(
+            curve_by_name(&binding.curve)?,
+            &unhex(&binding.public_key)?,
+            &tbs,
+            &ok.euicc_signature2,
+        )
+        .map_err(|_| Failure::EuiccVerification("euiccSignature2 does not verify"))?;
+
+        match session.state.as_str() {
+            state::AUTHENTICATED => {}
+            // A lost response: the same request again gets the same BPP.
+            state::DELIVERED
+                if data.delivered_otpk.as_deref()
+                    == Some(hex::encode(&signed2.euicc_otpk).as_str()) =>
+            {
+                if let Some(c) = self.sidecar.get_bpp(&binding.iccid).await?
+                    && c.transaction_id == session.transaction_id
+                    && c.euicc_otpk == signed2.euicc_otpk
+                {
+                    return Ok(GetBoundProfilePackageResponse {
+                        transaction_id: req.transaction_id,
+                        bound_profile_package: c.bpp,
+                    });
+                }
+                return Err(Failure::UnknownTransaction("BPP already delivered"));
+            }
+            _ => {
+                return Err(Failure::UnknownTransaction(
+                    "not awaiting GetBoundProfilePackage",
+                ));
+            }
+        }
+        let claimed = self
+            .cas_session(
+                &session,
+                state::BINDING,
+                &data,
+                Patch::Keep,
+                Patch::Keep,
+                None,
+            )
+            .await?;
+        match self
+            .bind_and_deliver(
+                &claimed,
+                &mut data,
+                &binding,
+                &signed2.euicc_otpk,
+                signed2.hash_cc.as_ref().map(|h| h.as_bytes().to_vec()),
+            )
+            .await
+        {
+            Ok(bpp) => Ok(GetBoundProfilePackageResponse {
+                transaction_id: req.transaction_id,
+                bound_profile_package: bpp,
+            }),
+            Err(f) => {
+                self.end_session(&claimed, &data).await;
+                Err(f)
+            }
+        }
+    }
+
+    async fn bind_and_deliver(
+        &self,
+        claimed: &Session,
+        data: &mut SessionData,
+        binding: &EuiccBinding,
+        euicc_otpk: &[u8],
+        hash_cc: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        let tid = claimed_tid(claimed)?;
+        let profile = self
+            .store
+            .get_profile(&binding.iccid)
+            .await?
+            .ok_or(Failure::NotReleased)?;
+        if !DOWNLOADABLE.contains(&profile.state) {
+            return Err(Failure::NotReleased);
+        }
+        if profile.expires_at.is_some_and(|e| e <= now_ms()) {
+            return Err(Failure::OrderExpired);
+        }
+        // Confirmation Code (section 4.7, 3.1.3.2 step 8).
+        if let Some(h1) = &profile.cc_hash {
+            let given = hash_cc.ok_or(Failure::CcMissing)?;
+            let expected = expected_hash_cc(h1, &tid);
+            if !bool::from(expected.ct_eq(given.as_slice())) {
+                let v = self
+                    .store
+                    .increment_counter(
+                        &profile.iccid,
+                        Counter::CcAttempts,
+                        &Expect::states(&DOWNLOADABLE),
+                    )
+                    .await?;
+                let limit = v.limit.unwrap_or(self.config.limits.cc_attempt_limit);
+                tracing::info!(iccid = %profile.iccid, attempts = v.value, limit, "wrong confirmation code");
+                if v.value > limit {
+                    self.profile_to_error(&profile, "confirmation code attempts exceeded")
+                        .await?;
+                    return Err(Failure::CcAttemptsExceeded);
+                }
+                return Err(Failure::CcRefused);
+            }
+        }
+        let set = self.key_set(data)?;
+        let eid = Eid::from_digits(&binding.eid)
+            .ok_or_else(|| Failure::Internal("EID in session is not 32 digits".into()))?;
+        let cached = self.sidecar.get_bpp(&profile.iccid).await?;
+        let bpp = match cached {
+            // Re-use (section 3.1.3.2 step 10): same eUICC, same otPK.
+            Some(c) if c.eid == binding.eid && c.euicc_otpk == euicc_otpk => {
+                if c.transaction_id == claimed.transaction_id {
+                    c.bpp
+                } else {
+                    let b = resign_iscr(&c.bpp, &tid, euicc_otpk, set)?;
+                    self.sidecar
+                        .put_bpp(
+                            &profile.iccid,
+                            &CachedBpp {
+                                transaction_id: claimed.transaction_id.clone(),
+                                bpp: b.clone(),
+                                ..c
+                            },
+                            now_ms(),
+                        )
+                        .await?;
+                    tracing::info!(iccid = %profile.iccid, "BPP re-used with a new InitialiseSecureChannel signature");
+                    b
+                }
+            }
+            Some(c) if c.eid == binding.eid && !self.config.limits.rebind_on_new_otpk => {
+                return Err(Failure::BppRebindRefused);
+            }
+            _ => {
+                let upp = profile
+                    .upp
+                    .as_deref()
+                    .ok_or_else(|| Failure::Internal("order has no profile package".into()))?;
+                let metadata = unhex(&binding.profile_metadata)?;
+                let configure_isdp = ConfigureIsdpRequest::default().encode();
+                let params = BppParams {
+                    dp_pb: set.dppb_key.as_ref(),
+                    transaction_id: &tid,
+                    euicc_otpk,
+                    eid: &eid.0,
+                    host_id: HOST_ID,
+                    configure_isdp: &configure_isdp,
+                    store_metadata: &metadata,
+                };
+                // A fresh otSK.DP.ECKA is generated inside and dropped (zeroized) when the
+                // BPP is built (section 3.1.3.2 step 11); the profile is encrypted under the
+                // session keys.
+                let built = build_bpp(&params, ProfileProtection::SessionKeys { upp }, None)
+                    .map_err(|e| Failure::Internal(format!("BPP build: {e}")))?;
+                self.sidecar
+                    .put_bpp(
+                        &profile.iccid,
+                        &CachedBpp {
+                            eid: binding.eid.clone(),
+                            euicc_otpk: euicc_otpk.to_vec(),
+                            transaction_id: claimed.transaction_id.clone(),
+                            bpp: built.der.clone(),
+                        },
+                        now_ms(),
+                    )
+                    .await?;
+                built.der
+            }
+        };
+        match self
+            .store
+            .transition(
+                &profile.iccid,
+                &Expect::states(&DOWNLOADABLE),
+                &ProfileUpdate::to_state(ProfileState::Downloaded),
+                &EventRecord::by(ACTOR).with_cause("bpp delivered"),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => return Err(Failure::NotReleased),
+            Err(e) => return Err(e.into()),
+        }
+        data.delivered_otpk = Some(hex::encode(euicc_otpk));
+        let until = now_ms().saturating_add(ms(self.config.limits.pir_wait));
+        self.cas_session(
+            claimed,
+            state::DELIVERED,
+            data,
+            Patch::Keep,
+            Patch::Keep,
+            Some(until),
+        )
+        .await?;
+        tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, "BPP delivered");
+        Ok(bpp)
+    }
+
+    // ---------------------------------------------------------- HandleNotification
+
+    /// ES9+.HandleNotification (SGP.22 section 5.6.4, 3.1.3.3, 3.5). Always acknowledged for
+    /// well-formed input; what cannot be verified is logged and not recorded.
+    pub async fn do_notification(&self, req: HandleNotificationRequest) -> Result<()> {
+        let n = PendingNotification::decode(&req.pending_notification)
+            .map_err(|e| Failure::Malformed(format!("pendingNotification ({e})")))?;
+        match n {
+            PendingNotification::ProfileInstallationResult(pir) => {
+                let d = &pir.profile_installation_result_data;
+                let tid = hex::encode_upper(d.value().transaction_id.as_bytes());
+                let Some(s) = self.store.get_session(&tid, now_ms()).await? else {
+                    tracing::info!(transaction_id = %tid, "PIR for an unknown transaction ignored");
+                    return Ok(());
+                };
+                let data = SessionData::from_bytes(&s.data)
+                    .map_err(|_| Failure::Internal("corrupt session blob".into()))?;
+                let Some(b) = data.euicc.clone() else {
+                    tracing::info!(transaction_id = %tid, "PIR before authentication ignored");
+                    return Ok(());
+                };
+                if verify_raw(
+                    curve_by_name(&b.curve)?,
+                    &unhex(&b.public_key)?,
+                    d.raw(),
+                    &pir.euicc_sign_pir,
+                )
+                .is_err()
+                {
+                    tracing::warn!(transaction_id = %tid, "PIR signature does not verify; ignored");
+                    return Ok(());
+                }
+                let meta = &d.value().notification_metadata;
+                let outcome = self
+                    .store
+                    .record_notification(&NewNotification {
+                        eid: b.eid.clone(),
+                        seq_number: meta.seq_number,
+                        iccid: Some(b.iccid.clone()),
+                        event: "install".into(),
+                        raw: req.pending_notification.clone(),
+                        received_at: now_ms(),
+                    })
+                    .await?;
+                if outcome == RecordOutcome::Duplicate {
+                    tracing::info!(transaction_id = %tid, "replayed PIR ignored");
+                    return Ok(());
+                }
+                let (to, cause) = match &d.value().final_result {
+                    FinalResult::Success(_) => (ProfileState::Installed, "installed".to_owned()),
+                    FinalResult::Error(e) => (
+                        ProfileState::Error,
+                        format!(
+                            "installation failed: bppCommandId={} errorReason={}",
+                            e.bpp_command_id.to_i64(),
+                            e.error_reason.to_i64()
+                        ),
+                    ),
+                };
+                let mut update = ProfileUpdate::to_state(to);
+                if to == ProfileState::Error {
+                    update.error_cause = Patch::Set(cause.clone());
+                }
+                match self
+                    .store
+                    .transition(
+                        &b.iccid,
+                        &Expect::state(ProfileState::Downloaded),
+                        &update,
+                        &EventRecord::by(ACTOR).with_cause(cause.clone()),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict { state, .. }) => {
+                        tracing::warn!(iccid = %b.iccid, %state, "PIR for a profile not in Downloaded");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                self.sidecar.delete_bpp(&b.iccid).await?;
+                if s.state != state::ENDED {
+                    let _ = self
+                        .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                        .await;
+                }
+                tracing::info!(iccid = %b.iccid, %cause, "profile installation result");
+                Ok(())
+            }
+            PendingNotification::OtherSignedNotification(o) => {
+                let v = match validate_euicc_chain(
+                    &self.keys.trust,
+                    o.eum_certificate.as_der(),
+                    o.euicc_certificate.as_der(),
+                    OffsetDateTime::now_utc(),
+                ) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification with an invalid certificate chain ignored");
+                        return Ok(());
+                    }
+                };
+                if verify_raw(
+                    v.curve,
+                    &v.public_key,
+                    o.tbs_other_notification.raw(),
+                    &o.euicc_notification_signature,
+                )
+                .is_err()
+                {
+                    tracing::warn!("notification signature does not verify; ignored");
+                    return Ok(());
+                }
+                let meta = o.tbs_other_notification.value();
+                let op = &meta.profile_management_operation;
+                let event = ["install", "enable", "disable", "delete"]
+                    .iter()
+                    .enumerate()
+                    .find(|(i, _)| op.is_set(*i as u32))
+                    .map_or("unknown", |(_, n)| *n);
+                let outcome = self
+                    .store
+                    .record_notification(&NewNotification {
+                        eid: v.eid.clone(),
+                        seq_number: meta.seq_number,
+                        iccid: meta.iccid.map(|i| i.to_digits()),
+                        event: event.to_owned(),
+                        raw: req.pending_notification.clone(),
+                        received_at: now_ms(),
+                    })
+                    .await?;
+                tracing::info!(
+                    event,
+                    duplicate = (outcome == RecordOutcome::Duplicate),
+                    "notification"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- CancelSession
+
+    /// ES9+.CancelSession (SGP.22 section 5.6.5, 3.1.3.1).
+    ///
+    /// postponed(1) and timeout(2) end the session and keep the order as it is (Released,
+    /// or Downloaded); every other reason terminates the order (Error, with the reason as
+    /// cause). A session that already ended, or that has no eUICC key yet (before
+    /// AuthenticateClient), is refused with `8.10.1/3.9` and the order is not touched.
+    pub async fn do_cancel(&self, req: CancelSessionRequest) -> Result<()> {
+        let (session, data) = self.load_session(&req.transaction_id).await?;
+        if session.state == state::ENDED {
+            return Err(Failure::UnknownTransaction("session already ended"));
+        }
+        let Some(b) = data.euicc.clone() else {
+            return Err(Failure::UnknownTransaction(
+                "no authenticated eUICC in this session",
+            ));
+        };
+        let resp = CancelSessionResponse::decode(&req.cancel_session_response)
+            .map_err(|e| Failure::Malformed(format!("cancelSessionResponse ({e})")))?;
+        let ok = match resp {
+            CancelSessionResponse::Ok(ok) => ok,
+            CancelSessionResponse::Error(e) => {
+                return Err(Failure::EuiccReportedError(format!(
+                    "cancelSessionResponseError {e:?}"
+                )));
+            }
+        };
+        verify_raw(
+            curve_by_name(&b.curve)?,
+            &unhex(&b.public_key)?,
+            ok.euicc_cancel_session_signed.raw(),
+            &ok.euicc_cancel_session_signature,
+        )
+        .map_err(|_| Failure::EuiccVerification("euiccCancelSessionSignature does not verify"))?;
+        let signed = ok.euicc_cancel_session_signed.value();
+        let set = self.key_set(&data)?;
+        if signed.smdp_oid.to_dotted() != set.smdp_oid {
+            return Err(Failure::WrongSmdpOid);
+        }
+        if signed.transaction_id.as_bytes() != req.transaction_id.as_bytes() {
+            return Err(Failure::UnknownTransaction("signed transactionId differs"));
+        }
+        if matches!(
+            session.state.as_str(),
+            state::AUTHENTICATING | state::BINDING
+        ) {
+            return Err(Failure::UnknownTransaction(
+                "another call for this transaction is in progress",
+            ));
+        }
+        self.cas_session(
+            &session,
+            state::ENDED,
+            &data,
+            Patch::Keep,
+            Patch::Keep,
+            None,
+        )
+        .await?;
+        let reason = signed.reason;
+        if matches!(
+            reason,
+            CancelSessionReason::Postponed | CancelSessionReason::Timeout
+        ) {
+            tracing::info!(transaction_id = %session.transaction_id, ?reason, "session cancelled; order kept");
+            return Ok(());
+        }
+        if let Some(p) = self.store.get_profile(&b.iccid).await? {
+            self.profile_to_error(
+                &p,
+                &format!("cancelSession: {reason:?} ({})", reason.to_i64()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The transactionId bytes of a session row.
+fn claimed_tid(s: &Session) -> Result<Vec<u8>> {
+    hex::decode(&s.transaction_id).map_err(|_| Failure::Internal("stored transactionId".into()))
+}
+
+/// Re-signs the InitialiseSecureChannelRequest of a cached BPP for a new transaction: the
+/// session keys depend only on the key agreement, the hostId and the EID (Annex G), not on
+/// the transactionId, so every segment stays valid; only `transactionId` and `smdpSign`
+/// (section 5.5.1) change.
+fn resign_iscr(bpp: &[u8], tid: &[u8], euicc_otpk: &[u8], set: &KeySet) -> Result<Vec<u8>> {
+    let mut decoded = BoundProfilePackage::decode(bpp)
+        .map_err(|e| Failure::Internal(format!("cached BPP: {e}")))?;
+    decoded.initialise_secure_channel.transaction_id = tid;
+    decoded.initialise_secure_channel.smdp_sign = &[];
+    let sig = set
+        .dppb_key
+        .sign(&smdp_sign_data(
+            &decoded.initialise_secure_channel,
+            euicc_otpk,
+        ))
+        .map_err(|e| Failure::Internal(format!("DPpb signature: {e}")))?;
+    decoded.initialise_secure_channel.smdp_sign = &sig;
+    Ok(decoded.encode())
+}
+
+impl Es9Service for Es9Engine {
+    async fn initiate_authentication(
+        &self,
+        request: InitiateAuthenticationRequest,
+    ) -> std::result::Result<InitiateAuthenticationResponse, Es9Error> {
+        self.do_initiate(request).await.map_err(report)
+    }
+
+    async fn authenticate_client(
+        &self,
+        request: AuthenticateClientRequest,
+    ) -> std::result::Result<AuthenticateClientResponse, Es9Error> {
+        self.do_authenticate(request).await.map_err(report)
+    }
+
+    async fn get_bound_profile_package(
+        &self,
+        request: GetBoundProfilePackageRequest,
+    ) -> std::result::Result<GetBoundProfilePackageResponse, Es9Error> {
+        self.do_get_bpp(request).await.map_err(report)
+    }
+
+    async fn handle_notification(
+        &self,
+        request: HandleNotificationRequest,
+    ) -> std::result::Result<(), Es9Error> {
+        self.do_notification(request).await.map_err(report)
+    }
+
+    async fn cancel_session(
+        &self,
+        request: CancelSessionRequest,
+    ) -> std::result::Result<(), Es9Error> {
+        self.do_cancel(request).await.map_err(report)
+    }
+}
+
+fn report(f: Failure) -> Es9Error {
+    match &f {
+        Failure::Internal(detail) => tracing::error!(%detail, "ES9+ internal failure"),
+        other => tracing::info!(failure = %other, "ES9+ call refused"),
+    }
+    f.to_es9()
+}

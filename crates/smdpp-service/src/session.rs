@@ -1,0 +1,89 @@
+//! The persisted RSP session: one row per transactionId in the store's `rsp_sessions` table,
+//! with an expiry and a version for compare-and-set.
+//!
+//! The state column drives the call order (SGP.22 section 3.1.2/3.1.3):
+//!
+//! ```text
+//! initiated --AuthenticateClient--> authenticating --> authenticated
+//! authenticated --GetBoundProfilePackage--> binding --> delivered
+//! delivered --HandleNotification(PIR)--> ended
+//! authenticated|delivered --CancelSession--> ended
+//! any failure after a claim --> ended
+//! ```
+//!
+//! `authenticating` and `binding` are claims: a call first moves the session into them with a
+//! CAS on the version, so two concurrent calls for one transaction cannot both proceed. The
+//! blob holds no secret (challenges, public keys, signatures, metadata).
+
+use serde::{Deserialize, Serialize};
+
+/// Session states (the `state` column).
+pub mod state {
+    /// After InitiateAuthentication.
+    pub const INITIATED: &str = "initiated";
+    /// AuthenticateClient in progress (claim).
+    pub const AUTHENTICATING: &str = "authenticating";
+    /// After AuthenticateClient.
+    pub const AUTHENTICATED: &str = "authenticated";
+    /// GetBoundProfilePackage in progress (claim).
+    pub const BINDING: &str = "binding";
+    /// BPP delivered, waiting for the ProfileInstallationResult.
+    pub const DELIVERED: &str = "delivered";
+    /// Finished (PIR, CancelSession, or a failure). Kept until expiry to answer late calls.
+    pub const ENDED: &str = "ended";
+}
+
+/// What the eUICC side of a session established in AuthenticateClient.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EuiccBinding {
+    /// The EID from CERT.EUICC.ECDSA.
+    pub eid: String,
+    /// Curve name of PK.EUICC.ECDSA (`Curve::name`).
+    pub curve: String,
+    /// PK.EUICC.ECDSA, hex.
+    pub public_key: String,
+    /// The ICCID of the selected order.
+    pub iccid: String,
+    /// Whether a Confirmation Code is required.
+    pub cc_required: bool,
+    /// `smdpSignature2` as the complete `5F37` element, hex (covered by euiccSignature2).
+    pub smdp_signature2_tlv: String,
+    /// The StoreMetadataRequest sent as profileMetadata, hex (re-used in the BPP).
+    pub profile_metadata: String,
+    /// `bppEuiccOtpk` offered in smdpSigned2, hex.
+    pub offered_otpk: Option<String>,
+}
+
+/// The session blob.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionData {
+    /// serverChallenge, hex.
+    pub server_challenge: String,
+    /// euiccChallenge, hex.
+    pub euicc_challenge: String,
+    /// SVN from euiccInfo1, hex.
+    pub svn: String,
+    /// The CI chosen for the eUICC's signatures (`euiccCiPKIdToBeUsed`), hex.
+    pub signing_ci: String,
+    /// The CI of the key set used (DPauth/DPpb), hex.
+    pub key_set_ci: String,
+    /// The serverAddress placed in serverSigned1.
+    pub server_address: String,
+    /// Set by AuthenticateClient.
+    pub euicc: Option<EuiccBinding>,
+    /// otPK.EUICC of the delivered BPP, hex.
+    pub delivered_otpk: Option<String>,
+}
+
+impl SessionData {
+    /// Serializes the blob.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Invariant: serializing plain strings/bools/options to JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a stored blob.
+    pub fn from_bytes(data: &[u8]) -> Result<SessionData, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
+}
