@@ -708,7 +708,7 @@ impl Euicc {
                 .iter()
                 .flatten()
                 .map(|n| NotificationConfig {
-                    operations: n.profile_management_operation.clone(),
+                    operations: n.profile_management_operation.bits(),
                     address: n.notification_address.clone(),
                 })
                 .collect(),

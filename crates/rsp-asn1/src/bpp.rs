@@ -12,9 +12,11 @@
 //! components after the known ones are accepted and skipped (StoreMetadata keeps them), but
 //! bytes after the outer element are refused.
 
+use crate::codec::{decode_seq_contents, decode_seq_of, encode_seq_as, encode_seq_of};
+pub use crate::common::{DpProprietaryData, NotificationConfigurationInformation, OperatorId};
 use crate::error::DecodeError;
 use crate::prim::{
-    Oid, decode_fixed, decode_named_bits, decode_octets, decode_uint, decode_utf8, write_int,
+    decode_fixed, decode_named_bits, decode_octets, decode_uint, decode_utf8, write_int,
     write_named_bits,
 };
 use crate::tlv::{Tag, Tlv, parse_single, write_tlv};
@@ -224,16 +226,6 @@ impl<'a> InitialiseSecureChannelRequest<'a> {
     }
 }
 
-/// `DpProprietaryData ::= SEQUENCE { dpOid OBJECT IDENTIFIER, ... }` (tag `B8` in
-/// ConfigureISDPRequest).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DpProprietaryData {
-    /// `dpOid`.
-    pub dp_oid: Oid,
-    /// Additional data objects the SM-DP+ may add, as received (complete TLVs).
-    pub additional: Vec<u8>,
-}
-
 /// `ConfigureISDPRequest ::= [36] SEQUENCE` (tag `BF24`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ConfigureIsdpRequest {
@@ -254,11 +246,7 @@ impl ConfigureIsdpRequest {
                         "longer than 128 bytes",
                     ));
                 }
-                let mut dr = d.reader()?;
-                let dp_oid = Oid::decode(&dr.read_expect(Tag::OID)?, "dpOid")?;
-                let additional = dr.remaining().to_vec();
-                dr.skip_rest()?;
-                Some(DpProprietaryData { dp_oid, additional })
+                Some(decode_seq_contents::<DpProprietaryData>(&d)?)
             }
             None => None,
         };
@@ -272,62 +260,11 @@ impl ConfigureIsdpRequest {
     pub fn encode(&self) -> Vec<u8> {
         let mut inner = Vec::new();
         if let Some(d) = &self.dp_proprietary_data {
-            let mut dp = Vec::new();
-            d.dp_oid.write(&mut dp, Tag::OID);
-            dp.extend_from_slice(&d.additional);
-            write_tlv(&mut inner, Tag::context_constructed(24), &dp);
+            encode_seq_as(d, Tag::context_constructed(24), &mut inner);
         }
         let mut out = Vec::with_capacity(inner.len() + 4);
         write_tlv(&mut out, TAG_CONFIGURE_ISDP, &inner);
         out
-    }
-}
-
-/// `NotificationConfigurationInformation ::= SEQUENCE` (automatic tags `80`, `81`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotificationConfigurationInformation {
-    /// `profileManagementOperation NotificationEvent`: the set bit numbers
-    /// (0 install, 1 enable, 2 disable, 3 delete).
-    pub profile_management_operation: Vec<u32>,
-    /// `notificationAddress UTF8String` (FQDN).
-    pub notification_address: String,
-}
-
-/// `OperatorID ::= SEQUENCE` (automatic tags `80`, `81`, `82`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OperatorId {
-    /// `mccMnc OCTET STRING (SIZE(3))`.
-    pub mcc_mnc: [u8; 3],
-    /// `gid1 OCTET STRING OPTIONAL`.
-    pub gid1: Option<Vec<u8>>,
-    /// `gid2 OCTET STRING OPTIONAL`.
-    pub gid2: Option<Vec<u8>>,
-}
-
-impl OperatorId {
-    fn from_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        let mut r = t.reader()?;
-        let mcc_mnc = decode_fixed::<3>(&r.read_expect(Tag::context(0))?, "mccMnc")?;
-        let gid1 = r.read_optional(Tag::context(1))?.map(|g| g.value.to_vec());
-        let gid2 = r.read_optional(Tag::context(2))?.map(|g| g.value.to_vec());
-        r.skip_rest()?;
-        Ok(OperatorId {
-            mcc_mnc,
-            gid1,
-            gid2,
-        })
-    }
-
-    fn write(&self, out: &mut Vec<u8>, tag: Tag) {
-        let mut inner = Vec::new();
-        write_tlv(&mut inner, Tag::context(0), &self.mcc_mnc);
-        if let Some(g) = &self.gid1 {
-            write_tlv(&mut inner, Tag::context(1), g);
-        }
-        if let Some(g) = &self.gid2 {
-            write_tlv(&mut inner, Tag::context(2), g);
-        }
-        write_tlv(out, tag, &inner);
     }
 }
 
@@ -385,36 +322,13 @@ impl StoreMetadataRequest {
             .read_optional(Tag::context(21))?
             .map(|t| decode_uint(&t, "profileClass"))
             .transpose()?;
-        let notification_configuration_info = match r.read_optional(Tag::context_constructed(22))? {
-            Some(seq) => {
-                let mut sr = seq.reader()?;
-                let mut list = Vec::new();
-                while !sr.is_empty() {
-                    let item = sr.read_expect(Tag::SEQUENCE)?;
-                    let mut ir = item.reader()?;
-                    let profile_management_operation = decode_named_bits(
-                        &ir.read_expect(Tag::context(0))?,
-                        "profileManagementOperation",
-                    )?;
-                    let notification_address = decode_utf8(
-                        &ir.read_expect(Tag::context(1))?,
-                        "notificationAddress",
-                        0,
-                        usize::MAX,
-                    )?;
-                    ir.skip_rest()?;
-                    list.push(NotificationConfigurationInformation {
-                        profile_management_operation,
-                        notification_address,
-                    });
-                }
-                Some(list)
-            }
-            None => None,
-        };
+        let notification_configuration_info = r
+            .read_optional(Tag::context_constructed(22))?
+            .map(|t| decode_seq_of::<NotificationConfigurationInformation>(&t))
+            .transpose()?;
         let profile_owner = r
             .read_optional(Tag::context_constructed(23))?
-            .map(|t| OperatorId::from_tlv(&t))
+            .map(|t| decode_seq_contents::<OperatorId>(&t))
             .transpose()?;
         let profile_policy_rules = r
             .read_optional(Tag::context(25))?
@@ -464,21 +378,10 @@ impl StoreMetadataRequest {
             );
         }
         if let Some(list) = &self.notification_configuration_info {
-            let mut seq = Vec::new();
-            for n in list {
-                let mut item = Vec::new();
-                write_named_bits(&mut item, Tag::context(0), &n.profile_management_operation);
-                write_tlv(
-                    &mut item,
-                    Tag::context(1),
-                    n.notification_address.as_bytes(),
-                );
-                write_tlv(&mut seq, Tag::SEQUENCE, &item);
-            }
-            write_tlv(&mut inner, Tag::context_constructed(22), &seq);
+            encode_seq_of(list, Tag::context_constructed(22), &mut inner);
         }
         if let Some(o) = &self.profile_owner {
-            o.write(&mut inner, Tag::context_constructed(23));
+            encode_seq_as(o, Tag::context_constructed(23), &mut inner);
         }
         if let Some(p) = &self.profile_policy_rules {
             write_named_bits(&mut inner, Tag::context(25), p);
@@ -711,11 +614,11 @@ mod tests {
             profile_class: Some(2),
             notification_configuration_info: Some(vec![
                 NotificationConfigurationInformation {
-                    profile_management_operation: vec![0],
+                    profile_management_operation: crate::codec::BitString::from_bits(&[0]),
                     notification_address: "smdp.example".into(),
                 },
                 NotificationConfigurationInformation {
-                    profile_management_operation: vec![3],
+                    profile_management_operation: crate::codec::BitString::from_bits(&[3]),
                     notification_address: "smdp.example".into(),
                 },
             ]),
@@ -784,11 +687,13 @@ mod tests {
         );
         let c = ConfigureIsdpRequest {
             dp_proprietary_data: Some(DpProprietaryData {
-                dp_oid: Oid::from_dotted("2.999.10").expect("oid"),
-                additional: vec![0x80, 0x01, 0x07],
+                dp_oid: crate::prim::Oid::from_dotted("2.999.10").expect("oid"),
+                extensions: crate::codec::Extensions(vec![vec![0x81, 0x01, 0x07]]),
             }),
         };
         let der = c.encode();
+        // dpOid carries the automatic tag [0] (80), as asn1tools encodes it.
+        assert_eq!(hex::encode(&der), "bf240ab808800388370a810107");
         assert_eq!(ConfigureIsdpRequest::decode(&der), Ok(c));
     }
 

@@ -151,7 +151,7 @@ pub fn store_metadata(iccid: &str, notif_address: &str) -> Vec<u8> {
         profile_class: Some(2),
         notification_configuration_info: Some(vec![
             rsp_asn1::bpp::NotificationConfigurationInformation {
-                profile_management_operation: vec![0, 1, 2, 3],
+                profile_management_operation: rsp_asn1::BitString::from_bits(&[0, 1, 2, 3]),
                 notification_address: notif_address.to_owned(),
             },
         ]),

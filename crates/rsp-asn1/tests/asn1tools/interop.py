@@ -140,6 +140,35 @@ def samples(cert):
     }
     pinfo_min = {"iccid": iccid, "profileState": 0}
     store_metadata = {"iccid": iccid, "serviceProviderName": "Operator", "profileName": "Test profile"}
+    store_metadata_full = {
+        "iccid": iccid, "serviceProviderName": "Operator", "profileName": "Test profile",
+        "iconType": 1, "icon": b"\x89PNG" + bytes(range(40)), "profileClass": 2,
+        "notificationConfigurationInfo": [
+            {"profileManagementOperation": bits(0, 3), "notificationAddress": "smdp.example.com"},
+            {"profileManagementOperation": bits(1, 2), "notificationAddress": "other.example.com"},
+        ],
+        "profileOwner": {"mccMnc": b"\x00\xf1\x10", "gid1": b"\x01", "gid2": b"\x02\x03"},
+        "profilePolicyRules": bits(1),
+    }
+    iscr = {"remoteOpId": 1, "transactionId": tid,
+            "controlRefTemplate": {"keyType": b"\x88", "keyLen": b"\x10", "hostId": b"\x80" * 8},
+            "smdpOtpk": otpk, "smdpSign": sig}
+    bpp_ext = [
+        ("ConfigureISDPRequest", "empty", {}),
+        ("ConfigureISDPRequest", "dp-data", {"dpProprietaryData": {"dpOid": oid}}),
+        ("StoreMetadataRequest", "minimal", store_metadata),
+        ("StoreMetadataRequest", "full", store_metadata_full),
+        ("ReplaceSessionKeysRequest", "full",
+         {"initialMacChainingValue": ch16, "ppkEnc": ch16b, "ppkCmac": bytes(16)}),
+        ("InitialiseSecureChannelRequest", "full", iscr),
+        ("BoundProfilePackage", "no-ppk",
+         {"initialiseSecureChannelRequest": iscr, "firstSequenceOf87": [bytes(range(24))],
+          "sequenceOf88": [bytes(range(30)), bytes(range(12))], "sequenceOf86": [bytes(range(50)), b"\x01" * 9]}),
+        ("BoundProfilePackage", "ppk",
+         {"initialiseSecureChannelRequest": iscr, "firstSequenceOf87": [bytes(range(24))],
+          "sequenceOf88": [bytes(range(30))], "secondSequenceOf87": [bytes(range(56))],
+          "sequenceOf86": [bytes(range(50))]}),
+    ]
 
     out = [
         ("GetEuiccInfo1Request", "empty", {}),
@@ -246,7 +275,7 @@ def samples(cert):
         ("GetBoundProfilePackageRequest", "error-nested",
          {"transactionId": tid, "prepareDownloadResponse": pd_err}),
         ("GetBoundProfilePackageResponse", "error", ("getBoundProfilePackageError", 95)),
-    ]
+    ] + bpp_ext
     return out
 
 

@@ -318,7 +318,15 @@ fn rt<T: Codec>(b: &[u8]) -> Result<Vec<u8>, DecodeError> {
 
 /// asn1tools type name -> decode+re-encode with this crate.
 pub fn roundtrip_for(type_name: &str) -> Option<Rt> {
+    use rsp_asn1::bpp;
     Some(match type_name {
+        "ConfigureISDPRequest" => |b| Ok(bpp::ConfigureIsdpRequest::decode(b)?.encode()),
+        "StoreMetadataRequest" => |b| Ok(bpp::StoreMetadataRequest::decode(b)?.encode()),
+        "ReplaceSessionKeysRequest" => |b| Ok(bpp::ReplaceSessionKeysRequest::decode(b)?.encode()),
+        "InitialiseSecureChannelRequest" => {
+            |b| Ok(bpp::InitialiseSecureChannelRequest::decode(b)?.encode())
+        }
+        "BoundProfilePackage" => |b| Ok(bpp::BoundProfilePackage::decode(b)?.encode()),
         "GetEuiccInfo1Request" => rt::<GetEuiccInfo1Request>,
         "GetEuiccInfo2Request" => rt::<GetEuiccInfo2Request>,
         "EUICCInfo1" => rt::<EuiccInfo1>,
@@ -761,5 +769,45 @@ pub fn our_samples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             )
             .encode(),
         ),
+        (
+            "ConfigureISDPRequest",
+            "dp-data",
+            rsp_asn1::bpp::ConfigureIsdpRequest {
+                dp_proprietary_data: Some(rsp_asn1::bpp::DpProprietaryData {
+                    dp_oid: oid(),
+                    extensions: Default::default(),
+                }),
+            }
+            .encode(),
+        ),
+        (
+            "StoreMetadataRequest",
+            "full",
+            store_metadata_full().encode(),
+        ),
     ]
+}
+
+/// A StoreMetadataRequest with every optional component present.
+pub fn store_metadata_full() -> rsp_asn1::bpp::StoreMetadataRequest {
+    use rsp_asn1::bpp::{NotificationConfigurationInformation, OperatorId};
+    rsp_asn1::bpp::StoreMetadataRequest {
+        iccid: iccid().0,
+        service_provider_name: "Operator".into(),
+        profile_name: "Test profile".into(),
+        icon_type: Some(1),
+        icon: Some(vec![0x89, 0x50, 0x4E, 0x47, 1, 2, 3]),
+        profile_class: Some(2),
+        notification_configuration_info: Some(vec![NotificationConfigurationInformation {
+            profile_management_operation: rsp_asn1::BitString::from_bits(&[0, 3]),
+            notification_address: "smdp.example.com".into(),
+        }]),
+        profile_owner: Some(OperatorId {
+            mcc_mnc: [0x00, 0xF1, 0x10],
+            gid1: Some(vec![1]),
+            gid2: None,
+        }),
+        profile_policy_rules: Some(vec![1]),
+        extensions: Vec::new(),
+    }
 }
