@@ -40,7 +40,8 @@ pub enum EumRangeForm {
 pub struct PkiOptions {
     /// The curve of every key and certificate.
     pub curve: Curve,
-    /// SM-DP+ FQDN: DPtls subjectAltName dNSName and commonName.
+    /// SM-DP+ FQDN or IP literal: DPtls subjectAltName dNSName (plus iPAddress for a
+    /// literal) and commonName.
     pub smdp_address: String,
     /// SM-DP+ OID: subjectAltName registeredID of DPauth, DPpb and DPtls.
     pub smdp_oid: String,
@@ -424,6 +425,30 @@ pub mod ext {
         Ok(dertlv::tlv(tag::SEQUENCE, &names))
     }
 
+    /// subjectAltName with dNSName, iPAddress (4 or 16 octets, RFC 5280 section 4.2.1.6)
+    /// and registeredID entries, in that order.
+    pub fn subject_alt_name_with_ips(
+        dns_names: &[&str],
+        ip_addresses: &[std::net::IpAddr],
+        registered_ids: &[&str],
+    ) -> Result<Vec<u8>, PkiError> {
+        let mut names = Vec::new();
+        for d in dns_names {
+            names.extend(dertlv::tlv(0x82, d.as_bytes()));
+        }
+        for ip in ip_addresses {
+            let octets = match ip {
+                std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+            };
+            names.extend(dertlv::tlv(0x87, &octets));
+        }
+        for r in registered_ids {
+            names.extend(dertlv::tlv(0x88, &dertlv::dotted_to_oid(r)?));
+        }
+        Ok(dertlv::tlv(tag::SEQUENCE, &names))
+    }
+
     /// extKeyUsage.
     pub fn ext_key_usage(purposes: &[&str]) -> Result<Vec<u8>, PkiError> {
         let mut v = Vec::new();
@@ -607,6 +632,13 @@ pub fn euicc_template(
 /// issued by `ci`, 5 years. DPauth/DPpb: CN "RSP Test SM-DP+", SAN registeredID.
 /// DPtls: CN = `smdp_address`, non-critical dp-tls policy, critical extKeyUsage
 /// serverAuth + clientAuth, SAN dNSName + registeredID.
+///
+/// When `smdp_address` is an IP literal (a lab server on `127.0.0.1`), CERT.DP.TLS still
+/// carries a dNSName, because section 4.5.2.1.0.5 (Table 14) requires "at least one dNSName
+/// entry" and a CN matching one of them: the literal's text for IPv4, `localhost` for IPv6
+/// (whose text is not a host name). An iPAddress entry with the address is added, so that
+/// TLS clients that check IP literals against iPAddress (RFC 6125, curl/OpenSSL, rustls) accept
+/// the certificate.
 pub fn dp_template(
     ci: &Certificate,
     role: DpRole,
@@ -615,8 +647,13 @@ pub fn dp_template(
     smdp_address: &str,
     smdp_oid: &str,
 ) -> Result<CertBuilder, PkiError> {
+    let ip: Option<std::net::IpAddr> = smdp_address.parse().ok();
+    let tls_dns_name = match ip {
+        Some(std::net::IpAddr::V6(_)) => "localhost",
+        _ => smdp_address,
+    };
     let cn = match role {
-        DpRole::Tls => smdp_address,
+        DpRole::Tls => tls_dns_name,
         DpRole::Auth | DpRole::Pb => "RSP Test SM-DP+",
     };
     let subject = encode_name(&[(oids::AT_O, "RSP Test SM-DP+"), (oids::AT_CN, cn)])?;
@@ -657,7 +694,7 @@ pub fn dp_template(
             .set_extension(
                 oids::EXT_SAN,
                 false,
-                ext::subject_alt_name(&[smdp_address], &[smdp_oid])?,
+                ext::subject_alt_name_with_ips(&[tls_dns_name], ip.as_slice(), &[smdp_oid])?,
             );
         }
     }
@@ -708,9 +745,18 @@ fn validate_fqdn(s: &str) -> Result<(), PkiError> {
     }
 }
 
+/// A host name, or an IPv4/IPv6 literal (without brackets or port).
+fn validate_host(s: &str) -> Result<(), PkiError> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    validate_fqdn(s)
+}
+
 /// Generates a complete test PKI: CI, EUM, one eUICC, DPauth, DPpb and DPtls.
+/// `opts.smdp_address` may be a host name or an IP literal (see [`dp_template`]).
 pub fn generate(opts: PkiOptions) -> Result<TestPki, PkiError> {
-    validate_fqdn(&opts.smdp_address)?;
+    validate_host(&opts.smdp_address)?;
     for oid in [&opts.smdp_oid, &opts.ci_oid, &opts.eum_oid] {
         dertlv::dotted_to_oid(oid)?;
     }
@@ -903,4 +949,108 @@ pub fn load_dir(dir: &Path) -> Result<PkiDir, PkiError> {
         dppb: read_pair(dir, "dppb.pem", "dppb.key")?,
         dptls: read_pair(dir, "dptls.pem", "dptls.key")?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn dptls_san(address: &str) -> (crate::cert::SubjectAltNames, Vec<Vec<u8>>, TestPki) {
+        let mut o = PkiOptions::new(Curve::NistP256);
+        o.smdp_address = address.into();
+        let pki = generate(o).unwrap();
+        let cert = pki.dptls.cert().unwrap();
+        let san = cert.subject_alt_names().unwrap().value.clone();
+        // iPAddress entries, read from the raw DER (the parser keeps only what SGP.22
+        // validation needs).
+        let ips = raw_ip_entries(&pki.dptls.der);
+        (san, ips, pki)
+    }
+
+    /// The iPAddress entries of the subjectAltName extension.
+    fn raw_ip_entries(der: &[u8]) -> Vec<Vec<u8>> {
+        let cert = crate::cert::Certificate::from_der(der).unwrap();
+        let san = cert
+            .x509()
+            .tbs_certificate()
+            .extensions()
+            .unwrap()
+            .iter()
+            .find(|x| x.extn_id.to_string() == oids::EXT_SAN)
+            .unwrap();
+        let outer = dertlv::read_single(san.extn_value.as_bytes(), tag::SEQUENCE, "san").unwrap();
+        dertlv::children(outer.value)
+            .unwrap()
+            .into_iter()
+            .filter(|gn| gn.tag == 0x87)
+            .map(|gn| gn.value.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn ipv4_literal_gets_dns_name_and_ip_address() {
+        let (san, ips, pki) = dptls_san("127.0.0.1");
+        assert_eq!(san.dns_names, ["127.0.0.1"]);
+        assert!(ips.contains(&vec![127, 0, 0, 1]), "{ips:?}");
+        // Still a valid CERT.DP.TLS (at least one dNSName, one registeredID).
+        let mut trust = crate::TrustStore::new();
+        trust.add_ci_der(&pki.ci.der).unwrap();
+        crate::validate_dp_chain(
+            &trust,
+            &pki.dptls.der,
+            crate::DpRole::Tls,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        // OpenSSL accepts it for the IP (when installed).
+        let openssl = std::path::Path::new("/usr/bin/openssl");
+        if openssl.exists() {
+            let dir = std::env::temp_dir().join(format!("rsp-pki-ip-{}", std::process::id()));
+            pki.write_to(&dir).unwrap();
+            let out = std::process::Command::new(openssl)
+                .args([
+                    "verify",
+                    "-CAfile",
+                    "ci.pem",
+                    "-verify_ip",
+                    "127.0.0.1",
+                    "dptls.pem",
+                ])
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_literal_gets_localhost_and_ip_address() {
+        let (san, ips, _) = dptls_san("::1");
+        assert_eq!(san.dns_names, ["localhost"]);
+        let mut one = vec![0u8; 16];
+        one[15] = 1;
+        assert!(ips.contains(&one), "{ips:?}");
+    }
+
+    #[test]
+    fn host_names_get_no_ip_address() {
+        let (san, ips, _) = dptls_san("smdp.example.com");
+        assert_eq!(san.dns_names, ["smdp.example.com"]);
+        assert!(ips.is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_addresses() {
+        for bad in ["", "a b", "-x.example", "[::1]", "127.0.0.1:8443"] {
+            let mut o = PkiOptions::new(Curve::NistP256);
+            o.smdp_address = bad.into();
+            assert!(generate(o).is_err(), "{bad:?}");
+        }
+    }
 }

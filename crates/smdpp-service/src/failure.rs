@@ -41,6 +41,13 @@ pub enum Failure {
     /// MatchingID refused (Table 43, `8.2.6/3.8`).
     #[error("MatchingID refused")]
     MatchingIdRefused,
+    /// Eligibility: the eUICC cannot take this profile (no additional profile possible, or
+    /// not enough free memory) (Table 43, `8.1/4.8`).
+    #[error("insufficient memory: {0}")]
+    InsufficientMemory(&'static str),
+    /// Eligibility: the profile does not suit this eUICC/device (Table 43, `8.2.5/4.3`).
+    #[error("no eligible profile: {0}")]
+    NoEligibleProfile(&'static str),
     /// The order is bound to another EID (Table 43, `8.1.1/3.8`).
     #[error("EID mismatch")]
     EidMismatch,
@@ -117,6 +124,14 @@ impl Failure {
             MatchingIdRefused => (
                 status::MATCHING_ID_REFUSED,
                 "No pending download order for this MatchingID / eUICC.".into(),
+            ),
+            InsufficientMemory(what) => (
+                status::EUICC_INSUFFICIENT_MEMORY,
+                format!("The eUICC does not have sufficient space for this profile: {what}; the order is terminated."),
+            ),
+            NoEligibleProfile(what) => (
+                status::NO_ELIGIBLE_PROFILE,
+                format!("No eligible profile for this eUICC/device: {what}; the order is terminated."),
             ),
             EidMismatch => (
                 status::EID_REFUSED,

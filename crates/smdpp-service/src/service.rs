@@ -13,6 +13,18 @@
 //!   `8.10.1/3.9` and does not touch the order: a cancel that lpac sends automatically after
 //!   the server itself refused a call must not terminate the order a second time.
 //!
+//! - AuthenticateClient also checks that the SVN of the signed euiccInfo2 equals the SVN of
+//!   euiccInfo1 (section 3.1.2 step 16); Table 43 has no code for it, so it is reported like
+//!   the other step-16 verifications of eUICC-signed data, `8.1/6.1`;
+//! - the eligibility check (section 3.1.3 step 3, Annex F; see
+//!   [`Es9Engine::check_eligibility`]) runs after the download attempt is counted; a failure
+//!   (`8.1/4.8` insufficient memory / no additional profile, `8.2.5/4.3` no eligible profile)
+//!   sets the order to Error, as section 3.1.3 step 5 requires;
+//! - an expired order (`8.8.5/4.10`) is refused and keeps its state: sections 5.6.2/5.6.3
+//!   only define the status code;
+//! - the notificationAddress in the profile metadata is our SM-DP+ address including a
+//!   non-default port, so that notifications reach a server on e.g. `127.0.0.1:8443`.
+//!
 //! Nothing secret is logged: no keys, no Confirmation Code or its hashes, no profile bytes.
 
 use std::sync::Arc;
@@ -387,6 +399,17 @@ impl Es9Engine {
         {
             return Err(Failure::EuiccVerification("serverAddress mismatch"));
         }
+        // Section 3.1.2 step 16: "Verify that the SVN included in the euiccInfo2 is the same
+        // as the SVN which was delivered in the step (6)" (euiccInfo1 of
+        // InitiateAuthentication). Table 43 has no code of its own for this; it is one of the
+        // step-16 verifications of data signed by the eUICC, like the serverChallenge, so it
+        // is reported as `8.1/6.1` (eUICC verification failed). Like the other verifications
+        // before the session is claimed, it leaves the session and the order untouched.
+        if signed1.euicc_info2.svn.as_bytes() != unhex(&data.svn)?.as_slice() {
+            return Err(Failure::EuiccVerification(
+                "SVN in euiccInfo2 differs from the SVN in euiccInfo1",
+            ));
+        }
         let matching_id = match &signed1.ctx_params1 {
             CtxParams1::CommonAuthentication(c) => c.matching_id.clone().filter(|m| !m.is_empty()),
             CtxParams1::Unknown(_) => {
@@ -478,6 +501,18 @@ impl Es9Engine {
             Err(e) => return Err(e.into()),
         };
 
+        // Eligibility (section 3.1.3 steps 3 and 5, Annex F): after the attempt is counted;
+        // a failure sets the order to Error (step 5: "Set the Profile ... in 'Error' state")
+        // and stops the procedure.
+        if let Err(f) = self
+            .check_eligibility(&profile, &ok.euicc_signed1.value().euicc_info2)
+            .await
+        {
+            self.profile_to_error(&profile, &format!("eligibility check failed: {f}"))
+                .await?;
+            return Err(f);
+        }
+
         let set = self.key_set(data)?;
         let metadata = self.profile_metadata(&profile).await?;
         let cc_required = profile.cc_hash.is_some();
@@ -539,6 +574,69 @@ impl Es9Engine {
         })
     }
 
+    /// The dynamic eligibility check (DEC) of SGP.22 Annex F on the signed euiccInfo2
+    /// (section 3.1.3 step 3: the checks "SHALL include the check if the eUICC can install
+    /// one more Profile"):
+    ///
+    /// - `rspCapability.additionalProfile` (bit 0; section 5.7.8: "set to '1' to indicate
+    ///   that at least one more Profile can be installed") must be set, whatever the number of
+    ///   profiles already installed: a clear bit means this eUICC cannot take one more
+    ///   profile, reported as `8.1/4.8` (Table 43 "eUICC does not have sufficient space for
+    ///   this Profile");
+    /// - when `extCardResource` (ETSI TS 102 226 TLVs) carries the free non-volatile memory
+    ///   (tag `82`), it must be at least the size of the profile package (the UPP size is the
+    ///   estimate: the installed profile is not smaller than its package), else `8.1/4.8`; an
+    ///   `extCardResource` that cannot be parsed is not used for this check;
+    /// - a Test Profile (profileClass test(0)) needs `rspCapability.testProfileSupport`
+    ///   (bit 3), else `8.2.5/4.3` (no eligible profile);
+    /// - the UPP's ProfileHeader version (major, minor) must not be newer than the eUICC's
+    ///   `profileVersion`, else `8.2.5/4.3`.
+    ///
+    /// forbiddenProfilePolicyRules (section 5.7.8) needs no check: the metadata this server
+    /// sends carries no PPRs. The static check (SEC) is the operator's (Annex F).
+    async fn check_eligibility(
+        &self,
+        profile: &Profile,
+        info2: &rsp_asn1::euicc_info::EuiccInfo2,
+    ) -> Result<()> {
+        if !info2.rsp_capability.is_set(RSP_CAP_ADDITIONAL_PROFILE) {
+            return Err(Failure::InsufficientMemory(
+                "the eUICC cannot install an additional profile",
+            ));
+        }
+        let upp_len = profile.upp.as_ref().map_or(0, Vec::len);
+        if let Some(free) = free_nvm(&info2.ext_card_resource)
+            && free < u64::try_from(upp_len).unwrap_or(u64::MAX)
+        {
+            return Err(Failure::InsufficientMemory(
+                "free non-volatile memory is smaller than the profile package",
+            ));
+        }
+        let class = self
+            .sidecar
+            .get_metadata(&profile.iccid)
+            .await?
+            .and_then(|m| m.profile_class);
+        if class == Some(PROFILE_CLASS_TEST)
+            && !info2.rsp_capability.is_set(RSP_CAP_TEST_PROFILE_SUPPORT)
+        {
+            return Err(Failure::NoEligibleProfile(
+                "test profile for an eUICC without testProfileSupport",
+            ));
+        }
+        if let Some((major, minor)) = profile.upp.as_deref().and_then(upp_version) {
+            let v = info2.profile_version.as_bytes();
+            if let [em, en, ..] = v
+                && (major, minor) > (*em, *en)
+            {
+                return Err(Failure::NoEligibleProfile(
+                    "profile package version newer than the eUICC supports",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Finds the pending order (section 5.6.3):
     /// - with a MatchingID: the order with that MatchingID; if it is bound to an EID, that
     ///   EID must be this eUICC's (`8.1.1/3.8`); none is `8.2.6/3.8`;
@@ -591,12 +689,10 @@ impl Es9Engine {
             Some(m) => (m.service_provider_name, m.profile_name, m.profile_class),
             None => (String::new(), format!("Profile {}", p.iccid), None),
         };
-        let host = self
-            .config
-            .smdp_address
-            .rsplit_once(':')
-            .map_or(self.config.smdp_address.as_str(), |(h, _)| h)
-            .to_owned();
+        // notificationAddress is an "FQDN" in section 5.5.3; our address keeps its port when
+        // it is not 443 (a lab server on 127.0.0.1:8443), or the notifications could not
+        // reach us (the LPA sends them to this address, section 3.5).
+        let host = self.config.smdp_address.clone();
         let smr = StoreMetadataRequest {
             iccid: iccid.0,
             service_provider_name: spn,
@@ -606,7 +702,7 @@ impl Es9Engine {
             profile_class: class.and_then(|c| u64::try_from(c).ok()),
             // Installation and deletion notifications come back to us (section 5.5.3, 3.5).
             notification_configuration_info: Some(vec![NotificationConfigurationInformation {
-                profile_management_operation: vec![0, 3],
+                profile_management_operation: rsp_asn1::BitString::from_bits(&[0, 3]),
                 notification_address: host,
             }]),
             profile_owner: None,
@@ -1066,6 +1162,40 @@ impl Es9Engine {
     }
 }
 
+/// `RspCapability.additionalProfile` (section 5.7.8).
+const RSP_CAP_ADDITIONAL_PROFILE: u32 = 0;
+/// `RspCapability.testProfileSupport` (section 5.7.8).
+const RSP_CAP_TEST_PROFILE_SUPPORT: u32 = 3;
+/// `ProfileClass` test(0) (section 2.4a.1.1, StoreMetadataRequest).
+const PROFILE_CLASS_TEST: i64 = 0;
+
+/// The free non-volatile memory (tag `82`, ETSI TS 102 226 Extended Card Resource
+/// Information) of an `extCardResource`, in bytes; `None` when absent or malformed.
+pub fn free_nvm(ext_card_resource: &[u8]) -> Option<u64> {
+    let mut rest = ext_card_resource;
+    while let [tag, len, tail @ ..] = rest {
+        let len = usize::from(*len);
+        // Only short-form lengths occur here; anything else is malformed.
+        if len > 0x7F || tail.len() < len {
+            return None;
+        }
+        let (value, next) = tail.split_at(len);
+        if *tag == 0x82 {
+            if value.is_empty() || value.len() > 8 {
+                return None;
+            }
+            return Some(value.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)));
+        }
+        rest = next;
+    }
+    None
+}
+
+/// The `(major-version, minor-version)` of the ProfileHeader of a UPP, if readable.
+fn upp_version(upp: &[u8]) -> Option<(u8, u8)> {
+    crate::upp::version_from_upp(upp)
+}
+
 /// The transactionId bytes of a session row.
 fn claimed_tid(s: &Session) -> Result<Vec<u8>> {
     hex::decode(&s.transaction_id).map_err(|_| Failure::Internal("stored transactionId".into()))
@@ -1134,4 +1264,21 @@ fn report(f: Failure) -> Es9Error {
         other => tracing::info!(failure = %other, "ES9+ call refused"),
     }
     f.to_es9()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::free_nvm;
+
+    #[test]
+    fn free_nvm_reads_tag_82() {
+        assert_eq!(
+            free_nvm(&[0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x10, 0x00, 0x00]),
+            Some(0x0010_0000)
+        );
+        assert_eq!(free_nvm(&[0x81, 0x01, 0x00]), None);
+        assert_eq!(free_nvm(&[0x82, 0x05, 0x00]), None);
+        assert_eq!(free_nvm(&[]), None);
+    }
 }

@@ -47,6 +47,27 @@ pub fn iccid_from_upp(upp: &[u8]) -> Result<String, UppError> {
     Err(UppError::NoIccid)
 }
 
+/// The `(major-version [0], minor-version [1])` of the ProfileHeader PE at the start of a
+/// UPP; `None` when the header or either field is missing or not one byte.
+pub fn version_from_upp(upp: &[u8]) -> Option<(u8, u8)> {
+    let mut r = Reader::new(upp);
+    let header = r.read().ok()?;
+    if header.tag != Tag::context_constructed(0) {
+        return None;
+    }
+    let mut hr = header.reader().ok()?;
+    let (mut major, mut minor) = (None, None);
+    while !hr.is_empty() && (major.is_none() || minor.is_none()) {
+        let t = hr.read().ok()?;
+        match (t.tag, t.value) {
+            (tag, [v]) if tag == Tag::context(0) => major = Some(*v),
+            (tag, [v]) if tag == Tag::context(1) => minor = Some(*v),
+            _ => {}
+        }
+    }
+    Some((major?, minor?))
+}
+
 fn bcd_digits(bytes: &[u8]) -> Result<String, UppError> {
     let mut s = String::with_capacity(20);
     for b in bytes {
@@ -139,6 +160,17 @@ mod tests {
     fn demo_upp_round_trips_its_iccid() {
         let upp = demo_upp("8999900000000000017").unwrap();
         assert_eq!(iccid_from_upp(&upp).unwrap(), "8999900000000000017");
+    }
+
+    #[test]
+    fn upp_versions() {
+        let upp = demo_upp("8999900000000000017").unwrap();
+        assert_eq!(version_from_upp(&upp), Some((2, 3)));
+        assert_eq!(version_from_upp(&[0x30, 0x00]), None);
+        let path = "/work/shared/profiles/ts48/TS48v5_SAIP2.3_NoBERTLV.der";
+        if let Ok(upp) = std::fs::read(path) {
+            assert_eq!(version_from_upp(&upp).map(|v| v.0), Some(2));
+        }
     }
 
     #[test]

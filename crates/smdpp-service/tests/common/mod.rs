@@ -160,10 +160,30 @@ pub struct Server {
 
 impl Server {
     pub async fn start(settings: Settings) -> Server {
-        let prepared = prepare(settings.clone()).await.unwrap();
         let listener = smdpp_server::bind("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
+        Server::start_on(settings, listener).await
+    }
+
+    /// A server whose SM-DP+ address is `127.0.0.1:<port>` (what an LPA puts in
+    /// smdpAddress from an Activation Code). Binds `settings.listen` when it has a port
+    /// (a restart on the same address), else a free port.
+    pub async fn start_lpa(mut settings: Settings) -> Server {
+        let listener = smdpp_server::bind(settings.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        settings.listen = addr;
+        settings.smdp_address = format!("127.0.0.1:{}", addr.port());
+        Server::start_on(settings, listener).await
+    }
+
+    /// The SM-DP+ address to put in Activation Codes.
+    pub fn address(&self) -> String {
+        self.settings.smdp_address.clone()
+    }
+
+    pub async fn start_on(settings: Settings, listener: tokio::net::TcpListener) -> Server {
+        let prepared = prepare(settings.clone()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls_cert = settings
             .dptls_cert
@@ -406,6 +426,11 @@ pub struct Card {
     pub sign_cis: Vec<Vec<u8>>,
     pub verify_cis: Vec<Vec<u8>>,
     pub svn: [u8; 3],
+    /// euiccInfo2 fields the eligibility check reads.
+    pub info2_svn: Option<[u8; 3]>,
+    pub rsp_capability: Vec<u32>,
+    pub ext_card_resource: Vec<u8>,
+    pub profile_version: [u8; 3],
 }
 
 pub fn ski(der: &[u8]) -> Vec<u8> {
@@ -428,6 +453,10 @@ impl Card {
             sign_cis: vec![ci.clone()],
             verify_cis: vec![ci],
             svn: [2, 2, 0],
+            info2_svn: None,
+            rsp_capability: vec![0],
+            ext_card_resource: vec![0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x01, 0x00, 0x00],
+            profile_version: [2, 3, 1],
         }
     }
 
@@ -466,14 +495,14 @@ impl Card {
     fn info2(&self) -> EuiccInfo2 {
         let v = |a: u8, b: u8, c: u8| VersionType::from_parts(a, b, c);
         EuiccInfo2 {
-            profile_version: v(2, 3, 1),
-            svn: VersionType::new(&self.svn).unwrap(),
+            profile_version: VersionType::new(&self.profile_version).unwrap(),
+            svn: VersionType::new(&self.info2_svn.unwrap_or(self.svn)).unwrap(),
             euicc_firmware_ver: v(1, 0, 0),
-            ext_card_resource: vec![0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x01, 0x00, 0x00],
+            ext_card_resource: self.ext_card_resource.clone(),
             uicc_capability: BitString::from_bits(&[1]),
             javacard_version: None,
             globalplatform_version: None,
-            rsp_capability: BitString::from_bits(&[0]),
+            rsp_capability: BitString::from_bits(&self.rsp_capability),
             ci_pkid_list_for_verification: self
                 .verify_cis
                 .iter()
@@ -823,5 +852,111 @@ pub fn assert_code<T: std::fmt::Debug>(r: Result<T, Es9Error>, code: &StatusCode
     match r {
         Ok(v) => panic!("expected {code}, got success {v:?}"),
         Err(e) => assert_eq!(&e.code, code, "message: {}", e.message),
+    }
+}
+
+// ------------------------------------------------------- the real virtual eUICC
+
+/// A virtual eUICC (crates/euicc-sim) issued by the test PKI's EUM, trusting its CI.
+pub fn sim_euicc(pki: &TestPki) -> euicc_sim::Euicc {
+    let prov = euicc_sim::Provisioning {
+        eum_certificate: pki.eum.der.clone(),
+        eum_key: Box::new(SoftwareKey::from_pem(&pki.eum.key.to_pkcs8_pem()).unwrap()),
+        trusted_cis: vec![pki.ci.der.clone()],
+    };
+    euicc_sim::Euicc::generate(&prov, None).unwrap()
+}
+
+/// An LPA that verifies the server's CERT.DP.TLS against these CIs (SGP.22 section 3.1.2
+/// step 5), as a device would.
+pub fn sim_lpa(cis: &[&TestPki]) -> euicc_sim::lpa::Lpa {
+    let mut trust = cis[0].trust_store().unwrap();
+    for p in &cis[1..] {
+        trust.add_ci_der(&p.ci.der).unwrap();
+    }
+    euicc_sim::lpa::Lpa::new(euicc_sim::lpa::Transport::Https(trust)).unwrap()
+}
+
+/// `(subjectCode, reasonCode)` of an LPA error that is a server `Failed` response.
+pub fn lpa_code(e: &euicc_sim::lpa::LpaError) -> (String, String) {
+    match e.server_code() {
+        Some((s, r)) => (s.to_owned(), r.to_owned()),
+        None => panic!("expected a server status code, got {e}"),
+    }
+}
+
+pub fn assert_lpa_code<T: std::fmt::Debug>(
+    r: Result<T, euicc_sim::lpa::LpaError>,
+    code: &StatusCode,
+) {
+    match r {
+        Ok(v) => panic!("expected {code}, got success {v:?}"),
+        Err(e) => assert_eq!(
+            lpa_code(&e),
+            (code.subject().to_owned(), code.reason().to_owned()),
+            "{e}"
+        ),
+    }
+}
+
+/// Hooks that record the ES9+ requests and stop before a step.
+#[derive(Default)]
+pub struct Capture {
+    pub stop_before: Option<euicc_sim::lpa::Step>,
+    pub euicc_info1_svn: Option<[u8; 3]>,
+    pub authenticate_client: Option<smdpp_core::es9_json::AuthenticateClientRequest>,
+    pub get_bpp: Option<smdpp_core::es9_json::GetBoundProfilePackageRequest>,
+}
+
+impl euicc_sim::lpa::DownloadHooks for Capture {
+    fn initiate_authentication(
+        &mut self,
+        req: &mut smdpp_core::es9_json::InitiateAuthenticationRequest,
+    ) -> euicc_sim::lpa::Flow {
+        if let Some(svn) = self.euicc_info1_svn {
+            let mut info1 = EuiccInfo1::decode(&req.euicc_info1).unwrap();
+            info1.svn = VersionType::new(&svn).unwrap();
+            req.euicc_info1 = info1.encode();
+        }
+        self.flow(euicc_sim::lpa::Step::InitiateAuthentication)
+    }
+    fn authenticate_client(
+        &mut self,
+        req: &mut smdpp_core::es9_json::AuthenticateClientRequest,
+    ) -> euicc_sim::lpa::Flow {
+        self.authenticate_client = Some(req.clone());
+        self.flow(euicc_sim::lpa::Step::AuthenticateClient)
+    }
+    fn prepare_download(
+        &mut self,
+        _req: &mut rsp_asn1::download::PrepareDownloadRequest,
+    ) -> euicc_sim::lpa::Flow {
+        self.flow(euicc_sim::lpa::Step::PrepareDownload)
+    }
+    fn get_bound_profile_package(
+        &mut self,
+        req: &mut smdpp_core::es9_json::GetBoundProfilePackageRequest,
+    ) -> euicc_sim::lpa::Flow {
+        self.get_bpp = Some(req.clone());
+        self.flow(euicc_sim::lpa::Step::GetBoundProfilePackage)
+    }
+    fn load_bound_profile_package(&mut self, _bpp: &mut Vec<u8>) -> euicc_sim::lpa::Flow {
+        self.flow(euicc_sim::lpa::Step::LoadBoundProfilePackage)
+    }
+}
+
+impl Capture {
+    pub fn stop_before(step: euicc_sim::lpa::Step) -> Capture {
+        Capture {
+            stop_before: Some(step),
+            ..Capture::default()
+        }
+    }
+    fn flow(&self, step: euicc_sim::lpa::Step) -> euicc_sim::lpa::Flow {
+        if self.stop_before == Some(step) {
+            euicc_sim::lpa::Flow::Stop
+        } else {
+            euicc_sim::lpa::Flow::Continue
+        }
     }
 }
