@@ -20,6 +20,10 @@
 //! | internal failure, time-out | `1.2` Function Provider / `4.2` Execution Error | [`FUNCTION_PROVIDER_EXECUTION_ERROR`] |
 //! | overloaded / dependency unreachable | `1.2` Function Provider / `5.1` Inaccessible | [`FUNCTION_PROVIDER_INACCESSIBLE`] |
 //!
+//! The ES2+ constants transcribe Tables 24 (DownloadOrder), 27 (ConfirmOrder), 30 (CancelOrder)
+//! and 32 (ReleaseProfile), plus a few ES2+ codes of ours (client certificate, header, EID check
+//! digits, MatchingID alphabet), documented on each constant.
+//!
 //! Two entries of lpac's built-in message table differ from the v2.2 text: lpac has `8.8.5/4.1`
 //! where Tables 40 and 43 say `8.8.5/4.10`, and `8.8/3.1` where Table 46 says `8.8/3.10`. We
 //! follow the specification.
@@ -188,6 +192,85 @@ pub const TRANSACTION_ID_UNKNOWN: StatusCode = StatusCode::new("8.10.1", "3.9");
 /// Certificate is not a trusted root for the SM-DP+." (Table 43)
 pub const CI_PUBLIC_KEY_UNKNOWN: StatusCode = StatusCode::new("8.11.1", "3.9");
 
+// ---------------------------------------------------------------------------------------------
+// ES2+ (section 5.3). Tables 24 (DownloadOrder), 27 (ConfirmOrder), 30 (CancelOrder) and 32
+// (ReleaseProfile); a code shared by several tables is defined once.
+
+/// `8.2.1` Profile ICCID / `3.9` Unknown: "Indicates that the Profile, identified by this ICCID
+/// is unknown to the SM-DP+." (Tables 24, 27, 30, 32). Also answered for a profile of another
+/// operator, so that an operator cannot learn which ICCIDs others hold.
+pub const ICCID_UNKNOWN: StatusCode = StatusCode::new("8.2.1", "3.9");
+/// `8.2.1` Profile ICCID / `1.2` Not Allowed (Authorisation): "Indicates that the function
+/// caller is not allowed to perform this function on the target Profile." (Tables 24, 27, 30,
+/// 32). Not used for another operator's profile (see [`ICCID_UNKNOWN`]).
+pub const ICCID_NOT_ALLOWED: StatusCode = StatusCode::new("8.2.1", "1.2");
+/// `8.2.1` Profile ICCID / `3.3` Already in Use: "Indicates that the Profile identified by the
+/// provided ICCID is not available." (Table 24); "The profile, identified by this ICCID, is
+/// already downloaded." (Table 30)
+pub const ICCID_ALREADY_IN_USE: StatusCode = StatusCode::new("8.2.1", "3.3");
+/// `8.2.1` Profile ICCID / `3.5` Invalid transition: "Indicates that the target Profile cannot
+/// be released." (Table 32). Reason 3.5 is missing from the list of section 5.2.6.2 but used
+/// by section 5.3.4; we also answer it for any other ES2+ state change that Table 6b / the
+/// section 3.1.6 diagram does not allow and for which the function's table has no code.
+pub const ICCID_INVALID_TRANSITION: StatusCode = StatusCode::new("8.2.1", "3.5");
+/// `8.2.1` Profile ICCID / `3.10` Invalid Association: "Indicates that a different EID is
+/// associated with this ICCID." (Table 30)
+pub const ICCID_INVALID_ASSOCIATION: StatusCode = StatusCode::new("8.2.1", "3.10");
+/// `8.2.5` Profile Type / `3.9` Unknown: "Indicates that the Profile Type identified by this
+/// Profile Type is unknown to the SM-DP+." (Table 24)
+pub const PROFILE_TYPE_UNKNOWN: StatusCode = StatusCode::new("8.2.5", "3.9");
+/// `8.2.5` Profile Type / `1.2` Not Allowed (Authorisation): "Indicates that the function
+/// caller is not allowed to perform this function on the Profile Type." (Table 24)
+pub const PROFILE_TYPE_NOT_ALLOWED: StatusCode = StatusCode::new("8.2.5", "1.2");
+/// `8.2.5` Profile Type / `3.7` Unavailable: "No more Profile available for the requested
+/// Profile Type." (Table 24)
+pub const PROFILE_TYPE_UNAVAILABLE: StatusCode = StatusCode::new("8.2.5", "3.7");
+/// `8.2.5` Profile Type / `3.8` Refused: "Indicates that the Profile Type identified by this
+/// Profile Type is not aligned with the Profile Type of Profile identified by the ICCID."
+/// (Table 24)
+pub const PROFILE_TYPE_REFUSED: StatusCode = StatusCode::new("8.2.5", "3.8");
+/// `8.2.6` Matching ID / `3.3` Already in Use (Uniqueness): "Conflicting MatchingID value."
+/// (Table 27)
+pub const MATCHING_ID_ALREADY_IN_USE: StatusCode = StatusCode::new("8.2.6", "3.3");
+/// `8.2.6` Matching ID / `3.10` Invalid Association: "Indicates that a different MatchingID is
+/// associated with this ICCID." (Table 30)
+pub const MATCHING_ID_INVALID_ASSOCIATION: StatusCode = StatusCode::new("8.2.6", "3.10");
+/// `8.9` SM-DS / `5.1` Inaccessible: "Indicates that the smdsAddress is invalid or not
+/// reachable." (Table 27)
+pub const SMDS_INACCESSIBLE: StatusCode = StatusCode::new("8.9", "5.1");
+/// `8.9` SM-DS / `4.2` Execution Error: "The cascade SM-DS registration has failed. SM-DS has
+/// raised an error." (Table 27)
+pub const SMDS_EXECUTION_ERROR: StatusCode = StatusCode::new("8.9", "4.2");
+/// `8.1.1` EID / `2.2` Mandatory Element Missing: "Indicates that the EID is missing in the
+/// context of this order (SM-DS address provided or MatchingID value is empty)." (Table 27)
+pub const EID_MISSING: StatusCode = StatusCode::new("8.1.1", "2.2");
+/// `8.1.1` EID / `3.10` Invalid Association: "Indicates that a different EID is already
+/// associated with this ICCID." (Table 27)
+pub const EID_INVALID_ASSOCIATION: StatusCode = StatusCode::new("8.1.1", "3.10");
+
+// ES2+ codes of this project (pairs built from the section 5.2.6 subject and reason lists; no
+// SGP.22 table names them).
+
+/// `1.1` Function Requester / `1.1` Unknown (Identification or Authentication): the ES2+ caller
+/// presented no TLS client certificate, or one that no operator is registered with (section
+/// 6.1: ES2+ uses mutual authentication).
+pub const FUNCTION_REQUESTER_UNKNOWN: StatusCode = StatusCode::new("1.1", "1.1");
+/// `1.1` Function Requester / `1.2` Not Allowed (Authorisation): the request's
+/// `functionRequesterIdentifier` is not the operator the client certificate belongs to.
+pub const FUNCTION_REQUESTER_NOT_ALLOWED: StatusCode = StatusCode::new("1.1", "1.2");
+/// `1.1` Function Requester / `3.3` Already in Use: the `functionCallIdentifier` was already
+/// used by this operator for a different request.
+pub const FUNCTION_CALL_ID_REUSED: StatusCode = StatusCode::new("1.1", "3.3");
+/// `1.3.1` Protocol Format / `2.3` Conditional Element Missing: e.g. DownloadOrder with neither
+/// `iccid` nor `profileType`.
+pub const PROTOCOL_FORMAT_CONDITIONAL_ELEMENT_MISSING: StatusCode = StatusCode::new("1.3.1", "2.3");
+/// `8.1.1` EID / `2.1` Invalid: 32 digits whose check digits are wrong (the number mod 97 is
+/// not 1).
+pub const EID_INVALID: StatusCode = StatusCode::new("8.1.1", "2.1");
+/// `8.2.6` Matching ID / `2.1` Invalid: a MatchingID outside `0-9 A-Z -` (section 4.1.1), too
+/// long, or empty where an SM-DS address is given (section 5.3.2).
+pub const MATCHING_ID_INVALID: StatusCode = StatusCode::new("8.2.6", "2.1");
+
 /// Every constant of this module with its meaning text (from the SGP.22 table, or ours for the
 /// generic codes).
 pub const ALL: &[(StatusCode, &str)] = &[
@@ -271,6 +354,81 @@ pub const ALL: &[(StatusCode, &str)] = &[
         CI_PUBLIC_KEY_UNKNOWN,
         "Unknown CI Public Key. The CI used by the EUM Certificate is not a trusted root for the SM-DP+.",
     ),
+    (
+        ICCID_UNKNOWN,
+        "Indicates that the Profile, identified by this ICCID is unknown to the SM-DP+.",
+    ),
+    (
+        ICCID_NOT_ALLOWED,
+        "Indicates that the function caller is not allowed to perform this function on the target Profile.",
+    ),
+    (
+        ICCID_ALREADY_IN_USE,
+        "Indicates that the Profile identified by the provided ICCID is not available.",
+    ),
+    (
+        ICCID_INVALID_TRANSITION,
+        "Indicates that the target Profile cannot be released.",
+    ),
+    (
+        ICCID_INVALID_ASSOCIATION,
+        "Indicates that a different EID is associated with this ICCID.",
+    ),
+    (
+        PROFILE_TYPE_UNKNOWN,
+        "Indicates that the Profile Type identified by this Profile Type is unknown to the SM-DP+.",
+    ),
+    (
+        PROFILE_TYPE_NOT_ALLOWED,
+        "Indicates that the function caller is not allowed to perform this function on the Profile Type.",
+    ),
+    (
+        PROFILE_TYPE_UNAVAILABLE,
+        "No more Profile available for the requested Profile Type.",
+    ),
+    (
+        PROFILE_TYPE_REFUSED,
+        "Indicates that the Profile Type identified by this Profile Type is not aligned with the Profile Type of Profile identified by the ICCID.",
+    ),
+    (MATCHING_ID_ALREADY_IN_USE, "Conflicting MatchingID value."),
+    (
+        MATCHING_ID_INVALID_ASSOCIATION,
+        "Indicates that a different MatchingID is associated with this ICCID.",
+    ),
+    (
+        SMDS_INACCESSIBLE,
+        "Indicates that the smdsAddress is invalid or not reachable.",
+    ),
+    (
+        SMDS_EXECUTION_ERROR,
+        "The cascade SM-DS registration has failed. SM-DS has raised an error.",
+    ),
+    (
+        EID_MISSING,
+        "Indicates that the EID is missing in the context of this order (SM-DS address provided or MatchingID value is empty).",
+    ),
+    (
+        EID_INVALID_ASSOCIATION,
+        "Indicates that a different EID is already associated with this ICCID.",
+    ),
+    (
+        FUNCTION_REQUESTER_UNKNOWN,
+        "The function requester is unknown: no registered TLS client certificate.",
+    ),
+    (
+        FUNCTION_REQUESTER_NOT_ALLOWED,
+        "The functionRequesterIdentifier does not match the client certificate.",
+    ),
+    (
+        FUNCTION_CALL_ID_REUSED,
+        "The functionCallIdentifier was already used for a different request.",
+    ),
+    (
+        PROTOCOL_FORMAT_CONDITIONAL_ELEMENT_MISSING,
+        "A conditional element of the request is missing.",
+    ),
+    (EID_INVALID, "The EID is invalid (check digits)."),
+    (MATCHING_ID_INVALID, "The MatchingID is invalid."),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +585,7 @@ mod tests {
                 assert_ne!(code, other, "duplicate constant");
             }
         }
-        assert_eq!(ALL.len(), 29);
+        assert_eq!(ALL.len(), 29 + 21);
     }
 
     #[test]

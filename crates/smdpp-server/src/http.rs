@@ -114,9 +114,9 @@ struct Shared<S> {
 
 /// What the handler tells the logging middleware (kept in the response extensions).
 #[derive(Clone, Debug, Default)]
-struct LogInfo {
-    transaction_id: Option<String>,
-    failure: Option<StatusCode>,
+pub(crate) struct LogInfo {
+    pub(crate) transaction_id: Option<String>,
+    pub(crate) failure: Option<StatusCode>,
 }
 
 /// Builds the router serving ES9+ with `service`, plus `GET /healthz`.
@@ -285,7 +285,7 @@ where
 }
 
 /// Step 1: `X-Admin-Protocol: gsma/rsp/v2.*` or `v3.*`.
-fn check_admin_protocol(headers: &HeaderMap, required: bool) -> Result<(), Es9Error> {
+pub(crate) fn check_admin_protocol(headers: &HeaderMap, required: bool) -> Result<(), Es9Error> {
     let mut values = headers.get_all(&X_ADMIN_PROTOCOL).iter();
     let Some(value) = values.next() else {
         return if required {
@@ -326,7 +326,7 @@ pub fn admin_protocol_supported(value: &str) -> bool {
 }
 
 /// Step 2: `Content-Type: application/json[;charset=UTF-8]`.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Es9Error> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), Es9Error> {
     let invalid = || {
         Es9Error::new(
             PROTOCOL_FORMAT_INVALID,
@@ -368,7 +368,7 @@ pub fn content_type_is_json(value: &str) -> bool {
 }
 
 /// Step 4: read at most `limit` bytes before `deadline`.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -407,7 +407,7 @@ async fn read_body(
 
 /// A 200 JSON response. Serializing our own types cannot fail in practice; if it did, a fixed
 /// `1.2/4.2` message is sent instead.
-fn json_response<T: Serialize>(message: &T, admin: HeaderValue) -> Response {
+pub(crate) fn json_response<T: Serialize>(message: &T, admin: HeaderValue) -> Response {
     const FALLBACK: &str = r#"{"header":{"functionExecutionStatus":{"status":"Failed","statusCodeData":{"subjectCode":"1.2","reasonCode":"4.2","message":"internal error"}}}}"#;
     let body = match serde_json::to_vec(message) {
         Ok(body) => body,
@@ -428,7 +428,7 @@ fn json_response<T: Serialize>(message: &T, admin: HeaderValue) -> Response {
 }
 
 /// Logs one line per request; never the body.
-async fn log_requests(request: Request, next: Next) -> Response {
+pub(crate) async fn log_requests(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

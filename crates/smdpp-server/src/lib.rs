@@ -8,6 +8,8 @@
 //!   malformed input are documented there);
 //! - builds the rustls server configuration required by SGP.22 section 2.6.6 ([`tls`], with
 //!   what rustls cannot do);
+//! - serves ES2+ (operator → SM-DP+) over mutual TLS on the same listener ([`es2`], with the
+//!   [`Es2Service`] trait) and its OpenAPI document ([`openapi`]);
 //! - runs the listener with connection limits and graceful shutdown ([`listen`]).
 //!
 //! ```no_run
@@ -24,11 +26,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod es2;
 pub mod http;
 pub mod listen;
+pub mod openapi;
 pub mod service;
 pub mod tls;
 
+pub use es2::{ClientCertificate, Es2Caller, Es2Service, es2_router};
 pub use http::{Es9HttpConfig, router};
 pub use listen::{ListenMode, ServeOptions, bind, serve, serve_with};
 pub use service::Es9Service;

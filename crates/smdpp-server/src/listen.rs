@@ -20,6 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::es2::ClientCertificate;
+
 /// How connections are secured.
 #[derive(Clone, Debug)]
 pub enum ListenMode {
@@ -183,7 +185,7 @@ impl ConnectionTask {
         } = self;
         // Small request/response exchanges: do not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router);
+        let service = TowerToHyperService::new(router.clone());
         let result = match acceptor {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -202,6 +204,18 @@ impl ConnectionTask {
                             return;
                         }
                     };
+                // The client certificate (ES2+ mutual TLS, SGP.22 section 6.1) goes to the
+                // handlers as a request extension; it cannot come from the wire.
+                let client_cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map(|c| ClientCertificate(Arc::from(c.as_ref())));
+                let service = match client_cert {
+                    Some(c) => TowerToHyperService::new(router.layer(axum::Extension(c))),
+                    None => service,
+                };
                 let conn = builder.serve_connection(TokioIo::new(tls), service);
                 watcher.watch(conn.into_owned()).await
             }

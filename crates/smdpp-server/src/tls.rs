@@ -21,7 +21,12 @@
 //! - TLS 1.3 suites: AES-128-GCM-SHA256, AES-256-GCM-SHA384, CHACHA20-POLY1305-SHA256.
 //! - ALPN: `h2` and `http/1.1` (lpac via libcurl picks `h2`); a client without ALPN gets
 //!   HTTP/1.1.
-//! - Server authentication only (section 6.1 for ES9+); no client certificates.
+//! - ES9+ uses server authentication only (section 6.1), ES2+ mutual authentication. Both are
+//!   served on one listener: [`server_config_with_client_auth`] *requests* a client certificate
+//!   but does not require one (devices present none). A presented certificate must prove
+//!   possession of its key (the CertificateVerify signature is checked), but its chain is not
+//!   validated here: ES2+ callers are authorised by the SHA-256 fingerprint of their
+//!   certificate, pinned per operator, in the ES2+ handler ([`crate::es2`]).
 //!
 //! The key must be ECDSA on P-256, as PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`); other
 //! keys (RSA, Ed25519, P-384, brainpool) are refused at load time, and the key must match the
@@ -30,12 +35,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::aws_lc_rs;
 use rustls::crypto::{ActiveKeyExchange, CompletedKeyExchange, CryptoProvider, SupportedKxGroup};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls::{NamedGroup, ProtocolVersion, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, NamedGroup, ProtocolVersion, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -146,10 +156,29 @@ pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>
     })
 }
 
-/// Builds the ES9+ `ServerConfig` from a DER chain (leaf first) and its P-256 key.
+/// Builds the ES9+ `ServerConfig` from a DER chain (leaf first) and its P-256 key (no client
+/// certificates).
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, TlsSetupError> {
+    build_server_config(chain, key, false)
+}
+
+/// Like [`server_config`], but the server requests (without requiring) a TLS client
+/// certificate, which the listener hands to the ES2+ handler (SGP.22 section 6.1: ES2+ uses
+/// mutual authentication; ES9+ clients send none and are unaffected).
+pub fn server_config_with_client_auth(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, TlsSetupError> {
+    build_server_config(chain, key, true)
+}
+
+fn build_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: bool,
 ) -> Result<ServerConfig, TlsSetupError> {
     if chain.is_empty() {
         return Err(TlsSetupError::NoCertificate("<memory>".to_owned()));
@@ -170,10 +199,15 @@ pub fn server_config(
     }
     let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match().map_err(TlsSetupError::KeyMismatch)?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SingleCertAndKey::from(Arc::new(certified))));
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = if client_auth {
+        builder.with_client_cert_verifier(Arc::new(OptionalClientCert { provider }))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config =
+        builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(Arc::new(certified))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ignore_client_order = true;
     Ok(config)
@@ -187,4 +221,80 @@ pub fn server_config_from_pem_files(
     let chain = load_certificate_chain(cert_chain_path)?;
     let key = load_private_key(key_path)?;
     Ok(Arc::new(server_config(chain, key)?))
+}
+
+/// Reads the chain and key PEM files and builds [`server_config_with_client_auth`].
+pub fn server_config_with_client_auth_from_pem_files(
+    cert_chain_path: impl AsRef<Path>,
+    key_path: impl AsRef<Path>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let chain = load_certificate_chain(cert_chain_path)?;
+    let key = load_private_key(key_path)?;
+    Ok(Arc::new(server_config_with_client_auth(chain, key)?))
+}
+
+/// Requests a client certificate, accepts its absence, and accepts any presented certificate
+/// whose holder proves possession of the key (handshake signature). Authorisation is by
+/// fingerprint, later, in the ES2+ handler.
+#[derive(Debug)]
+struct OptionalClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Pinned by fingerprint in the ES2+ handler; no chain validation here.
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }

@@ -56,6 +56,7 @@ use smdpp_store::{
 use tokio::net::TcpListener;
 
 use crate::config::{Limits, ServiceConfig};
+use crate::es2::Es2Engine;
 use crate::keys::{KeySet, ServerKeys};
 use crate::service::Es9Engine;
 use crate::sidecar::{ProfileMetadata, Sidecar};
@@ -277,7 +278,7 @@ pub struct Settings {
 }
 
 /// `host:port`, with the port dropped when it is 443.
-fn address_of(listen: SocketAddr) -> String {
+pub(crate) fn address_of(listen: SocketAddr) -> String {
     if listen.port() == 443 {
         listen.ip().to_string()
     } else {
@@ -294,7 +295,7 @@ fn default_db_url(data_dir: &Path) -> Result<String> {
     Ok(format!("sqlite://{s}"))
 }
 
-fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
+pub(crate) fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
     let data_dir = d
         .data_dir
         .clone()
@@ -307,7 +308,7 @@ fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
     Ok((data_dir, url))
 }
 
-fn load_file(d: &DataArgs) -> Result<FileConfig> {
+pub(crate) fn load_file(d: &DataArgs) -> Result<FileConfig> {
     match &d.config {
         Some(p) => FileConfig::load(p),
         None => Ok(FileConfig::default()),
@@ -493,7 +494,7 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
+pub(crate) async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -525,7 +526,9 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             .clone()
             .unwrap_or_else(|| settings.pki_dir.join("dptls.key"));
         Some(
-            smdpp_server::tls::server_config_from_pem_files(&cert, &key)
+            // Requests (does not require) a client certificate: ES2+ callers are
+            // authenticated by it (SGP.22 section 6.1), ES9+ devices present none.
+            smdpp_server::tls::server_config_with_client_auth_from_pem_files(&cert, &key)
                 .context("TLS certificate (CERT.DP.TLS must be P-256)")?,
         )
     };
@@ -573,13 +576,20 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     })
 }
 
-/// Runs a prepared server on `listener` until `shutdown` completes.
+/// Runs a prepared server on `listener` until `shutdown` completes: ES9+ and, on the same
+/// listener, ES2+ (mutual TLS; refused on plain HTTP) and `GET /openapi.json`.
 pub async fn run(
     prepared: &Prepared,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default());
+    let es2 = Arc::new(Es2Engine::new(
+        prepared.store.clone(),
+        prepared.engine.sidecar().clone(),
+        prepared.engine.config().clone(),
+    ));
+    let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default())
+        .merge(smdpp_server::es2_router(es2, Es9HttpConfig::default()));
     let mode = match &prepared.tls {
         Some(t) => ListenMode::Tls(Arc::clone(t)),
         None => ListenMode::PlainHttp,

@@ -3,6 +3,9 @@
 //! - [`service`]: [`Es9Engine`], the implementation of [`smdpp_server::Es9Service`]: every
 //!   check of sections 5.6.1-5.6.5 and 3.1.2/3.1.3, with sessions persisted in the store so
 //!   that a download survives a server restart between two calls.
+//! - [`es2`]: [`Es2Engine`], ES2+ (section 5.3) with operators as tenants and the profile
+//!   state machine of section 3.1.6; [`es2_cli`]: `smdpp operators ...` and
+//!   `smdpp orders ...`, which go through the same engine functions.
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
 //! - [`keys`]: the SM-DP+ key sets (one DPauth + DPpb pair per trusted CI) and trust store.
 //! - [`session`]: the persisted per-transaction session record and its state machine.
@@ -15,6 +18,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod es2;
+pub mod es2_cli;
 pub mod failure;
 pub mod keys;
 pub mod service;
@@ -23,6 +28,7 @@ pub mod sidecar;
 pub mod upp;
 
 pub use config::{Limits, ServiceConfig};
+pub use es2::Es2Engine;
 pub use failure::Failure;
 pub use keys::{KeySet, ServerKeys};
 pub use service::Es9Engine;

@@ -138,6 +138,11 @@ impl Es9Engine {
         }
     }
 
+    /// The service tables (profile metadata, BPP cache).
+    pub fn sidecar(&self) -> &Sidecar {
+        &self.sidecar
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config

@@ -45,7 +45,16 @@ impl StoreError {
 }
 
 /// Column names we can recognise in a unique-violation message or constraint name.
-const KNOWN_KEYS: &[&str] = &["matching_id", "transaction_id", "seq_number", "iccid"];
+const KNOWN_KEYS: &[&str] = &[
+    "matching_id",
+    "transaction_id",
+    "seq_number",
+    "iccid",
+    "cert_sha256",
+    "function_call_id",
+    "es2_calls",
+    "operators",
+];
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {

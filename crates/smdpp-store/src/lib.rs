@@ -15,7 +15,9 @@
 //!
 //! Tables (see `migrations/`): `profiles`, `profile_events` (append-only),
 //! `rsp_sessions` (opaque session blobs owned by the core) and
-//! `notifications` (unique on `(eid, seq_number)` for replay detection).
+//! `notifications` (unique on `(eid, seq_number)` for replay detection), and for ES2+
+//! `operators` (tenants, keyed by client-certificate fingerprint) and `es2_calls`
+//! (functionCallIdentifier replay records).
 //! Migrations are written once, with `{{BLOB}}`/`{{AUTO_ID}}` placeholders
 //! rendered per [`Backend`], and run on [`Store::connect`].
 //!
@@ -40,9 +42,9 @@ mod store;
 
 pub use error::StoreError;
 pub use model::{
-    ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, EventRecord, Expect,
-    NewNotification, NewProfile, NewSession, Notification, Patch, Profile, ProfileEvent,
-    ProfileFilter, ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate,
-    normalize_iccid, now_ms,
+    ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, Es2CallOutcome, Es2CallRecord,
+    EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession, Notification,
+    Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileState, ProfileUpdate,
+    RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
 };
 pub use store::{Backend, Store, StoreOptions};

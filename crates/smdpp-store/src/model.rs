@@ -561,3 +561,60 @@ pub enum RecordOutcome {
     /// `(eid, seq_number)` was already stored: a replay. Nothing was written.
     Duplicate,
 }
+
+/// An operator (tenant) allowed to call ES2+ (SGP.22 section 5.3), identified by its TLS
+/// client certificate (section 6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    /// Operator id; profiles reference it in `operator_id`.
+    pub id: String,
+    /// Lower-case hex SHA-256 of the client certificate DER, if a certificate is registered.
+    pub cert_sha256: Option<String>,
+    /// Subject of the registered certificate (informational).
+    pub cert_subject: Option<String>,
+    /// Where ES2+.HandleDownloadProgressInfo notifications go (stored for the outbox).
+    pub callback_url: Option<String>,
+    /// Creation time.
+    pub created_at: EpochMillis,
+}
+
+/// An operator to insert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOperator {
+    /// Operator id.
+    pub id: String,
+    /// Lower-case hex SHA-256 of the client certificate DER.
+    pub cert_sha256: Option<String>,
+    /// Subject of the certificate (informational).
+    pub cert_subject: Option<String>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+}
+
+/// A stored ES2+ function call: the request digest and the response that was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Es2CallRecord {
+    /// Calling operator.
+    pub operator_id: String,
+    /// `functionCallIdentifier` of the request header.
+    pub function_call_id: String,
+    /// Function name, e.g. `DownloadOrder`.
+    pub function_name: String,
+    /// SHA-256 of the canonical request (function and body without the header).
+    pub request_sha256: Vec<u8>,
+    /// The response message (JSON text).
+    pub response: String,
+    /// When it was stored.
+    pub created_at: EpochMillis,
+}
+
+/// Outcome of [`Store::record_es2_call`](crate::Store::record_es2_call).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Es2CallOutcome {
+    /// Stored now.
+    Inserted,
+    /// A record with this (operator, functionCallIdentifier) already existed; it is returned
+    /// and nothing was written.
+    Existing(Es2CallRecord),
+}

@@ -66,6 +66,7 @@ impl Backend {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "service", include_str!("../migrations/0002_service.sql")),
+    (3, "es2", include_str!("../migrations/0003_es2.sql")),
 ];
 
 /// Connection tuning for [`Store::connect_with`].
@@ -127,6 +128,41 @@ macro_rules! notification_cols {
     () => {
         "id, eid, seq_number, iccid, event, raw, received_at"
     };
+}
+
+/// Column list of `operators`.
+macro_rules! operator_cols {
+    () => {
+        "id, cert_sha256, cert_subject, callback_url, created_at"
+    };
+}
+
+/// Column list of `es2_calls`.
+macro_rules! es2_call_cols {
+    () => {
+        "operator_id, function_call_id, function_name, request_sha256, response, created_at"
+    };
+}
+
+fn operator_from_row(row: &AnyRow) -> Result<Operator> {
+    Ok(Operator {
+        id: row.try_get("id")?,
+        cert_sha256: row.try_get("cert_sha256")?,
+        cert_subject: row.try_get("cert_subject")?,
+        callback_url: row.try_get("callback_url")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn es2_call_from_row(row: &AnyRow) -> Result<Es2CallRecord> {
+    Ok(Es2CallRecord {
+        operator_id: row.try_get("operator_id")?,
+        function_call_id: row.try_get("function_call_id")?,
+        function_name: row.try_get("function_name")?,
+        request_sha256: row.try_get("request_sha256")?,
+        response: row.try_get("response")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 fn profile_from_row(row: &AnyRow) -> Result<Profile> {
@@ -907,5 +943,178 @@ impl Store {
             .iter()
             .map(notification_from_row)
             .collect()
+    }
+
+    // --------------------------------------------------------------- operators
+
+    /// Inserts an operator. [`StoreError::Duplicate`] if the id or the certificate
+    /// fingerprint is already registered.
+    pub async fn insert_operator(&self, o: &NewOperator) -> Result<Operator> {
+        if o.id.is_empty() || o.id.len() > 64 {
+            return Err(StoreError::InvalidInput(
+                "operator id must be 1 to 64 characters".into(),
+            ));
+        }
+        let mut q = Sql::new(
+            "INSERT INTO operators (id, cert_sha256, cert_subject, callback_url, created_at) \
+             VALUES (",
+        );
+        q.bind(o.id.clone())
+            .push(", ")
+            .bind(o.cert_sha256.clone())
+            .push(", ")
+            .bind(o.cert_subject.clone())
+            .push(", ")
+            .bind(o.callback_url.clone())
+            .push(", ")
+            .bind(now_ms())
+            .push(concat!(") RETURNING ", operator_cols!()));
+        let row = q.build()?.fetch_one(&self.pool).await?;
+        operator_from_row(&row)
+    }
+
+    /// Fetches an operator by id.
+    pub async fn get_operator(&self, id: &str) -> Result<Option<Operator>> {
+        let mut q = Sql::new(concat!(
+            "SELECT ",
+            operator_cols!(),
+            " FROM operators WHERE id = "
+        ));
+        q.bind(id.to_string());
+        q.build()?
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operator_from_row)
+            .transpose()
+    }
+
+    /// Fetches the operator whose client certificate has this SHA-256 (lower-case hex).
+    pub async fn find_operator_by_cert(&self, cert_sha256: &str) -> Result<Option<Operator>> {
+        let mut q = Sql::new(concat!(
+            "SELECT ",
+            operator_cols!(),
+            " FROM operators WHERE cert_sha256 = "
+        ));
+        q.bind(cert_sha256.to_ascii_lowercase());
+        q.build()?
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operator_from_row)
+            .transpose()
+    }
+
+    /// Every operator, by id.
+    pub async fn list_operators(&self) -> Result<Vec<Operator>> {
+        let q = Sql::new(concat!(
+            "SELECT ",
+            operator_cols!(),
+            " FROM operators ORDER BY id"
+        ));
+        q.build()?
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(operator_from_row)
+            .collect()
+    }
+
+    // ------------------------------------------------------------- ES2+ calls
+
+    /// The stored call of `operator_id` with this functionCallIdentifier, if any.
+    pub async fn get_es2_call(
+        &self,
+        operator_id: &str,
+        function_call_id: &str,
+    ) -> Result<Option<Es2CallRecord>> {
+        let mut q = Sql::new(concat!(
+            "SELECT ",
+            es2_call_cols!(),
+            " FROM es2_calls WHERE operator_id = "
+        ));
+        q.bind(operator_id.to_string())
+            .push(" AND function_call_id = ")
+            .bind(function_call_id.to_string());
+        q.build()?
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(es2_call_from_row)
+            .transpose()
+    }
+
+    /// Stores a call unless (operator, functionCallIdentifier) is already stored, in which
+    /// case the existing record is returned and nothing is written. Atomic under
+    /// concurrency.
+    pub async fn record_es2_call(&self, c: &Es2CallRecord) -> Result<Es2CallOutcome> {
+        let mut q = Sql::new(
+            "INSERT INTO es2_calls (operator_id, function_call_id, function_name, \
+             request_sha256, response, created_at) VALUES (",
+        );
+        q.bind(c.operator_id.clone())
+            .push(", ")
+            .bind(c.function_call_id.clone())
+            .push(", ")
+            .bind(c.function_name.clone())
+            .push(", ")
+            .bind(c.request_sha256.clone())
+            .push(", ")
+            .bind(c.response.clone())
+            .push(", ")
+            .bind(c.created_at)
+            .push(") ON CONFLICT (operator_id, function_call_id) DO NOTHING RETURNING operator_id");
+        if q.build()?.fetch_optional(&self.pool).await?.is_some() {
+            return Ok(Es2CallOutcome::Inserted);
+        }
+        match self
+            .get_es2_call(&c.operator_id, &c.function_call_id)
+            .await?
+        {
+            Some(r) => Ok(Es2CallOutcome::Existing(r)),
+            // Deleted in between (a purge): report it as stored by someone else is wrong,
+            // so ask the caller to retry.
+            None => Err(StoreError::Conflict {
+                state: "es2_call".into(),
+                version: 0,
+            }),
+        }
+    }
+
+    /// Deletes ES2+ call records older than `before`; returns how many.
+    pub async fn purge_es2_calls(&self, before: EpochMillis) -> Result<u64> {
+        let mut q = Sql::new("DELETE FROM es2_calls WHERE created_at < ");
+        q.bind(before);
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Sets the response of a stored ES2+ call (one recorded with an empty response as a
+    /// reservation by [`Store::record_es2_call`]).
+    pub async fn complete_es2_call(
+        &self,
+        operator_id: &str,
+        function_call_id: &str,
+        response: &str,
+    ) -> Result<()> {
+        let mut q = Sql::new("UPDATE es2_calls SET response = ");
+        q.bind(response.to_string())
+            .push(" WHERE operator_id = ")
+            .bind(operator_id.to_string())
+            .push(" AND function_call_id = ")
+            .bind(function_call_id.to_string());
+        if q.build()?.execute(&self.pool).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes a stored ES2+ call (e.g. a reservation whose execution failed transiently, so
+    /// that a retry may execute it); returns whether it existed.
+    pub async fn delete_es2_call(&self, operator_id: &str, function_call_id: &str) -> Result<bool> {
+        let mut q = Sql::new("DELETE FROM es2_calls WHERE operator_id = ");
+        q.bind(operator_id.to_string())
+            .push(" AND function_call_id = ")
+            .bind(function_call_id.to_string());
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
     }
 }

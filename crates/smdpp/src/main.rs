@@ -27,6 +27,16 @@ enum Command {
         #[command(subcommand)]
         command: smdpp_service::cli::ProfilesCommand,
     },
+    /// ES2+ operators (tenants) and their client certificates.
+    Operators {
+        #[command(subcommand)]
+        command: smdpp_service::es2_cli::OperatorsCommand,
+    },
+    /// Download orders: the ES2+ functions from the command line.
+    Orders {
+        #[command(subcommand)]
+        command: smdpp_service::es2_cli::OrdersCommand,
+    },
     /// The virtual eUICC and LPA: create a device, download profiles, manage them, answer lpac.
     Euicc {
         #[command(subcommand)]
@@ -42,10 +52,14 @@ enum Command {
         #[command(subcommand)]
         command: AcCommand,
     },
-    /// Benchmarks that print figures for this machine.
+    /// Benchmarks that print figures for this machine: `smdpp bench --url URL --devices N
+    /// --downloads M` loads a running SM-DP+; `smdpp bench crypto` prints the crypto floor.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Bench {
         #[command(subcommand)]
-        command: BenchCommand,
+        command: Option<BenchCommand>,
+        #[command(flatten)]
+        load: Option<smdpp_bench::BenchArgs>,
     },
 }
 
@@ -157,6 +171,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => smdpp_service::cli::serve_blocking(args),
         Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
+        Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
+        Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
             command:
@@ -171,8 +187,15 @@ fn run(cli: Cli) -> Result<()> {
         } => pki_init(out, curve.into(), smdp_address, smdp_oid, eid, force),
         Command::Ac { command } => ac(command),
         Command::Bench {
-            command: BenchCommand::Crypto { iterations, curve },
+            command: Some(BenchCommand::Crypto { iterations, curve }),
+            ..
         } => bench_crypto(iterations, curve),
+        Command::Bench {
+            load: Some(args), ..
+        } => smdpp_bench::run(args),
+        Command::Bench { .. } => {
+            bail!("smdpp bench needs --url URL (a load run) or the crypto subcommand")
+        }
     }
 }
 

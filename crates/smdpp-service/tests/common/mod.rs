@@ -374,16 +374,61 @@ pub async fn https_post(
     function: &str,
     body: &str,
 ) -> (u16, Vec<u8>) {
+    https_request(
+        addr,
+        leaf,
+        "POST",
+        &format!("/gsma/rsp2/es9plus/{function}"),
+        body,
+        None,
+    )
+    .await
+}
+
+/// A TLS client certificate and its PKCS#8 key (DER).
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+/// A self-signed client certificate, generated now.
+pub fn client_cert(name: &str) -> ClientCert {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    ClientCert {
+        cert_der: ck.cert.der().to_vec(),
+        key_der: ck.signing_key.serialize_der(),
+    }
+}
+
+/// One request on a fresh TLS connection, optionally with a client certificate (mutual TLS,
+/// as ES2+ requires); returns (HTTP status, body).
+pub async fn https_request(
+    addr: SocketAddr,
+    leaf: &[u8],
+    method: &str,
+    path: &str,
+    body: &str,
+    client: Option<&ClientCert>,
+) -> (u16, Vec<u8>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned {
             leaf: leaf.to_vec(),
             provider,
-        }))
-        .with_no_client_auth();
+        }));
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(c.cert_der.clone())],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(c.key_der.clone().into()),
+            )
+            .unwrap(),
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = connector
@@ -395,7 +440,9 @@ pub async fn https_post(
             .await
             .unwrap();
     tokio::spawn(conn);
-    let req = hyper::Request::post(format!("/gsma/rsp2/es9plus/{function}"))
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", ADDRESS)
         .header("content-type", "application/json")
         .header("x-admin-protocol", "gsma/rsp/v2.2.0")

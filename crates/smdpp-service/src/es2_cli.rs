@@ -1,0 +1,679 @@
+//! `smdpp operators ...` (ES2+ tenants) and `smdpp orders ...` (the ES2+ functions for
+//! operators without an ES2+ client). Orders go through the same [`Es2Engine`] functions as
+//! ES2+ over HTTPS; `--operator` selects the tenant. Every command takes the same
+//! `--data-dir` / `--database-url` / `--config` as `smdpp serve`.
+//!
+//! The `smdpp` binary mounts them:
+//!
+//! ```ignore
+//! /// ES2+ operators (tenants) and their client certificates.
+//! Operators {
+//!     #[command(subcommand)]
+//!     command: smdpp_service::es2_cli::OperatorsCommand,
+//! },
+//! /// Download orders (ES2+ functions from the command line).
+//! Orders {
+//!     #[command(subcommand)]
+//!     command: smdpp_service::es2_cli::OrdersCommand,
+//! },
+//! // Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
+//! // Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use smdpp_core::es2_json::{
+    CancelOrderRequest, ConfirmOrderRequest, ConfirmationCode, DownloadOrderRequest, Eid, Es2Error,
+    Es2RequestHeader, FinalProfileStatusIndicator, Iccid, ReleaseProfileRequest,
+    validate_matching_id,
+};
+use smdpp_store::{
+    EventRecord, NewOperator, NewProfile, ProfileFilter, ProfileState, Store, StoreError,
+    normalize_iccid,
+};
+
+use crate::cli::{DataArgs, activation_code, address_of, data_location, load_file, open_store};
+use crate::config::{Limits, ServiceConfig};
+use crate::es2::{Es2Engine, cert_fingerprint};
+use crate::sidecar::{ProfileMetadata, Sidecar};
+use crate::upp::iccid_from_upp;
+
+/// `smdpp operators ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum OperatorsCommand {
+    /// Register an operator and the TLS client certificate it calls ES2+ with.
+    Add {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Operator id (also its functionRequesterIdentifier).
+        #[arg(long)]
+        id: String,
+        /// The operator's client certificate (PEM; the first certificate is used).
+        #[arg(long)]
+        cert: PathBuf,
+        /// URL for ES2+.HandleDownloadProgressInfo (stored; delivered by a later version).
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+    /// List the operators.
+    List {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Show one operator.
+    Show {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Operator id.
+        id: String,
+    },
+}
+
+/// The tenant and data location of an `orders` command.
+#[derive(Args, Debug, Clone)]
+pub struct OrderScope {
+    /// Data location and configuration file.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The operator (tenant) to act as.
+    #[arg(long)]
+    pub operator: String,
+}
+
+/// CancelOrder's final profile status (Table 29).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    /// Back to the inventory.
+    Available,
+    /// Retired.
+    Unavailable,
+}
+
+/// `smdpp orders ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum OrdersCommand {
+    /// Import a UPP into the operator's inventory as an Available profile of a type.
+    Import {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// The Unprotected Profile Package (DER); the ICCID is read from it.
+        #[arg(long)]
+        upp: PathBuf,
+        /// Profile type (what DownloadOrder picks by).
+        #[arg(long)]
+        profile_type: String,
+        /// Service provider name shown by the LPA.
+        #[arg(long, default_value = "smdpp")]
+        spn: String,
+        /// Profile name shown by the LPA (default: "Profile <ICCID>").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// ES2+.DownloadOrder: reserve a profile (by ICCID or type), optionally for an EID.
+    Create {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID to reserve.
+        #[arg(long)]
+        iccid: Option<String>,
+        /// Profile type to pick from.
+        #[arg(long)]
+        profile_type: Option<String>,
+        /// EID (32 digits).
+        #[arg(long)]
+        eid: Option<String>,
+    },
+    /// ES2+.ConfirmOrder: MatchingID (given or generated), Confirmation Code, release.
+    Confirm {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+        /// EID (32 digits).
+        #[arg(long)]
+        eid: Option<String>,
+        /// MatchingID (0-9 A-Z '-'; empty for the default SM-DP+); generated when absent.
+        #[arg(long)]
+        matching_id: Option<String>,
+        /// Confirmation Code (only its SHA-256 is stored).
+        #[arg(long, env = "SMDPP_CONFIRMATION_CODE", hide_env_values = true)]
+        confirmation_code: Option<String>,
+        /// SM-DS address for Event Registration (stored).
+        #[arg(long)]
+        smds_address: Option<String>,
+        /// Release immediately (releaseFlag=true).
+        #[arg(long)]
+        release: bool,
+        /// SM-DP+ address for the printed Activation Code (default: as `serve` resolves it).
+        #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
+        smdp_address: Option<String>,
+    },
+    /// ES2+.ReleaseProfile.
+    Release {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+    },
+    /// ES2+.CancelOrder.
+    Cancel {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+        /// What becomes of the profile.
+        #[arg(long, value_enum)]
+        final_status: FinalStatus,
+        /// EID of the order, if one is associated.
+        #[arg(long)]
+        eid: Option<String>,
+        /// MatchingID of the order, if one is allocated.
+        #[arg(long)]
+        matching_id: Option<String>,
+    },
+    /// Show one of the operator's profiles and its history.
+    Show {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+    },
+    /// List the operator's profiles.
+    List {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+    },
+    /// Print the Activation Code of an order (`LPA:1$<address>$<matchingId>[$$1]`).
+    Qr {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+        /// SM-DP+ address (default: as `serve` resolves it).
+        #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
+        smdp_address: Option<String>,
+    },
+}
+
+fn read_cert_der(path: &PathBuf) -> Result<Vec<u8>> {
+    let cert = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .next()
+        .ok_or_else(|| anyhow!("no certificate in {}", path.display()))?
+        .with_context(|| format!("parsing {}", path.display()))?;
+    Ok(cert.as_ref().to_vec())
+}
+
+/// Registers an operator with the certificate in `cert_pem` (a PEM file); returns the
+/// certificate fingerprint.
+pub async fn add_operator(
+    store: &Store,
+    id: &str,
+    cert_der: &[u8],
+    callback_url: Option<String>,
+) -> Result<String> {
+    let fp = cert_fingerprint(cert_der);
+    let subject = rsp_pki::Certificate::from_der(cert_der)
+        .ok()
+        .and_then(|c| c.subject_attributes().ok())
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+    match store
+        .insert_operator(&NewOperator {
+            id: id.to_owned(),
+            cert_sha256: Some(fp.clone()),
+            cert_subject: subject,
+            callback_url,
+        })
+        .await
+    {
+        Ok(_) => Ok(fp),
+        Err(StoreError::Duplicate { key }) => {
+            bail!("an operator with this {key} is already registered")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Imports a UPP as an Available inventory profile of `operator` with `profile_type`;
+/// returns the ICCID.
+pub async fn import_inventory(
+    store: &Store,
+    sidecar: &Sidecar,
+    operator: &str,
+    upp: &[u8],
+    profile_type: &str,
+    spn: &str,
+    name: Option<String>,
+) -> Result<String> {
+    let iccid = normalize_iccid(&iccid_from_upp(upp)?)?;
+    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
+    if spn.len() > 32 || name.len() > 64 {
+        bail!("service provider name (32) or profile name (64 bytes) too long");
+    }
+    let mut p = NewProfile::available(iccid.clone(), Some(profile_type));
+    p.operator_id = Some(operator.to_owned());
+    p.upp = Some(upp.to_vec());
+    match store
+        .insert_profile(&p, &EventRecord::by("cli").with_cause("orders import"))
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
+        Err(e) => return Err(e.into()),
+    }
+    sidecar
+        .put_metadata(
+            &iccid,
+            &ProfileMetadata {
+                service_provider_name: spn.to_owned(),
+                profile_name: name,
+                profile_class: None,
+            },
+        )
+        .await?;
+    Ok(iccid)
+}
+
+fn cli_header(operator: &str) -> Result<Es2RequestHeader> {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow!("no randomness"))?;
+    Ok(Es2RequestHeader {
+        function_requester_identifier: operator.to_owned(),
+        function_call_identifier: format!("cli-{}", hex::encode(b)),
+    })
+}
+
+fn es2_fail(e: Es2Error) -> anyhow::Error {
+    anyhow!("{} ({}/{})", e.message, e.code.subject(), e.code.reason())
+}
+
+fn iccid_arg(s: &str) -> Result<Iccid> {
+    Iccid::parse(s).ok_or_else(|| anyhow!("ICCID must be 19 or 20 digits (optionally with F)"))
+}
+
+fn eid_arg(s: Option<String>) -> Result<Option<Eid>> {
+    s.map(|s| {
+        let e = Eid::parse(&s).ok_or_else(|| anyhow!("EID must be 32 digits"))?;
+        if !e.check_digits_ok() {
+            bail!("the EID check digits are wrong");
+        }
+        Ok(e)
+    })
+    .transpose()
+}
+
+struct Ctx {
+    store: Store,
+    sidecar: Sidecar,
+    address: String,
+    limits: Limits,
+}
+
+async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
+    let f = load_file(data)?;
+    let (dir, url) = data_location(data, &f)?;
+    let address = smdp_address.or(f.smdp_address.clone()).unwrap_or_else(|| {
+        address_of(
+            f.listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+        )
+    });
+    let mut limits = Limits::default();
+    if let Some(v) = f.download_attempt_limit {
+        limits.download_attempt_limit = v;
+    }
+    if let Some(v) = f.cc_attempt_limit {
+        limits.cc_attempt_limit = v;
+    }
+    let (store, sidecar) = open_store(&dir, &url).await?;
+    Ok(Ctx {
+        store,
+        sidecar,
+        address,
+        limits,
+    })
+}
+
+impl Ctx {
+    fn engine(&self) -> Es2Engine {
+        Es2Engine::new(
+            self.store.clone(),
+            self.sidecar.clone(),
+            ServiceConfig {
+                smdp_address: self.address.clone(),
+                limits: self.limits.clone(),
+            },
+        )
+    }
+
+    async fn owned(&self, operator: &str, iccid: &str) -> Result<smdpp_store::Profile> {
+        match self.store.get_profile(iccid).await? {
+            Some(p) if p.operator_id.as_deref() == Some(operator) => Ok(p),
+            _ => bail!("no profile {iccid} for operator {operator}"),
+        }
+    }
+}
+
+/// `smdpp operators ...`.
+pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
+    match cmd {
+        OperatorsCommand::Add {
+            data,
+            id,
+            cert,
+            callback_url,
+        } => {
+            let der = read_cert_der(&cert)?;
+            let ctx = open(&data, None).await?;
+            let fp = add_operator(&ctx.store, &id, &der, callback_url).await?;
+            println!("operator {id} registered; client certificate SHA-256 {fp}");
+            ctx.store.close().await;
+        }
+        OperatorsCommand::List { data } => {
+            let ctx = open(&data, None).await?;
+            for o in ctx.store.list_operators().await? {
+                println!(
+                    "{}  cert-sha256={}  callback={}",
+                    o.id,
+                    o.cert_sha256.as_deref().unwrap_or("-"),
+                    o.callback_url.as_deref().unwrap_or("-")
+                );
+            }
+            ctx.store.close().await;
+        }
+        OperatorsCommand::Show { data, id } => {
+            let ctx = open(&data, None).await?;
+            let o = ctx
+                .store
+                .get_operator(&id)
+                .await?
+                .ok_or_else(|| anyhow!("no operator {id}"))?;
+            println!("id:            {}", o.id);
+            println!("cert sha-256:  {}", o.cert_sha256.as_deref().unwrap_or("-"));
+            println!(
+                "cert subject:  {}",
+                o.cert_subject.as_deref().unwrap_or("-")
+            );
+            println!(
+                "callback url:  {}",
+                o.callback_url.as_deref().unwrap_or("-")
+            );
+            println!("created at:    {}", o.created_at);
+            ctx.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// `smdpp orders ...`.
+pub async fn orders(cmd: OrdersCommand) -> Result<()> {
+    match cmd {
+        OrdersCommand::Import {
+            scope,
+            upp,
+            profile_type,
+            spn,
+            name,
+        } => {
+            let bytes =
+                std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
+            let ctx = open(&scope.data, None).await?;
+            let iccid = import_inventory(
+                &ctx.store,
+                &ctx.sidecar,
+                &scope.operator,
+                &bytes,
+                &profile_type,
+                &spn,
+                name,
+            )
+            .await?;
+            println!("imported {iccid} (Available, type {profile_type})");
+            ctx.store.close().await;
+        }
+        OrdersCommand::Create {
+            scope,
+            iccid,
+            profile_type,
+            eid,
+        } => {
+            let req = DownloadOrderRequest {
+                header: cli_header(&scope.operator)?,
+                eid: eid_arg(eid)?,
+                iccid: iccid.as_deref().map(iccid_arg).transpose()?,
+                profile_type,
+            };
+            smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
+            let ctx = open(&scope.data, None).await?;
+            let r = ctx
+                .engine()
+                .download_order(&scope.operator, &req)
+                .await
+                .map_err(es2_fail)?;
+            println!("reserved {}", r.iccid);
+            ctx.store.close().await;
+        }
+        OrdersCommand::Confirm {
+            scope,
+            iccid,
+            eid,
+            matching_id,
+            confirmation_code,
+            smds_address,
+            release,
+            smdp_address,
+        } => {
+            if let Some(m) = &matching_id {
+                validate_matching_id(m).map_err(es2_fail)?;
+            }
+            let req = ConfirmOrderRequest {
+                header: cli_header(&scope.operator)?,
+                iccid: iccid_arg(&iccid)?,
+                eid: eid_arg(eid)?,
+                matching_id,
+                confirmation_code: confirmation_code.map(ConfirmationCode::new),
+                smds_address,
+                release_flag: release,
+            };
+            smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
+            let ctx = open(&scope.data, smdp_address).await?;
+            let r = ctx
+                .engine()
+                .confirm_order(&scope.operator, &req)
+                .await
+                .map_err(es2_fail)?;
+            println!(
+                "confirmed {} ({})",
+                req.iccid,
+                if release { "Released" } else { "Confirmed" }
+            );
+            if !r.matching_id.is_empty() {
+                println!(
+                    "Activation Code: {}",
+                    activation_code(
+                        &ctx.address,
+                        &r.matching_id,
+                        req.confirmation_code.is_some()
+                    )
+                );
+            }
+            ctx.store.close().await;
+        }
+        OrdersCommand::Release { scope, iccid } => {
+            let req = ReleaseProfileRequest {
+                header: cli_header(&scope.operator)?,
+                iccid: iccid_arg(&iccid)?,
+            };
+            let ctx = open(&scope.data, None).await?;
+            ctx.engine()
+                .release_profile(&scope.operator, &req)
+                .await
+                .map_err(es2_fail)?;
+            println!("released {}", req.iccid);
+            ctx.store.close().await;
+        }
+        OrdersCommand::Cancel {
+            scope,
+            iccid,
+            final_status,
+            eid,
+            matching_id,
+        } => {
+            let req = CancelOrderRequest {
+                header: cli_header(&scope.operator)?,
+                iccid: iccid_arg(&iccid)?,
+                eid: eid_arg(eid)?,
+                matching_id,
+                final_profile_status_indicator: match final_status {
+                    FinalStatus::Available => FinalProfileStatusIndicator::Available,
+                    FinalStatus::Unavailable => FinalProfileStatusIndicator::Unavailable,
+                },
+            };
+            let ctx = open(&scope.data, None).await?;
+            ctx.engine()
+                .cancel_order(&scope.operator, &req)
+                .await
+                .map_err(es2_fail)?;
+            println!("cancelled {}", req.iccid);
+            ctx.store.close().await;
+        }
+        OrdersCommand::Show { scope, iccid } => {
+            let ctx = open(&scope.data, None).await?;
+            let p = ctx.owned(&scope.operator, &iccid).await?;
+            println!("iccid:              {}", p.iccid);
+            println!("state:              {}", p.state);
+            println!(
+                "profile type:       {}",
+                p.profile_type.as_deref().unwrap_or("-")
+            );
+            println!(
+                "matching id:        {}",
+                p.matching_id.as_deref().unwrap_or("-")
+            );
+            println!("eid:                {}", p.eid.as_deref().unwrap_or("-"));
+            println!("cc required:        {}", p.cc_hash.is_some());
+            println!(
+                "download attempts:  {}/{}",
+                p.download_attempts,
+                p.download_attempt_limit
+                    .map_or("-".into(), |l| l.to_string())
+            );
+            println!(
+                "cc attempts:        {}/{}",
+                p.cc_attempts,
+                p.cc_attempt_limit.map_or("-".into(), |l| l.to_string())
+            );
+            println!(
+                "sm-ds address:      {}",
+                p.smds_address.as_deref().unwrap_or("-")
+            );
+            println!(
+                "error cause:        {}",
+                p.error_cause.as_deref().unwrap_or("-")
+            );
+            for e in ctx.store.events_for(&p.iccid).await? {
+                println!(
+                    "  {}  {} -> {}  {}  {}",
+                    e.at,
+                    e.from_state.map_or("-".to_owned(), |s| s.to_string()),
+                    e.to_state,
+                    e.actor,
+                    e.cause.as_deref().unwrap_or("")
+                );
+            }
+            ctx.store.close().await;
+        }
+        OrdersCommand::List { scope } => {
+            let ctx = open(&scope.data, None).await?;
+            let mut after = None;
+            loop {
+                let page = ctx
+                    .store
+                    .list_profiles(&ProfileFilter {
+                        operator_id: Some(scope.operator.clone()),
+                        after_iccid: after.clone(),
+                        limit: Some(500),
+                        ..ProfileFilter::default()
+                    })
+                    .await?;
+                for p in &page {
+                    println!(
+                        "{}  {:<11}  type={}  mid={}  eid={}",
+                        p.iccid,
+                        p.state,
+                        p.profile_type.as_deref().unwrap_or("-"),
+                        p.matching_id.as_deref().unwrap_or("-"),
+                        p.eid.as_deref().unwrap_or("-")
+                    );
+                }
+                match page.last() {
+                    Some(p) if page.len() == 500 => after = Some(p.iccid.clone()),
+                    _ => break,
+                }
+            }
+            ctx.store.close().await;
+        }
+        OrdersCommand::Qr {
+            scope,
+            iccid,
+            smdp_address,
+        } => {
+            let ctx = open(&scope.data, smdp_address).await?;
+            let p = ctx.owned(&scope.operator, &iccid).await?;
+            if !matches!(
+                p.state,
+                ProfileState::Confirmed | ProfileState::Released | ProfileState::Downloaded
+            ) {
+                bail!("profile {} is {}: no Activation Code", p.iccid, p.state);
+            }
+            let mid = p
+                .matching_id
+                .as_deref()
+                .ok_or_else(|| anyhow!("order without MatchingID (default SM-DP+)"))?;
+            println!(
+                "{}",
+                activation_code(&ctx.address, mid, p.cc_hash.is_some())
+            );
+            ctx.store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// [`operators`] on a current-thread tokio runtime.
+pub fn operators_blocking(cmd: OperatorsCommand) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(operators(cmd))
+}
+
+/// [`orders`] on a current-thread tokio runtime.
+pub fn orders_blocking(cmd: OrdersCommand) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(orders(cmd))
+}

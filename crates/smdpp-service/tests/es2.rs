@@ -1,0 +1,987 @@
+//! ES2+ end to end over REAL mutual-TLS HTTPS (operator client certificates generated with
+//! rcgen), on SQLite and (when `SMDPP_TEST_PG_URL` is set) PostgreSQL: the download
+//! initiation use cases of SGP.22 section 3.1.1 with the virtual eUICC of `crates/euicc-sim`,
+//! the section 3.1.6 state machine (every valid and invalid transition), tenant isolation,
+//! limits, functionCallIdentifier replay, client authentication and concurrency. Every
+//! negative test is named `rejects_*`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::*;
+use euicc_sim::lpa::{DownloadOptions, Lpa, Step};
+use rsp_crypto::Curve;
+use rsp_pki::TestPki;
+use serde_json::{Value, json};
+use smdpp_core::status::{self, StatusCode};
+use smdpp_service::es2_cli::{add_operator, import_inventory};
+use smdpp_service::upp::demo_upp;
+use smdpp_store::{EventRecord, Expect, ProfileState, ProfileUpdate};
+
+struct Env {
+    pki: TestPki,
+    server: Server,
+    lpa: Lpa,
+    op_a: ClientCert,
+    op_b: ClientCert,
+}
+
+static ICCIDS: AtomicU64 = AtomicU64::new(0);
+
+fn next_iccid() -> String {
+    format!("8999901{:012}", ICCIDS.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn env_with(
+    dir: &Path,
+    db: &Db,
+    tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
+) -> Env {
+    let pki = make_pki(Curve::NistP256);
+    let pki_dir = dir.join("pki");
+    pki.write_to(&pki_dir).unwrap();
+    let mut s = settings(&dir.join("data"), pki_dir, db);
+    tweak(&mut s);
+    let server = Server::start_lpa(s).await;
+    let lpa = sim_lpa(&[&pki]);
+    let op_a = client_cert("operator-a.example");
+    let op_b = client_cert("operator-b.example");
+    add_operator(server.store(), "op-a", &op_a.cert_der, None)
+        .await
+        .unwrap();
+    add_operator(
+        server.store(),
+        "op-b",
+        &op_b.cert_der,
+        Some("https://op-b.example/es2".into()),
+    )
+    .await
+    .unwrap();
+    Env {
+        pki,
+        server,
+        lpa,
+        op_a,
+        op_b,
+    }
+}
+
+async fn env(dir: &Path, db: &Db) -> Env {
+    env_with(dir, db, |_| {}).await
+}
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+fn fci() -> String {
+    format!("FCI-{}", CALLS.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Env {
+    fn ac(&self, mid: &str) -> String {
+        format!("LPA:1${}${mid}", self.server.address())
+    }
+
+    /// Imports `n` Available profiles of `profile_type` for `operator`.
+    async fn inventory(&self, operator: &str, profile_type: &str, n: usize) -> Vec<String> {
+        let side = self.server.sidecar().await;
+        let mut out = vec![];
+        for _ in 0..n {
+            let upp = demo_upp(&next_iccid()).unwrap();
+            out.push(
+                import_inventory(
+                    self.server.store(),
+                    &side,
+                    operator,
+                    &upp,
+                    profile_type,
+                    "Test SP",
+                    None,
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        side.close().await;
+        out
+    }
+
+    /// Raw ES2+ call: (HTTP status, response JSON).
+    async fn raw(&self, function: &str, body: &str, client: Option<&ClientCert>) -> (u16, Value) {
+        let (st, bytes) = https_request(
+            self.server.addr,
+            &self.server.tls_leaf,
+            "POST",
+            &format!("/gsma/rsp2/es2plus/{function}"),
+            body,
+            client,
+        )
+        .await;
+        (st, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// An ES2+ call as `operator` ("op-a"/"op-b") with a fresh functionCallIdentifier.
+    async fn call(&self, operator: &str, function: &str, mut body: Value) -> Value {
+        body["header"] = json!({"functionRequesterIdentifier": operator,
+            "functionCallIdentifier": fci()});
+        let cert = if operator == "op-a" {
+            &self.op_a
+        } else {
+            &self.op_b
+        };
+        let (st, v) = self.raw(function, &body.to_string(), Some(cert)).await;
+        assert_eq!(st, 200);
+        v
+    }
+
+    async fn state(&self, iccid: &str) -> (ProfileState, i64) {
+        let p = self.server.profile(iccid).await;
+        (p.state, p.version)
+    }
+
+    /// Puts a fresh profile of op-a into `state` (ES9+ states are set through the store).
+    async fn profile_in(&self, state: ProfileState) -> String {
+        let iccid = self.inventory("op-a", "T", 1).await.remove(0);
+        let id = iccid.clone();
+        let go = |st| async move {
+            self.server
+                .store()
+                .transition(
+                    &id,
+                    &Expect::any(),
+                    &ProfileUpdate::to_state(st),
+                    &EventRecord::by("test"),
+                )
+                .await
+                .unwrap();
+        };
+        match state {
+            ProfileState::Available => {}
+            ProfileState::Allocated => {
+                ok(&self
+                    .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+                    .await);
+            }
+            ProfileState::Linked => {
+                ok(&self
+                    .call(
+                        "op-a",
+                        "downloadOrder",
+                        json!({"iccid": iccid, "eid": eid()}),
+                    )
+                    .await);
+            }
+            ProfileState::Confirmed | ProfileState::Released => {
+                ok(&self
+                    .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+                    .await);
+                ok(&self
+                    .call(
+                        "op-a",
+                        "confirmOrder",
+                        json!({"iccid": iccid,
+                            "releaseFlag": state == ProfileState::Released}),
+                    )
+                    .await);
+            }
+            other => go(other).await,
+        }
+        assert_eq!(self.state(&iccid).await.0, state);
+        iccid
+    }
+}
+
+/// A valid EID (check digits right) that is not the virtual eUICC's.
+fn eid() -> String {
+    let base = "890490320000000000000000000012";
+    let rem = format!("{base}00")
+        .bytes()
+        .fold(0u32, |acc, b| (acc * 10 + u32::from(b - b'0')) % 97);
+    format!("{base}{:02}", 98 - rem)
+}
+
+/// 32 digits with wrong check digits.
+fn bad_eid() -> String {
+    let good = eid();
+    let last = good.as_bytes()[31] - b'0';
+    format!("{}{}", &good[..31], (last + 1) % 10)
+}
+
+fn ok(v: &Value) {
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
+        "{v}"
+    );
+}
+
+fn code(v: &Value) -> StatusCode {
+    let d = &v["header"]["functionExecutionStatus"]["statusCodeData"];
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"], "Failed",
+        "{v}"
+    );
+    StatusCode::parse(
+        d["subjectCode"].as_str().unwrap(),
+        d["reasonCode"].as_str().unwrap(),
+    )
+    .unwrap()
+}
+
+fn assert_code(v: &Value, want: &StatusCode) {
+    assert_eq!(&code(v), want, "{v}");
+}
+
+// ------------------------------------------------------------------------------- use cases
+
+/// Table 6a use case "Activation Code": DownloadOrder (type, no EID) → ConfirmOrder
+/// (releaseFlag=true) → the device downloads with the Activation Code → Installed.
+async fn activation_code_use_case(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    e.inventory("op-a", "T1", 2).await;
+    let r = e
+        .call("op-a", "downloadOrder", json!({"profileType": "T1"}))
+        .await;
+    ok(&r);
+    let iccid = r["iccid"].as_str().unwrap().to_owned();
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Allocated);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "releaseFlag": true}),
+        )
+        .await;
+    ok(&r);
+    let mid = r["matchingId"].as_str().unwrap().to_owned();
+    assert!(mid.len() >= 25, "generated MatchingID of >= 125 bits");
+    assert_eq!(r["smdpAddress"], e.server.address());
+    assert!(r.get("eid").is_none());
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Released);
+
+    let mut euicc = sim_euicc(&e.pki);
+    let out = e
+        .lpa
+        .download(&mut euicc, &e.ac(&mid), &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert!(out.notification_sent);
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(euicc.eid()));
+    let states: Vec<_> = e
+        .server
+        .store()
+        .events_for(&iccid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|ev| ev.to_state)
+        .collect();
+    assert!(states.starts_with(&[
+        ProfileState::Available,
+        ProfileState::Allocated,
+        ProfileState::Released
+    ]));
+    assert_eq!(states.last(), Some(&ProfileState::Installed));
+    e.server.stop().await;
+}
+
+/// Default SM-DP+ (section 3.1.1): the EID in DownloadOrder, an empty MatchingID, and the
+/// device downloads with an Activation Code without MatchingID.
+async fn default_smdp_use_case(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let iccid = e.inventory("op-a", "T1", 1).await.remove(0);
+    let mut euicc = sim_euicc(&e.pki);
+    let r = e
+        .call(
+            "op-a",
+            "downloadOrder",
+            json!({"iccid": format!("{iccid}F"), "eid": euicc.eid()}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(r["iccid"], iccid);
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Linked);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "matchingId": "", "releaseFlag": false}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(r["matchingId"], "");
+    assert_eq!(r["eid"], euicc.eid());
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Confirmed);
+    ok(&e
+        .call("op-a", "releaseProfile", json!({"iccid": iccid}))
+        .await);
+    e.lpa
+        .download(&mut euicc, &e.ac(""), &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Installed);
+    e.server.stop().await;
+}
+
+// ------------------------------------------------------------------------ state machine
+
+/// Every function in every state: the valid transitions succeed, the invalid ones fail with
+/// their code and change nothing (same state, same version).
+async fn state_machine(dir: &Path, db: &Db) {
+    use ProfileState::*;
+    let e = env(dir, db).await;
+    let all = [
+        Available,
+        Allocated,
+        Linked,
+        Confirmed,
+        Released,
+        Downloaded,
+        Installed,
+        Error,
+        Unavailable,
+    ];
+    for from in all {
+        // DownloadOrder by ICCID.
+        let iccid = e.profile_in(from).await;
+        let before = e.state(&iccid).await;
+        let r = e
+            .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+            .await;
+        if from == Available {
+            ok(&r);
+            assert_eq!(e.state(&iccid).await.0, Allocated);
+        } else {
+            assert_code(&r, &status::ICCID_ALREADY_IN_USE);
+            assert_eq!(e.state(&iccid).await, before, "DownloadOrder from {from}");
+        }
+
+        // ConfirmOrder, both release flags.
+        for release in [false, true] {
+            let iccid = e.profile_in(from).await;
+            let before = e.state(&iccid).await;
+            let r = e
+                .call(
+                    "op-a",
+                    "confirmOrder",
+                    json!({"iccid": iccid, "releaseFlag": release}),
+                )
+                .await;
+            if matches!(from, Allocated | Linked) {
+                ok(&r);
+                let want = if release { Released } else { Confirmed };
+                assert_eq!(e.state(&iccid).await.0, want);
+            } else {
+                assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+                assert_eq!(e.state(&iccid).await, before, "ConfirmOrder from {from}");
+            }
+        }
+
+        // ReleaseProfile.
+        let iccid = e.profile_in(from).await;
+        let before = e.state(&iccid).await;
+        let r = e
+            .call("op-a", "releaseProfile", json!({"iccid": iccid}))
+            .await;
+        match from {
+            Confirmed => {
+                ok(&r);
+                assert_eq!(e.state(&iccid).await.0, Released);
+            }
+            Released => {
+                // Section 5.3.4 NOTE: success, no other action.
+                ok(&r);
+                assert_eq!(e.state(&iccid).await, before);
+            }
+            _ => {
+                assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+                assert_eq!(e.state(&iccid).await, before, "ReleaseProfile from {from}");
+            }
+        }
+
+        // CancelOrder with both indicators.
+        for fin in ["Available", "Unavailable"] {
+            let iccid = e.profile_in(from).await;
+            let before = e.state(&iccid).await;
+            let r = e
+                .call(
+                    "op-a",
+                    "cancelOrder",
+                    json!({"iccid": iccid, "finalProfileStatusIndicator": fin}),
+                )
+                .await;
+            let allowed = matches!(from, Allocated | Linked | Confirmed | Released)
+                || (from == Error && fin == "Unavailable");
+            if allowed {
+                ok(&r);
+                let p = e.server.profile(&iccid).await;
+                if fin == "Available" {
+                    assert_eq!(p.state, Available);
+                    assert!(p.eid.is_none() && p.matching_id.is_none() && p.cc_hash.is_none());
+                } else {
+                    assert_eq!(p.state, Unavailable);
+                }
+            } else {
+                let want = if matches!(from, Downloaded | Installed) {
+                    status::ICCID_ALREADY_IN_USE
+                } else {
+                    status::ICCID_INVALID_TRANSITION
+                };
+                assert_code(&r, &want);
+                assert_eq!(
+                    e.state(&iccid).await,
+                    before,
+                    "CancelOrder({fin}) from {from}"
+                );
+            }
+        }
+    }
+    e.server.stop().await;
+}
+
+/// Profile-type selection and the EID / MatchingID consistency codes.
+async fn rejects_inconsistent_orders(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    e.inventory("op-a", "T1", 1).await;
+    let iccid = e.inventory("op-a", "T2", 1).await.remove(0);
+    // Unknown type / none left / ICCID and type not aligned.
+    assert_code(
+        &e.call("op-a", "downloadOrder", json!({"profileType": "NOPE"}))
+            .await,
+        &status::PROFILE_TYPE_UNKNOWN,
+    );
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"profileType": "T1"}))
+        .await);
+    assert_code(
+        &e.call("op-a", "downloadOrder", json!({"profileType": "T1"}))
+            .await,
+        &status::PROFILE_TYPE_UNAVAILABLE,
+    );
+    assert_code(
+        &e.call(
+            "op-a",
+            "downloadOrder",
+            json!({"iccid": iccid, "profileType": "T1"}),
+        )
+        .await,
+        &status::PROFILE_TYPE_REFUSED,
+    );
+    assert_code(
+        &e.call(
+            "op-a",
+            "downloadOrder",
+            json!({"iccid": "8999999999999999999"}),
+        )
+        .await,
+        &status::ICCID_UNKNOWN,
+    );
+    // Linked with one EID; ConfirmOrder with another: 8.1.1/3.10, nothing changed.
+    ok(&e
+        .call(
+            "op-a",
+            "downloadOrder",
+            json!({"iccid": iccid, "eid": eid()}),
+        )
+        .await);
+    let before = e.state(&iccid).await;
+    let sim = sim_euicc(&e.pki);
+    assert_code(
+        &e.call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "eid": sim.eid(), "releaseFlag": true}),
+        )
+        .await,
+        &status::EID_INVALID_ASSOCIATION,
+    );
+    assert_eq!(e.state(&iccid).await, before);
+    // Default SM-DP+ / SM-DS without EID: 8.1.1/2.2.
+    let iccid2 = e.inventory("op-a", "T3", 1).await.remove(0);
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid2}))
+        .await);
+    assert_code(
+        &e.call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid2, "matchingId": "", "releaseFlag": true}),
+        )
+        .await,
+        &status::EID_MISSING,
+    );
+    assert_code(
+        &e.call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid2, "smdsAddress": "smds.example.com", "releaseFlag": true}),
+        )
+        .await,
+        &status::EID_MISSING,
+    );
+    // MatchingID uniqueness: 8.2.6/3.3.
+    ok(&e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "matchingId": "MY-ID-1", "confirmationCode": "1234",
+                "smdsAddress": "smds.example.com", "releaseFlag": false}),
+        )
+        .await);
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.smds_address.as_deref(), Some("smds.example.com"));
+    assert_eq!(p.cc_hash.as_ref().map(Vec::len), Some(32));
+    assert_eq!(p.cc_attempt_limit, Some(3));
+    assert_eq!(p.download_attempt_limit, Some(5));
+    let before2 = e.state(&iccid2).await;
+    assert_code(
+        &e.call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid2, "matchingId": "MY-ID-1", "releaseFlag": true}),
+        )
+        .await,
+        &status::MATCHING_ID_ALREADY_IN_USE,
+    );
+    assert_eq!(e.state(&iccid2).await, before2);
+    // CancelOrder with another EID / MatchingID: 8.2.1/3.10, 8.2.6/3.10.
+    let before = e.state(&iccid).await;
+    assert_code(
+        &e.call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": iccid, "eid": sim.eid(), "finalProfileStatusIndicator": "Available"}),
+        )
+        .await,
+        &status::ICCID_INVALID_ASSOCIATION,
+    );
+    assert_code(
+        &e.call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": iccid, "matchingId": "OTHER", "finalProfileStatusIndicator": "Available"}),
+        )
+        .await,
+        &status::MATCHING_ID_INVALID_ASSOCIATION,
+    );
+    assert_eq!(e.state(&iccid).await, before);
+    ok(&e
+        .call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": iccid, "eid": eid(), "matchingId": "MY-ID-1",
+                "finalProfileStatusIndicator": "Available"}),
+        )
+        .await);
+    e.server.stop().await;
+}
+
+// -------------------------------------------------------------------------------- tenants
+
+/// Operator B cannot see or touch A's profile: exactly the answer for an unknown ICCID.
+async fn rejects_other_operators_profile(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let free = e.inventory("op-a", "TA", 1).await.remove(0);
+    let ordered = e.profile_in(ProfileState::Confirmed).await;
+    let unknown = "8999999999999999999";
+    for iccid in [&free, &ordered] {
+        let before = e.state(iccid).await;
+        for (f, body) in [
+            ("downloadOrder", json!({"iccid": iccid})),
+            ("confirmOrder", json!({"iccid": iccid, "releaseFlag": true})),
+            ("releaseProfile", json!({"iccid": iccid})),
+            (
+                "cancelOrder",
+                json!({"iccid": iccid, "finalProfileStatusIndicator": "Unavailable"}),
+            ),
+        ] {
+            let theirs = e.call("op-b", f, body.clone()).await;
+            let mut body_unknown = body.clone();
+            body_unknown["iccid"] = json!(unknown);
+            let none = e.call("op-b", f, body_unknown).await;
+            assert_code(&theirs, &status::ICCID_UNKNOWN);
+            // Same status, same message: indistinguishable from an unknown ICCID.
+            assert_eq!(
+                theirs["header"]["functionExecutionStatus"],
+                none["header"]["functionExecutionStatus"]
+            );
+        }
+        assert_eq!(e.state(iccid).await, before);
+    }
+    // A's profile type does not exist for B.
+    assert_code(
+        &e.call("op-b", "downloadOrder", json!({"profileType": "TA"}))
+            .await,
+        &status::PROFILE_TYPE_UNKNOWN,
+    );
+    assert_eq!(e.state(&free).await.0, ProfileState::Available);
+    e.server.stop().await;
+}
+
+// --------------------------------------------------------------------------------- limits
+
+/// Wrong Confirmation Codes until the limit: the order ends in Error.
+async fn rejects_wrong_cc_until_error(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+        .await);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "confirmationCode": "4711", "releaseFlag": true}),
+        )
+        .await;
+    ok(&r);
+    let ac = format!("{}$$1", e.ac(r["matchingId"].as_str().unwrap()));
+    let mut euicc = sim_euicc(&e.pki);
+    let wrong = DownloadOptions {
+        confirmation_code: Some("0000".into()),
+        ..DownloadOptions::default()
+    };
+    for _ in 0..3 {
+        assert_lpa_code(
+            e.lpa.download(&mut euicc, &ac, &wrong).await,
+            &status::CONFIRMATION_CODE_REFUSED,
+        );
+    }
+    assert_lpa_code(
+        e.lpa.download(&mut euicc, &ac, &wrong).await,
+        &status::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+    );
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Error);
+    // The operator retires it.
+    ok(&e
+        .call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": iccid, "finalProfileStatusIndicator": "Unavailable"}),
+        )
+        .await);
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Unavailable);
+    e.server.stop().await;
+}
+
+/// Download attempts beyond the limit end the order in Error.
+async fn rejects_downloads_beyond_limit(dir: &Path, db: &Db) {
+    let e = env_with(dir, db, |s| s.limits.download_attempt_limit = 2).await;
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+        .await);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "releaseFlag": true}),
+        )
+        .await;
+    let ac = e.ac(r["matchingId"].as_str().unwrap());
+    assert_eq!(
+        e.server.profile(&iccid).await.download_attempt_limit,
+        Some(2)
+    );
+    let mut euicc = sim_euicc(&e.pki);
+    for _ in 0..2 {
+        let mut stop = Capture::stop_before(Step::GetBoundProfilePackage);
+        let _ = e
+            .lpa
+            .download_with(&mut euicc, &ac, &DownloadOptions::default(), &mut stop)
+            .await;
+    }
+    assert_eq!(e.server.profile(&iccid).await.download_attempts, 2);
+    assert_lpa_code(
+        e.lpa
+            .download(&mut euicc, &ac, &DownloadOptions::default())
+            .await,
+        &status::DOWNLOAD_ORDER_RETRIES_EXCEEDED,
+    );
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Error);
+    e.server.stop().await;
+}
+
+// ------------------------------------------------------------------------ replay and auth
+
+/// A repeated functionCallIdentifier: same body → the stored response; another body →
+/// refused `1.1/3.3`; the other operator may use the same identifier.
+async fn function_call_identifier_replay(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    e.inventory("op-a", "T", 2).await;
+    e.inventory("op-b", "T", 1).await;
+    let body = json!({"header": {"functionRequesterIdentifier": "op-a",
+        "functionCallIdentifier": "same-id"}, "profileType": "T"})
+    .to_string();
+    let (_, first) = e.raw("downloadOrder", &body, Some(&e.op_a)).await;
+    ok(&first);
+    let (_, again) = e.raw("downloadOrder", &body, Some(&e.op_a)).await;
+    assert_eq!(first, again, "replay returns the stored response");
+    // Only one profile was reserved.
+    let allocated = e
+        .server
+        .store()
+        .list_profiles(&smdpp_store::ProfileFilter {
+            state: Some(ProfileState::Allocated),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(allocated.len(), 1);
+    let other = json!({"header": {"functionRequesterIdentifier": "op-a",
+        "functionCallIdentifier": "same-id"}, "profileType": "T", "eid": eid()})
+    .to_string();
+    let (_, refused) = e.raw("downloadOrder", &other, Some(&e.op_a)).await;
+    assert_code(&refused, &status::FUNCTION_CALL_ID_REUSED);
+    let (_, refused) = e
+        .raw(
+            "releaseProfile",
+            &json!({"header": {"functionRequesterIdentifier": "op-a",
+                "functionCallIdentifier": "same-id"}, "iccid": first["iccid"]})
+            .to_string(),
+            Some(&e.op_a),
+        )
+        .await;
+    assert_code(&refused, &status::FUNCTION_CALL_ID_REUSED);
+    let b = json!({"header": {"functionRequesterIdentifier": "op-b",
+        "functionCallIdentifier": "same-id"}, "profileType": "T"})
+    .to_string();
+    let (_, rb) = e.raw("downloadOrder", &b, Some(&e.op_b)).await;
+    ok(&rb);
+    e.server.stop().await;
+}
+
+/// No client certificate, an unknown one, or a requester identifier of another operator:
+/// refused before the engine (nothing reserved).
+async fn rejects_unauthenticated_callers(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    let body = json!({"header": {"functionRequesterIdentifier": "op-a",
+        "functionCallIdentifier": "x1"}, "iccid": iccid})
+    .to_string();
+    let (st, r) = e.raw("downloadOrder", &body, None).await;
+    assert_eq!(st, 200);
+    assert_code(&r, &status::FUNCTION_REQUESTER_UNKNOWN);
+    let stranger = client_cert("stranger.example");
+    let (_, r) = e.raw("downloadOrder", &body, Some(&stranger)).await;
+    assert_code(&r, &status::FUNCTION_REQUESTER_UNKNOWN);
+    let (_, r) = e.raw("downloadOrder", &body, Some(&e.op_b)).await;
+    assert_code(&r, &status::FUNCTION_REQUESTER_NOT_ALLOWED);
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Available);
+    // ES9+ without a client certificate still works on the same listener.
+    let status = e
+        .server
+        .post_status("initiateAuthentication", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    e.server.stop().await;
+}
+
+/// Malformed requests over HTTPS: format codes, nothing changed.
+async fn rejects_malformed_requests(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    let h = json!({"functionRequesterIdentifier": "op-a", "functionCallIdentifier": "m1"});
+    let cases: Vec<(&str, String, StatusCode)> =
+        vec![
+        ("downloadOrder", "{not json".into(), status::PROTOCOL_FORMAT_INVALID),
+        (
+            "downloadOrder",
+            json!({"iccid": iccid}).to_string(),
+            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING,
+        ),
+        (
+            "downloadOrder",
+            json!({"header": h, "iccid": "12345"}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            "downloadOrder",
+            json!({"header": h, "iccid": "89999010000000000AB"}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            "downloadOrder",
+            json!({"header": h, "iccid": iccid, "eid": "123"}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            "downloadOrder",
+            json!({"header": h, "iccid": iccid, "eid": bad_eid()}).to_string(),
+            status::EID_INVALID,
+        ),
+        (
+            "confirmOrder",
+            json!({"header": h, "iccid": iccid, "matchingId": "lower-case", "releaseFlag": true})
+                .to_string(),
+            status::MATCHING_ID_INVALID,
+        ),
+        (
+            "downloadOrder",
+            json!({"header": h, "profileType": "x".repeat(1000)}).to_string(),
+            status::PROTOCOL_FORMAT_INVALID,
+        ),
+        (
+            "confirmOrder",
+            json!({"header": h, "iccid": iccid}).to_string(),
+            status::PROTOCOL_FORMAT_MANDATORY_ELEMENT_MISSING,
+        ),
+    ];
+    for (f, body, want) in cases {
+        let (st, r) = e.raw(f, &body, Some(&e.op_a)).await;
+        assert_eq!(st, 200);
+        assert_code(&r, &want);
+    }
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Available);
+    // A large body (under the 1 MiB transport limit) with an oversized member.
+    let big = json!({"header": h, "profileType": "x".repeat(900 * 1024)}).to_string();
+    let (_, r) = e.raw("downloadOrder", &big, Some(&e.op_a)).await;
+    assert_code(&r, &status::PROTOCOL_FORMAT_INVALID);
+    e.server.stop().await;
+}
+
+/// `GET /openapi.json` lists the four ES2+ paths.
+async fn openapi_document(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let (st, bytes) = https_request(
+        e.server.addr,
+        &e.server.tls_leaf,
+        "GET",
+        "/openapi.json",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    for f in [
+        "downloadOrder",
+        "confirmOrder",
+        "cancelOrder",
+        "releaseProfile",
+    ] {
+        assert!(doc["paths"][format!("/gsma/rsp2/es2plus/{f}")]["post"].is_object());
+    }
+    e.server.stop().await;
+}
+
+// ----------------------------------------------------------------------------- concurrency
+
+/// 50 parallel DownloadOrder calls for a type with 10 Available profiles: exactly 10
+/// winners, each a different profile; the rest `8.2.5/3.7`.
+async fn concurrent_download_orders(dir: &Path, db: &Db) {
+    let e = std::sync::Arc::new(env(dir, db).await);
+    let inventory = e.inventory("op-a", "RACE", 10).await;
+    let mut tasks = vec![];
+    for _ in 0..50 {
+        let e = std::sync::Arc::clone(&e);
+        tasks.push(tokio::spawn(async move {
+            e.call("op-a", "downloadOrder", json!({"profileType": "RACE"}))
+                .await
+        }));
+    }
+    let mut won = vec![];
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r["header"]["functionExecutionStatus"]["status"] == "Executed-Success" {
+            won.push(r["iccid"].as_str().unwrap().to_owned());
+        } else {
+            assert_code(&r, &status::PROFILE_TYPE_UNAVAILABLE);
+        }
+    }
+    assert_eq!(won.len(), 10);
+    won.sort();
+    won.dedup();
+    assert_eq!(won.len(), 10, "no profile bound twice");
+    for iccid in &inventory {
+        assert_eq!(e.state(iccid).await.0, ProfileState::Allocated);
+        // Exactly one Available -> Allocated event each.
+        let evs = e.server.store().events_for(iccid).await.unwrap();
+        assert_eq!(evs.len(), 2);
+    }
+    let e = std::sync::Arc::into_inner(e).unwrap_or_else(|| panic!("env still shared"));
+    e.server.stop().await;
+}
+
+/// 50 parallel ConfirmOrder calls on the same ICCID: exactly one winner.
+async fn concurrent_confirm_orders(dir: &Path, db: &Db) {
+    let e = std::sync::Arc::new(env(dir, db).await);
+    let iccid = e.profile_in(ProfileState::Allocated).await;
+    let mut tasks = vec![];
+    for _ in 0..50 {
+        let e = std::sync::Arc::clone(&e);
+        let iccid = iccid.clone();
+        tasks.push(tokio::spawn(async move {
+            e.call(
+                "op-a",
+                "confirmOrder",
+                json!({"iccid": iccid, "releaseFlag": true}),
+            )
+            .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r["header"]["functionExecutionStatus"]["status"] == "Executed-Success" {
+            wins += 1;
+        } else {
+            assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+        }
+    }
+    assert_eq!(wins, 1);
+    let evs = e.server.store().events_for(&iccid).await.unwrap();
+    assert_eq!(
+        evs.iter()
+            .filter(|ev| ev.to_state == ProfileState::Released)
+            .count(),
+        1
+    );
+    let e = std::sync::Arc::into_inner(e).unwrap_or_else(|| panic!("env still shared"));
+    e.server.stop().await;
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = super::Db::sqlite(dir.path());
+                    super::$name(dir.path(), &db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(dir.path(), &db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    activation_code_use_case,
+    default_smdp_use_case,
+    state_machine,
+    rejects_inconsistent_orders,
+    rejects_other_operators_profile,
+    rejects_wrong_cc_until_error,
+    rejects_downloads_beyond_limit,
+    function_call_identifier_replay,
+    rejects_unauthenticated_callers,
+    rejects_malformed_requests,
+    openapi_document,
+    concurrent_download_orders,
+    concurrent_confirm_orders,
+);
