@@ -45,15 +45,26 @@
 //! `akaParameter` with an `algoParameter`), [`Upp::set_pin`] / [`Upp::set_puk`] by key
 //! reference; the generic [`Upp::template_file_mut`] reaches any template file. Secrets
 //! are [`Secret`]s: zeroized on drop and redacted in `Debug`.
+//!
+//! # Templates
+//!
+//! The project's own profile template is TOML source compiled into a UPP
+//! ([`template`]: [`Template::compile`], [`TemplateSource::usim_isim_milenage`]);
+//! [`Template::personalize`] validates a [`Personalization`] (ICCID with Luhn, IMSI vs home
+//! PLMN, Ki/OPc or OP, PIN/PUK/ADM, SPN) and writes it at its places ([`personalize`]).
+//! [`milenage`] implements Milenage (TS 35.206) for the OPc derivation and key checks.
 
 pub mod bcd;
 mod der;
 pub mod error;
 pub mod file;
 pub mod header;
+pub mod milenage;
 pub mod params;
 pub mod pe;
+pub mod personalize;
 pub mod secret;
+pub mod template;
 mod templates;
 pub mod upp;
 
@@ -69,5 +80,9 @@ pub use params::{
 pub use pe::{
     AdfRfmAccess, GenericPe, NonStandard, PeBody, PeType, ProfileElement, RawComponent, Rfm,
 };
+pub use personalize::{
+    FileOverride, OperatorKey, Personalization, PersonalizationError, SecretText,
+};
 pub use secret::Secret;
+pub use template::{Template, TemplateError, TemplateSource};
 pub use upp::{PeInfo, Upp};
