@@ -4,6 +4,7 @@
 pub mod activation_code;
 pub mod es2_json;
 pub mod es9_json;
+pub mod qr;
 pub mod status;
 
 pub use activation_code::{ActivationCode, ActivationCodeError};

@@ -208,6 +208,12 @@ pub enum OrdersCommand {
         /// SM-DP+ address (default: as `serve` resolves it).
         #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
         smdp_address: Option<String>,
+        /// Also write the QR code (content `LPA:` + Activation Code) as a PNG image here.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        /// Also write the QR code as an SVG document here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -440,6 +446,13 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
             let ctx = open(&scope.data, None).await?;
+            if ctx.store.get_operator(&scope.operator).await?.is_none() {
+                ctx.store.close().await;
+                bail!(
+                    "unknown operator {}: register it first with `smdpp operators add`",
+                    scope.operator
+                );
+            }
             let iccid = import_inventory(
                 &ctx.store,
                 &ctx.sidecar,
@@ -639,6 +652,8 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             scope,
             iccid,
             smdp_address,
+            png,
+            svg,
         } => {
             let ctx = open(&scope.data, smdp_address).await?;
             let p = ctx.owned(&scope.operator, &iccid).await?;
@@ -652,11 +667,25 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 .matching_id
                 .as_deref()
                 .ok_or_else(|| anyhow!("order without MatchingID (default SM-DP+)"))?;
-            println!(
-                "{}",
-                activation_code(&ctx.address, mid, p.cc_hash.is_some())
-            );
+            let code = activation_code(&ctx.address, mid, p.cc_hash.is_some());
+            println!("{code}");
             ctx.store.close().await;
+            if png.is_some() || svg.is_some() {
+                let ac = smdpp_core::ActivationCode::parse(&code)
+                    .map_err(|e| anyhow!("activation code {code}: {e}"))?;
+                if let Some(path) = png {
+                    let bytes = smdpp_core::qr::png(&ac)?;
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("QR code (PNG): {}", path.display());
+                }
+                if let Some(path) = svg {
+                    let text = smdpp_core::qr::svg(&ac)?;
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("QR code (SVG): {}", path.display());
+                }
+            }
         }
     }
     Ok(())
