@@ -57,6 +57,10 @@ pub struct DirectorySubtree {
     pub organization: Option<String>,
     /// The `serialNumber` attribute (IIN, 1st to 8th digit of the EID), if present.
     pub serial_number: Option<String>,
+    /// Whether an attribute value of the directoryName is in a string type we do not decode
+    /// (e.g. BMPString, UniversalString) or is not a string. Such a subtree cannot be
+    /// evaluated, so EID validation against it fails closed (the EUM is refused).
+    pub unreadable: bool,
 }
 
 /// The EUM nameConstraints extension, reduced to its directoryName subtrees.
@@ -66,8 +70,11 @@ pub struct EidNameConstraints {
     pub permitted: Vec<DirectorySubtree>,
     /// excludedSubtrees with a directoryName base.
     pub excluded: Vec<DirectorySubtree>,
-    /// Whether subtrees of other GeneralName forms were present (ignored: they cannot
-    /// constrain an eUICC certificate, which carries no subjectAltName).
+    /// Whether subtrees of other GeneralName forms (dNSName, rfc822Name, ...) were present.
+    /// They never express an EID range: an extension with only such subtrees is refused as
+    /// not restricting the EIDs. They are otherwise ignored for eUICC certificates, which
+    /// SGP.22 gives no subjectAltName; an eUICC certificate that does carry one under such an
+    /// EUM is refused, since we do not match other GeneralName forms.
     pub other_forms: bool,
 }
 
@@ -152,6 +159,17 @@ pub(crate) fn name_attributes(name_der: &[u8]) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
+/// How many attributes a DER `Name` holds, decodable or not (see [`name_attributes`], which
+/// skips values it cannot decode).
+fn name_attribute_count(name_der: &[u8]) -> Result<usize, PkiError> {
+    let name = dertlv::read_single(name_der, tag::SEQUENCE, "Name")?;
+    let mut count = 0;
+    for rdn in dertlv::children(name.value)? {
+        count += dertlv::children(rdn.value)?.len();
+    }
+    Ok(count)
+}
+
 fn first_attr(attrs: &[(String, String)], oid: &str) -> Option<String> {
     attrs.iter().find(|(t, _)| t == oid).map(|(_, v)| v.clone())
 }
@@ -216,6 +234,7 @@ fn parse_subtrees(
             let entry = DirectorySubtree {
                 organization: first_attr(&attrs, oids::AT_O),
                 serial_number: first_attr(&attrs, oids::AT_SERIAL_NUMBER),
+                unreadable: attrs.len() != name_attribute_count(base.value)?,
             };
             if permitted {
                 nc.permitted.push(entry);

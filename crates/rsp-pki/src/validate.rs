@@ -463,10 +463,17 @@ fn org_eq(a: &str, b: &str) -> bool {
 
 /// The EUM's permitted EID range (SGP.22 section 4.5.2.1.0.3 nameConstraints "variant O",
 /// and the permittedEins extension of later variants), with the GSMA prefix rule.
+///
+/// nameConstraints fails closed: it must have at least one permitted directoryName subtree,
+/// every permitted one with a non-empty `serialNumber` prefix; a directoryName attribute in a
+/// string type we cannot read makes the EUM malformed; other GeneralName forms are ignored
+/// unless the eUICC certificate has a subjectAltName (then refused, see
+/// [`crate::cert::EidNameConstraints::other_forms`]).
 fn check_eid_range(
     eum: &Certificate,
     eid: &str,
     organization: Option<&str>,
+    euicc_has_san: bool,
 ) -> Result<(), PkiError> {
     let nc = eum.name_constraints();
     let eins = eum.permitted_eins();
@@ -485,6 +492,36 @@ fn check_eid_range(
         return Err(outside());
     }
     if let Some(nc) = nc {
+        // Fail closed (the extension is the EUM's EID range): at least one permitted
+        // directoryName subtree, each with a non-empty serialNumber prefix, and every
+        // directoryName subtree readable.
+        if nc
+            .value
+            .permitted
+            .iter()
+            .chain(&nc.value.excluded)
+            .any(|s| s.unreadable)
+        {
+            return Err(PkiError::Malformed {
+                role: Some(CertRole::Eum),
+                detail: "nameConstraints directoryName attribute in an unsupported string type"
+                    .into(),
+            });
+        }
+        let unbounded = |s: &crate::cert::DirectorySubtree| {
+            s.serial_number.as_deref().is_none_or(str::is_empty)
+        };
+        if nc.value.permitted.is_empty() || nc.value.permitted.iter().any(unbounded) {
+            return Err(PkiError::EumWithoutEidRange);
+        }
+        // Other GeneralName forms say nothing about the EID; we do not match them, so an
+        // eUICC certificate with a subjectAltName they might constrain is refused.
+        if nc.value.other_forms && euicc_has_san {
+            return Err(PkiError::UnsupportedCriticalExtension {
+                role: CertRole::Eum,
+                oid: crate::oids::EXT_NAME_CONSTRAINTS.to_owned(),
+            });
+        }
         let eid_match = |s: &crate::cert::DirectorySubtree| {
             s.serial_number
                 .as_deref()
@@ -560,7 +597,12 @@ pub fn validate_euicc_chain(
         .iter()
         .find(|(t, _)| t == oids::AT_O)
         .map(|(_, v)| v.clone());
-    check_eid_range(&eum, &eid, organization.as_deref())?;
+    check_eid_range(
+        &eum,
+        &eid,
+        organization.as_deref(),
+        euicc.subject_alt_names().is_some(),
+    )?;
 
     Ok(ValidatedEuicc {
         eid,

@@ -562,6 +562,156 @@ fn rejects_eid_outside_eum_range_in_name_constraints_form() {
     );
 }
 
+/// DER TLV with a short or long length (test helper; lengths < 64 KiB).
+fn der(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match value.len() {
+        n @ 0..=0x7f => out.push(n as u8),
+        n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// nameConstraints with these permitted GeneralSubtree bases (already DER-encoded).
+fn name_constraints_with(bases: &[Vec<u8>]) -> Vec<u8> {
+    let subtrees: Vec<u8> = bases.iter().flat_map(|b| der(0x30, b)).collect();
+    der(0x30, &der(0xA0, &subtrees))
+}
+
+/// A directoryName GeneralName ([4] EXPLICIT Name) from a DER Name.
+fn directory_name(name: &[u8]) -> Vec<u8> {
+    der(0xA4, name)
+}
+
+/// Validates `p`'s eUICC (same EID) under a fresh EUM whose nameConstraints is `nc`.
+fn validate_with_eum_name_constraints(p: &TestPki, nc: Vec<u8>) -> Result<(), PkiError> {
+    let (mut b, key) = eum_builder(p, EumRangeForm::NameConstraintsPrefix);
+    b.set_extension(oids::EXT_NAME_CONSTRAINTS, true, nc);
+    let eum_der = b.sign(&p.ci.key).unwrap();
+    let (euicc, _) = issue_euicc(&cert(&eum_der), &key, &p.eid).unwrap();
+    validate(p, &eum_der, &euicc).map(|_| ())
+}
+
+#[test]
+fn rejects_eum_name_constraints_without_directory_name() {
+    let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);
+    // Only a dNSName subtree: it says nothing about EIDs (before: every EID was accepted).
+    let nc = name_constraints_with(&[der(0x82, b"example.com")]);
+    let err = expect_err(validate_with_eum_name_constraints(&p, nc));
+    assert_eq!(err, PkiError::EumWithoutEidRange);
+    // Only excluded subtrees: no permitted range either.
+    let excluded = der(
+        0x30,
+        &der(
+            0xA1,
+            &der(
+                0x30,
+                &directory_name(&encode_name(&[(oids::AT_SERIAL_NUMBER, "89049099")]).unwrap()),
+            ),
+        ),
+    );
+    let err = expect_err(validate_with_eum_name_constraints(&p, excluded));
+    assert_eq!(err, PkiError::EumWithoutEidRange);
+}
+
+#[test]
+fn rejects_eum_name_constraints_with_empty_serial_prefix() {
+    let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);
+    let org = p.options.eum_organization.clone();
+    let nc = ext::name_constraints_o(&[(&org, "")]).unwrap();
+    let err = expect_err(validate_with_eum_name_constraints(&p, nc));
+    assert_eq!(err, PkiError::EumWithoutEidRange);
+}
+
+#[test]
+fn rejects_eum_name_constraints_subtree_without_serial_number() {
+    let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);
+    let org = p.options.eum_organization.clone();
+    // One good subtree plus one naming only the organization (which would permit any EID).
+    let nc = name_constraints_with(&[
+        directory_name(
+            &encode_name(&[(oids::AT_O, &org), (oids::AT_SERIAL_NUMBER, &p.eid[..8])]).unwrap(),
+        ),
+        directory_name(&encode_name(&[(oids::AT_O, &org)]).unwrap()),
+    ]);
+    let err = expect_err(validate_with_eum_name_constraints(&p, nc));
+    assert_eq!(err, PkiError::EumWithoutEidRange);
+}
+
+/// `O=<org>, serialNumber=<serial>` with the serialNumber in `string_tag`/`encoded`.
+fn name_with_serial(org: &str, string_tag: u8, encoded: &[u8]) -> Vec<u8> {
+    let o = der(
+        0x31,
+        &der(
+            0x30,
+            &[der(0x06, &[0x55, 0x04, 0x0A]), der(0x0C, org.as_bytes())].concat(),
+        ),
+    );
+    let sn = der(
+        0x31,
+        &der(
+            0x30,
+            &[der(0x06, &[0x55, 0x04, 0x05]), der(string_tag, encoded)].concat(),
+        ),
+    );
+    der(0x30, &[o, sn].concat())
+}
+
+#[test]
+fn rejects_eum_name_constraints_with_bmpstring_serial() {
+    let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);
+    let org = p.options.eum_organization.clone();
+    // The right IIN, but as BMPString (UTF-16BE) and as UniversalString (UTF-32BE): before,
+    // the value was dropped and the subtree put no limit on the EID.
+    let iin = &p.eid[..8];
+    let bmp: Vec<u8> = iin.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let universal: Vec<u8> = iin
+        .chars()
+        .flat_map(|c| u32::from(c).to_be_bytes())
+        .collect();
+    for (tag, encoded) in [(0x1E, bmp), (0x1C, universal)] {
+        let nc = name_constraints_with(&[directory_name(&name_with_serial(&org, tag, &encoded))]);
+        let err = expect_err(validate_with_eum_name_constraints(&p, nc));
+        assert!(
+            matches!(
+                err,
+                PkiError::Malformed {
+                    role: Some(CertRole::Eum),
+                    ..
+                }
+            ),
+            "tag {tag:#x}: {err}"
+        );
+    }
+    // The same subtree as UTF8String is accepted (the helper itself is sound).
+    let nc = name_constraints_with(&[directory_name(&name_with_serial(
+        &org,
+        0x0C,
+        iin.as_bytes(),
+    ))]);
+    validate_with_eum_name_constraints(&p, nc).unwrap();
+}
+
+#[test]
+fn name_constraints_other_forms_are_ignored_for_euicc_without_san() {
+    let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);
+    let org = p.options.eum_organization.clone();
+    let good = directory_name(
+        &encode_name(&[(oids::AT_O, &org), (oids::AT_SERIAL_NUMBER, &p.eid[..8])]).unwrap(),
+    );
+    let nc = name_constraints_with(&[good.clone(), der(0x82, b"example.com")]);
+    validate_with_eum_name_constraints(&p, nc).unwrap();
+    // A wrong IIN is still refused when other forms are present.
+    let wrong = directory_name(
+        &encode_name(&[(oids::AT_O, &org), (oids::AT_SERIAL_NUMBER, "89049099")]).unwrap(),
+    );
+    let nc = name_constraints_with(&[wrong, der(0x82, b"example.com")]);
+    let err = expect_err(validate_with_eum_name_constraints(&p, nc));
+    assert!(matches!(err, PkiError::EidOutsideEumRange { .. }), "{err}");
+}
+
 #[test]
 fn rejects_euicc_organization_not_permitted_by_name_constraints() {
     let p = pki_with_form(Curve::NistP256, EumRangeForm::NameConstraintsPrefix);

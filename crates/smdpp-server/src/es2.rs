@@ -12,7 +12,7 @@
 //! 1. A client certificate must be present, else `1.1/1.1` (Function Requester / Unknown). On
 //!    a plain-HTTP listener there never is one, so ES2+ is always refused there.
 //! 2. `X-Admin-Protocol` and `Content-Type` as for ES9+ ([`crate::http`]).
-//! 3. An in-flight slot, then the body (size-limited) as for ES9+.
+//! 3. The body (size-limited), then an in-flight slot, as for ES9+.
 //! 4. [`Es2Service::identify`] maps the certificate to an operator; unknown: `1.1/1.1`. The
 //!    request never reaches the engine.
 //! 5. The JSON is parsed and checked ([`smdpp_core::es2_json::parse_es2_call`]).
@@ -172,11 +172,12 @@ async fn run_call<S: Es2Service>(
     };
     check_admin_protocol(headers, shared.config.require_admin_protocol)?;
     check_content_type(headers)?;
+    // The body first (bounded), then a slot: a slow upload must not hold a processing slot.
+    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
     let permit = tokio::time::timeout_at(deadline, Arc::clone(&shared.slots).acquire_owned())
         .await
         .map_err(|_| Es2Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server busy, retry later"))?
         .map_err(|_| Es2Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server shutting down"))?;
-    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
     let caller = tokio::time::timeout_at(deadline, shared.service.identify(&cert.0))
         .await
         .map_err(|_| Es2Error::new(FUNCTION_PROVIDER_EXECUTION_ERROR, "request timed out"))??;

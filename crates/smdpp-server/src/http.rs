@@ -18,10 +18,11 @@
 //!    quoted or not; other parameters ignored). Missing, another type (including the ASN.1
 //!    binding `application/x-gsma-rsp-asn1`, which we do not implement) or another charset
 //!    fails with `1.3.1/2.1` (Protocol Format / Invalid).
-//! 3. A slot among [`Es9HttpConfig::max_in_flight`] concurrent requests is awaited; if none
+//! 3. The body is read up to [`Es9HttpConfig::body_limit`] bytes (a larger `Content-Length` is
+//!    refused before reading): too large fails with `1.3.1/2.1`. It is read before a slot is
+//!    taken, so that slow uploads do not hold processing slots.
+//! 4. A slot among [`Es9HttpConfig::max_in_flight`] concurrent requests is awaited; if none
 //!    frees up before the request time-out: `1.2/5.1` (Function Provider / Inaccessible).
-//! 4. The body is read up to [`Es9HttpConfig::body_limit`] bytes (a larger `Content-Length` is
-//!    refused before reading): too large fails with `1.3.1/2.1`.
 //! 5. The JSON is checked by [`smdpp_core::es9_json::parse_request`]: not JSON / wrong type /
 //!    bad base64 / out of bounds `1.3.1/2.1`, a mandatory member absent `1.3.1/2.2`.
 //! 6. The [`Es9Service`] method runs in its own task, bounded by the time left of
@@ -83,8 +84,8 @@ pub const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 pub struct Es9HttpConfig {
     /// Largest accepted request body in bytes (default 1 MiB).
     pub body_limit: usize,
-    /// Time allowed for one request from routing to response: waiting for a slot, reading the
-    /// body and the service call (default 30 s).
+    /// Time allowed for one request from routing to response: reading the body, waiting for a
+    /// slot and the service call (default 30 s).
     pub request_timeout: Duration,
     /// Requests processed at the same time across all connections (default 64).
     pub max_in_flight: usize,
@@ -249,12 +250,13 @@ where
     check_admin_protocol(headers, shared.config.require_admin_protocol)?;
     check_content_type(headers)?;
 
+    // The body is read (size- and time-bounded) before taking an in-flight slot, so that a
+    // slow upload does not hold one of the slots meant for processing.
+    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
     let permit = tokio::time::timeout_at(deadline, Arc::clone(&shared.slots).acquire_owned())
         .await
         .map_err(|_| Es9Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server busy, retry later"))?
         .map_err(|_| Es9Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server shutting down"))?;
-
-    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
     let request = parse_request::<R>(&bytes)?;
     drop(bytes);
     log.transaction_id = request.transaction_id().map(|t| t.to_hex());
@@ -367,7 +369,7 @@ pub fn content_type_is_json(value: &str) -> bool {
     })
 }
 
-/// Step 4: read at most `limit` bytes before `deadline`.
+/// Step 3: read at most `limit` bytes before `deadline`.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,

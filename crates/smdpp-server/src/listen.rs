@@ -2,22 +2,41 @@
 //! shuts down gracefully.
 //!
 //! lpac opens a new TCP and TLS connection for every ES9+ call, so handshakes are frequent and
-//! connections short; the limits below bound what a slow or hostile client can hold.
+//! connections short; the limits below bound what a slow or hostile client can hold:
+//!
+//! - the TLS handshake must finish within [`ServeOptions::tls_handshake_timeout`];
+//! - a connection with no request in progress (before its first request, including the
+//!   HTTP/1-or-HTTP/2 sniff of the first bytes, and between requests) is closed after
+//!   [`ServeOptions::idle_timeout`]; a request is in progress from the moment its headers are
+//!   parsed until its response body has been handed to the connection;
+//! - HTTP/1.1 request headers must arrive within [`ServeOptions::header_read_timeout`];
+//! - HTTP/2 peers are pinged ([`ServeOptions::h2_keep_alive_interval`]) and dropped when they do
+//!   not answer within [`ServeOptions::h2_keep_alive_timeout`];
+//! - every connection is asked to close gracefully (HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`
+//!   after the current response) once it is [`ServeOptions::max_connection_age`] old, and is
+//!   dropped [`ServeOptions::shutdown_grace`] later if it has not closed by then.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::Service;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::es2::ClientCertificate;
@@ -43,6 +62,17 @@ pub struct ServeOptions {
     pub tls_handshake_timeout: Duration,
     /// Time allowed to receive the request headers on HTTP/1.1 (default 10 s).
     pub header_read_timeout: Duration,
+    /// A connection with no request in progress for this long is closed: one that sends
+    /// nothing after the TLS handshake, or a kept-alive one between requests (default 30 s).
+    pub idle_timeout: Duration,
+    /// Age after which a connection is asked to close gracefully; it is dropped
+    /// [`Self::shutdown_grace`] later if still open (default 10 minutes).
+    pub max_connection_age: Duration,
+    /// Interval of HTTP/2 keep-alive pings (default 20 s; `None` disables them).
+    pub h2_keep_alive_interval: Option<Duration>,
+    /// An HTTP/2 connection whose keep-alive ping is not acknowledged within this time is
+    /// closed (default 20 s).
+    pub h2_keep_alive_timeout: Duration,
     /// Concurrent streams per HTTP/2 connection (default 32).
     pub h2_max_concurrent_streams: u32,
     /// After shutdown is signalled, how long open connections may finish their requests
@@ -56,6 +86,10 @@ impl Default for ServeOptions {
             max_connections: 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(600),
+            h2_keep_alive_interval: Some(Duration::from_secs(20)),
+            h2_keep_alive_timeout: Duration::from_secs(20),
             h2_max_concurrent_streams: 32,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -80,7 +114,7 @@ pub async fn serve(
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets open
 /// connections finish (HTTP/2 GOAWAY, HTTP/1.1 close after the current response) for at most
-/// [`ServeOptions::shutdown_grace`], and returns.
+/// [`ServeOptions::shutdown_grace`], drops the connections still open, and returns.
 ///
 /// Errors on single connections (handshake failures, resets) are logged at debug level and do
 /// not stop the server; an error from `accept` itself is logged and retried after a short pause
@@ -104,10 +138,20 @@ pub async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(options.h2_max_concurrent_streams);
+        .max_concurrent_streams(options.h2_max_concurrent_streams)
+        .keep_alive_interval(options.h2_keep_alive_interval)
+        .keep_alive_timeout(options.h2_keep_alive_timeout);
     let builder = Arc::new(builder);
-    let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    // Semaphore permits are counted in u32 by `acquire_many`; no deployment needs more.
+    let max_connections = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
+    let connections = Arc::new(Semaphore::new(max_connections as usize));
+    let (signal, signal_rx) = watch::channel(Signal::Run);
+    let limits = ConnLimits {
+        handshake_timeout: options.tls_handshake_timeout,
+        idle_timeout: options.idle_timeout,
+        max_age: options.max_connection_age,
+        age_grace: options.shutdown_grace,
+    };
     tracing::info!(
         addr = ?listener.local_addr().ok(),
         tls = acceptor.is_some(),
@@ -142,8 +186,8 @@ pub async fn serve_with(
             acceptor: acceptor.clone(),
             builder: Arc::clone(&builder),
             router: router.clone(),
-            watcher: graceful.watcher(),
-            handshake_timeout: options.tls_handshake_timeout,
+            signal: signal_rx.clone(),
+            limits: limits.clone(),
         };
         tokio::spawn(async move {
             conn.run().await;
@@ -153,13 +197,120 @@ pub async fn serve_with(
 
     drop(listener);
     tracing::info!("ES9+ listener stopping; draining connections");
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
+    signal.send_replace(Signal::Drain);
+    // Every open connection holds a permit: all of them back means all connections closed.
+    if tokio::time::timeout(
+        options.shutdown_grace,
+        connections.acquire_many(max_connections),
+    )
+    .await
+    .is_err()
     {
-        tracing::warn!("shutdown grace period elapsed with connections still open");
+        tracing::warn!("shutdown grace period elapsed with connections still open; dropping them");
+        signal.send_replace(Signal::Abort);
     }
     Ok(())
+}
+
+/// What the listener tells its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// Serve normally.
+    Run,
+    /// Finish the current requests, then close (graceful shutdown).
+    Drain,
+    /// Close now (the shutdown grace period is over).
+    Abort,
+}
+
+/// The per-connection part of [`ServeOptions`].
+#[derive(Clone, Debug)]
+struct ConnLimits {
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    max_age: Duration,
+    age_grace: Duration,
+}
+
+/// Requests in progress on one connection, and since when it has had none.
+#[derive(Debug)]
+struct Activity {
+    state: Mutex<ActivityState>,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    in_progress: usize,
+    idle_since: Instant,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(ActivityState {
+                in_progress: 0,
+                idle_since: Instant::now(),
+            }),
+        })
+    }
+
+    /// Marks a request in progress until the returned guard is dropped.
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .in_progress += 1;
+        InProgress(Arc::clone(self))
+    }
+
+    /// Since when the connection has had no request in progress; `None` while one is.
+    fn idle_since(&self) -> Option<Instant> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        (state.in_progress == 0).then_some(state.idle_since)
+    }
+}
+
+/// A request in progress (see [`Activity::begin`]).
+#[derive(Debug)]
+struct InProgress(Arc<Activity>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.in_progress = state.in_progress.saturating_sub(1);
+        if state.in_progress == 0 {
+            state.idle_since = Instant::now();
+        }
+    }
+}
+
+/// The router as a hyper service that records its requests in an [`Activity`]: a request is in
+/// progress from the service call until its response body is dropped (sent or abandoned).
+#[derive(Clone)]
+struct TrackedService {
+    inner: TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+}
+
+impl Service<Request<Incoming>> for TrackedService {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = self.activity.begin();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    // Moved into the body: the request stays in progress until it is dropped.
+                    let _in_progress: &InProgress = &guard;
+                    frame
+                }))
+            }))
+        })
+    }
 }
 
 struct ConnectionTask {
@@ -168,8 +319,8 @@ struct ConnectionTask {
     acceptor: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
-    watcher: Watcher,
-    handshake_timeout: Duration,
+    signal: watch::Receiver<Signal>,
+    limits: ConnLimits,
 }
 
 impl ConnectionTask {
@@ -180,20 +331,19 @@ impl ConnectionTask {
             acceptor,
             builder,
             router,
-            watcher,
-            handshake_timeout,
+            signal,
+            limits,
         } = self;
+        let opened = Instant::now();
         // Small request/response exchanges: do not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let result = match acceptor {
-            None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                watcher.watch(conn.into_owned()).await
-            }
+        match acceptor {
+            None => serve_io(stream, router, &builder, signal, &limits, opened, peer).await,
             Some(acceptor) => {
                 let tls =
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -212,16 +362,87 @@ impl ConnectionTask {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .map(|c| ClientCertificate(Arc::from(c.as_ref())));
-                let service = match client_cert {
-                    Some(c) => TowerToHyperService::new(router.layer(axum::Extension(c))),
-                    None => service,
+                let router = match client_cert {
+                    Some(c) => router.layer(axum::Extension(c)),
+                    None => router,
                 };
-                let conn = builder.serve_connection(TokioIo::new(tls), service);
-                watcher.watch(conn.into_owned()).await
+                serve_io(tls, router, &builder, signal, &limits, opened, peer).await;
             }
-        };
-        if let Err(e) = result {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Serves HTTP on one connection until it ends, is idle for too long, reaches its maximum age
+/// (graceful close, then drop after the grace period) or the listener says so.
+async fn serve_io<I>(
+    io: I,
+    router: Router,
+    builder: &auto::Builder<TokioExecutor>,
+    mut signal: watch::Receiver<Signal>,
+    limits: &ConnLimits,
+    opened: Instant,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let service = TrackedService {
+        inner: TowerToHyperService::new(router),
+        activity: Arc::clone(&activity),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    let age = tokio::time::sleep_until(opened + limits.max_age);
+    tokio::pin!(age);
+    let mut draining = false;
+    let mut signal_open = true;
+    // A shutdown signalled before this connection was accepted is not a "change".
+    let mut pending = *signal.borrow_and_update();
+    loop {
+        match pending {
+            Signal::Run => {}
+            Signal::Drain if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            Signal::Drain => {}
+            Signal::Abort => {
+                tracing::debug!(%peer, "connection dropped at the end of the shutdown grace");
+                return;
+            }
+        }
+        pending = Signal::Run;
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = signal.changed(), if signal_open => match changed {
+                Ok(()) => pending = *signal.borrow_and_update(),
+                Err(_) => signal_open = false,
+            },
+            () = &mut age => {
+                if draining {
+                    tracing::debug!(%peer, "connection did not close after its maximum age; dropped");
+                    return;
+                }
+                tracing::debug!(%peer, "connection reached its maximum age; closing gracefully");
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+                age.as_mut().reset(Instant::now() + limits.age_grace);
+            }
+            () = &mut idle => match activity.idle_since() {
+                Some(since) if since.elapsed() >= limits.idle_timeout => {
+                    tracing::debug!(%peer, "idle connection closed");
+                    return;
+                }
+                Some(since) => idle.as_mut().reset(since + limits.idle_timeout),
+                None => idle.as_mut().reset(Instant::now() + limits.idle_timeout),
+            },
         }
     }
 }

@@ -156,6 +156,14 @@ struct TestServer {
 
 impl TestServer {
     async fn start(tls: bool, config: Es9HttpConfig) -> Self {
+        let options = ServeOptions {
+            shutdown_grace: Duration::from_secs(5),
+            ..ServeOptions::default()
+        };
+        Self::start_with(tls, config, options).await
+    }
+
+    async fn start_with(tls: bool, config: Es9HttpConfig, options: ServeOptions) -> Self {
         let pki = tls.then(make_pki);
         let mode = match &pki {
             Some(pki) => ListenMode::Tls(
@@ -170,10 +178,6 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let router = smdpp_server::router(Arc::new(CannedService), config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = ServeOptions {
-            shutdown_grace: Duration::from_secs(5),
-            ..ServeOptions::default()
-        };
         let done = tokio::spawn(smdpp_server::serve_with(
             listener,
             mode,
@@ -1034,6 +1038,171 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     );
     // The listener is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// A TLS connection to `server` after a completed handshake, on which nothing was sent yet.
+async fn tls_connect(
+    server: &TestServer,
+    alpn: Alpn,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let pki = server.pki.as_ref().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_config(&pki.cert_der, Tls::V13, alpn));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Waits (at most `limit`) until the server closes `stream`; returns how long that took.
+async fn wait_closed<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, limit: Duration) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Err(_) => panic!("connection still open after {limit:?}"),
+            // EOF, or an error such as a missing close_notify: closed either way.
+            Ok(Ok(0) | Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn short_idle_options(max_connections: usize) -> ServeOptions {
+    ServeOptions {
+        max_connections,
+        idle_timeout: Duration::from_millis(300),
+        shutdown_grace: Duration::from_secs(5),
+        ..ServeOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn rejects_silent_client_after_idle_timeout() {
+    let server =
+        TestServer::start_with(true, Es9HttpConfig::default(), short_idle_options(16)).await;
+    for alpn in [Alpn::H1, Alpn::H2] {
+        // Handshake, then send nothing (not even the HTTP/2 preface): before the fix the
+        // protocol sniff waited forever.
+        let mut stream = tls_connect(&server, alpn).await;
+        let took = wait_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(
+            took >= Duration::from_millis(200),
+            "{alpn:?}: closed after {took:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rejects_kept_alive_connection_idle_between_requests() {
+    let server =
+        TestServer::start_with(true, Es9HttpConfig::default(), short_idle_options(16)).await;
+    let stream = tls_connect(&server, Alpn::H1).await;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = Request::builder()
+        .uri("/healthz")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    // The connection is kept alive by the client; the server closes it once idle.
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("idle keep-alive connection was not closed")
+        .unwrap()
+        .ok();
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_do_not_exhaust_max_connections() {
+    let server =
+        TestServer::start_with(true, Es9HttpConfig::default(), short_idle_options(2)).await;
+    // Two clients take both connection slots and then sit idle.
+    let mut idle1 = tls_connect(&server, Alpn::H2).await;
+    let mut idle2 = tls_connect(&server, Alpn::H1).await;
+    // A third, real request gets a slot once the idle ones are dropped.
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        https(
+            &server,
+            Tls::V13,
+            Alpn::H2,
+            Method::POST,
+            INITIATE,
+            &lpac_headers(),
+            initiate_body(),
+        ),
+    )
+    .await
+    .expect("a real request starved by idle connections");
+    reply.assert_success();
+    wait_closed(&mut idle1, Duration::from_secs(1)).await;
+    wait_closed(&mut idle2, Duration::from_secs(1)).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn slow_body_upload_does_not_hold_an_in_flight_slot() {
+    use tokio::io::AsyncWriteExt;
+    let config = Es9HttpConfig {
+        max_in_flight: 1,
+        request_timeout: Duration::from_secs(3),
+        ..Es9HttpConfig::default()
+    };
+    let server = TestServer::start(true, config).await;
+    // An upload that announces 1000 bytes, sends 10, then stalls.
+    let mut slow = tls_connect(&server, Alpn::H1).await;
+    let head = format!(
+        "POST {AUTH_CLIENT} HTTP/1.1\r\nhost: localhost\r\nx-admin-protocol: gsma/rsp/v2.2.2\r\n\
+         content-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"transact"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The only slot must still be free for a normal request.
+    let start = Instant::now();
+    https(
+        &server,
+        Tls::V13,
+        Alpn::H2,
+        Method::POST,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        auth_client_body("0102030405060708"),
+    )
+    .await
+    .assert_success();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // The stalled upload is ended by the request time-out, not served.
+    let mut response = Vec::new();
+    {
+        use tokio::io::AsyncReadExt;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut response)).await;
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"reasonCode\":\"4.2\""), "{text}");
+    drop(slow);
+    server.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
