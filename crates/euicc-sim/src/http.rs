@@ -1,5 +1,7 @@
 //! The ES9+ HTTP client of the LPA: HTTP/1.1 POSTs of JSON over TLS (tokio-rustls) or plain
-//! TCP (for a TLS-terminating proxy), one connection per call (like lpac).
+//! TCP (for a TLS-terminating proxy), one connection per call (like lpac) by default, or with
+//! [`Es9Client::with_keep_alive`] HTTP/1.1 keep-alive: idle connections are pooled per
+//! SM-DP+ address and re-used by the next call (of any clone of the client).
 //!
 //! TLS server authentication follows SGP.22 section 3.1.2 step 5: the server's certificate
 //! must be a valid CERT.DP.TLS chaining to one of the eUICC's trusted CIs
@@ -9,7 +11,8 @@
 //! `verify_tls13_signature`. [`Transport::HttpsInsecure`] skips the certificate check for
 //! labs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -57,11 +60,22 @@ pub struct HttpReply {
     pub body: Vec<u8>,
 }
 
-/// The ES9+ client; cheap to clone and share between many simulated devices.
+/// An HTTP/1.1 connection's request handle.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections by SM-DP+ address.
+type IdlePool = Arc<Mutex<HashMap<String, Vec<Sender>>>>;
+
+/// Most idle connections kept per address.
+const MAX_IDLE_PER_ADDRESS: usize = 1024;
+
+/// The ES9+ client; cheap to clone and share between many simulated devices (clones share
+/// the TLS configuration, hence its session cache, and the keep-alive pool).
 #[derive(Clone)]
 pub struct Es9Client {
     tls: Option<TlsConnector>,
     timeout: Duration,
+    idle: Option<IdlePool>,
 }
 
 impl std::fmt::Debug for Es9Client {
@@ -69,6 +83,7 @@ impl std::fmt::Debug for Es9Client {
         f.debug_struct("Es9Client")
             .field("tls", &self.tls.is_some())
             .field("timeout", &self.timeout)
+            .field("keep_alive", &self.idle.is_some())
             .finish()
     }
 }
@@ -239,6 +254,7 @@ impl Es9Client {
                 return Ok(Es9Client {
                     tls: None,
                     timeout: Duration::from_secs(60),
+                    idle: None,
                 });
             }
             Transport::Https(trust) => Arc::new(CiVerifier {
@@ -259,7 +275,73 @@ impl Es9Client {
         Ok(Es9Client {
             tls: Some(TlsConnector::from(Arc::new(cfg))),
             timeout: Duration::from_secs(60),
+            idle: None,
         })
+    }
+
+    /// Re-use connections (HTTP/1.1 keep-alive, pooled per address and shared by the clones
+    /// made after this call) instead of one connection per call. A pooled connection the
+    /// server has closed is detected before the request is written and replaced by a new
+    /// one; a request is never sent twice.
+    pub fn with_keep_alive(mut self, keep_alive: bool) -> Es9Client {
+        self.idle = keep_alive.then(IdlePool::default);
+        self
+    }
+
+    /// Whether connections are re-used.
+    pub fn keep_alive(&self) -> bool {
+        self.idle.is_some()
+    }
+
+    /// An idle pooled connection to `address` that is ready for a request.
+    async fn take_idle(&self, address: &str) -> Option<Sender> {
+        let idle = self.idle.as_ref()?;
+        loop {
+            let candidate = {
+                let mut map = idle.lock().ok()?;
+                map.get_mut(address)?.pop()?
+            };
+            let mut sender = candidate;
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// Returns a connection to the pool after a complete exchange.
+    fn put_idle(&self, address: &str, sender: Sender) {
+        if let Some(idle) = &self.idle
+            && !sender.is_closed()
+            && let Ok(mut map) = idle.lock()
+        {
+            let list = map.entry(address.to_owned()).or_default();
+            if list.len() < MAX_IDLE_PER_ADDRESS {
+                list.push(sender);
+            }
+        }
+    }
+
+    /// Opens a connection (TCP, TLS, HTTP/1.1 handshake) to `address`.
+    async fn connect(&self, address: &str, host: &str, port: u16) -> Result<Sender, LpaError> {
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| LpaError::Transport(format!("connecting to {address}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            Some(tls) => {
+                let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                    LpaError::InvalidInput(format!("{host:?} is not a server name: {e}"))
+                })?;
+                let stream = tls.connect(name, tcp).await.map_err(|e| {
+                    LpaError::Transport(format!("TLS handshake with {address}: {e}"))
+                })?;
+                handshake(TokioIo::new(stream)).await
+            }
+            None => handshake(TokioIo::new(tcp)).await,
+        }
     }
 
     /// Set the per-call timeout (connect + TLS + request + response).
@@ -291,22 +373,14 @@ impl Es9Client {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| LpaError::InvalidInput(format!("building the request: {e}")))?;
         let fut = async {
-            let tcp = TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| LpaError::Transport(format!("connecting to {address}: {e}")))?;
-            let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                Some(tls) => {
-                    let name = ServerName::try_from(host.clone()).map_err(|e| {
-                        LpaError::InvalidInput(format!("{host:?} is not a server name: {e}"))
-                    })?;
-                    let stream = tls.connect(name, tcp).await.map_err(|e| {
-                        LpaError::Transport(format!("TLS handshake with {address}: {e}"))
-                    })?;
-                    send(TokioIo::new(stream), req).await
-                }
-                None => send(TokioIo::new(tcp), req).await,
-            }
+            let mut sender = match self.take_idle(address).await {
+                Some(s) => s,
+                None => self.connect(address, &host, port).await?,
+            };
+            let reply = exchange(&mut sender, req).await?;
+            // Without keep-alive the sender is dropped here, which closes the connection.
+            self.put_idle(address, sender);
+            Ok(reply)
         };
         tokio::time::timeout(self.timeout, fut)
             .await
@@ -352,16 +426,23 @@ impl Es9Client {
     }
 }
 
-async fn send<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<HttpReply, LpaError>
+/// The HTTP/1.1 handshake; the connection is driven by a task that ends when the connection
+/// closes (the server closes it, or every [`Sender`] of it is dropped).
+async fn handshake<IO>(io: IO) -> Result<Sender, LpaError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| LpaError::Transport(format!("HTTP handshake: {e}")))?;
-    let driver = tokio::spawn(async move {
+    tokio::spawn(async move {
         let _ = conn.await;
     });
+    Ok(sender)
+}
+
+/// One request/response exchange on a connection; the body is read completely.
+async fn exchange(sender: &mut Sender, req: Request<Full<Bytes>>) -> Result<HttpReply, LpaError> {
     let resp = sender
         .send_request(req)
         .await
@@ -373,8 +454,6 @@ where
         .map_err(|e| LpaError::Transport(format!("reading the response: {e}")))?
         .to_bytes()
         .to_vec();
-    drop(sender);
-    driver.abort();
     Ok(HttpReply { status, body })
 }
 

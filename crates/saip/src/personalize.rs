@@ -372,39 +372,80 @@ pub fn check_iccid(iccid: &str) -> Res<()> {
 
 /// The home PLMN digits checked against the IMSI.
 fn check_imsi(p: &Personalization) -> Res<String> {
-    if p.mnc_len != 2 && p.mnc_len != 3 {
-        return Err(PersonalizationError::MncLength(p.mnc_len));
+    checks::imsi(&p.imsi, p.mnc_len, p.home_plmn.as_deref())
+}
+
+/// Field-by-field checks, usable without a template: bulk import validates every row with
+/// these before anything is stored, with the same errors `Template::personalize` gives.
+pub mod checks {
+    use super::{Res, SecretText};
+
+    /// IMSI digits and length, MNC length, and the home PLMN (when given) equal to the IMSI's
+    /// MCC+MNC. Returns the home PLMN digits.
+    pub fn imsi(imsi: &str, mnc_len: u8, home_plmn: Option<&str>) -> Res<String> {
+        super::check_imsi_fields(imsi, mnc_len, home_plmn)
     }
-    if let Some(position) = first_non_digit(&p.imsi) {
+
+    /// A 16-byte key (Ki, OPc, OP) as 32 hex digits; `what` names it in the error.
+    pub fn key(what: &'static str, hex: &str) -> Res<()> {
+        super::key16(what, &SecretText::from(hex)).map(drop)
+    }
+
+    /// A PIN: 4 to 8 decimal digits.
+    pub fn pin(what: &'static str, s: &str) -> Res<()> {
+        super::pin_value(what, &SecretText::from(s)).map(drop)
+    }
+
+    /// A PUK: exactly 8 decimal digits.
+    pub fn puk(what: &'static str, s: &str) -> Res<()> {
+        super::puk_value(what, &SecretText::from(s)).map(drop)
+    }
+
+    /// An ADM key: 8 decimal digits or 16 hex digits.
+    pub fn adm(what: &'static str, s: &str) -> Res<()> {
+        super::adm_value(what, &SecretText::from(s)).map(drop)
+    }
+
+    /// A service provider name: at most 16 characters of the supported GSM 7-bit subset.
+    pub fn spn(spn: &str) -> Res<()> {
+        super::spn_octets(spn).map(drop)
+    }
+}
+
+fn check_imsi_fields(imsi: &str, mnc_len: u8, home_plmn: Option<&str>) -> Res<String> {
+    if mnc_len != 2 && mnc_len != 3 {
+        return Err(PersonalizationError::MncLength(mnc_len));
+    }
+    if let Some(position) = first_non_digit(imsi) {
         return Err(PersonalizationError::ImsiNotDigits {
-            imsi: p.imsi.clone(),
+            imsi: imsi.to_owned(),
             position,
         });
     }
-    if !(6..=15).contains(&p.imsi.len()) {
+    if !(6..=15).contains(&imsi.len()) {
         return Err(PersonalizationError::ImsiLength {
-            imsi: p.imsi.clone(),
-            len: p.imsi.len(),
+            imsi: imsi.to_owned(),
+            len: imsi.len(),
         });
     }
-    let plmn_len = 3 + usize::from(p.mnc_len);
-    let imsi_plmn = p.imsi.get(..plmn_len).unwrap_or_default().to_owned();
-    let home = match &p.home_plmn {
+    let plmn_len = 3 + usize::from(mnc_len);
+    let imsi_plmn = imsi.get(..plmn_len).unwrap_or_default().to_owned();
+    let home = match home_plmn {
         Some(h) => {
             if h.len() != plmn_len || first_non_digit(h).is_some() {
                 return Err(PersonalizationError::HomePlmn {
-                    plmn: h.clone(),
+                    plmn: h.to_owned(),
                     expected: plmn_len,
-                    mnc_len: p.mnc_len,
+                    mnc_len,
                 });
             }
-            h.clone()
+            h.to_owned()
         }
         None => imsi_plmn.clone(),
     };
     if home != imsi_plmn {
         return Err(PersonalizationError::PlmnMismatch {
-            imsi: p.imsi.clone(),
+            imsi: imsi.to_owned(),
             imsi_plmn,
             home_plmn: home,
         });

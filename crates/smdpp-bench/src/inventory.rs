@@ -228,9 +228,7 @@ impl Inventory {
         let store = Store::connect(database_url)
             .await
             .context("opening the server's database")?;
-        let sidecar = Sidecar::connect(database_url)
-            .await
-            .context("opening the server's database")?;
+        let sidecar = Sidecar::new(store.clone());
         Ok(Inventory { store, sidecar })
     }
 

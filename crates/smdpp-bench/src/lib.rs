@@ -133,6 +133,10 @@ pub struct BenchArgs {
     /// Worker threads of the load generator (default: one per CPU).
     #[arg(long)]
     pub client_threads: Option<usize>,
+    /// Re-use connections between ES9+ calls (HTTP/1.1 keep-alive, pooled). Default: a new
+    /// connection (and TLS handshake) per call, like lpac.
+    #[arg(long)]
+    pub keep_alive: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -156,6 +160,7 @@ impl BenchArgs {
             timeout_secs: 60,
             insecure: false,
             client_threads: None,
+            keep_alive: false,
             json: false,
         }
     }
@@ -202,6 +207,8 @@ pub struct BenchReport {
     pub smdp_address: String,
     /// Curve of the devices' PKI.
     pub curve: String,
+    /// Whether connections were re-used between calls (`--keep-alive`).
+    pub keep_alive: bool,
     /// Concurrent devices.
     pub devices: usize,
     /// Downloads attempted.
@@ -406,7 +413,8 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
     };
     let client = Es9Client::new(transport)
         .map_err(|e| anyhow!("{e}"))?
-        .with_timeout(Duration::from_secs(args.timeout_secs));
+        .with_timeout(Duration::from_secs(args.timeout_secs))
+        .with_keep_alive(args.keep_alive);
     let lpa = Lpa::with_client(client);
 
     // Whose CPU to measure.
@@ -537,6 +545,7 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         url: args.url.clone(),
         smdp_address: address,
         curve: curve.name().to_owned(),
+        keep_alive: args.keep_alive,
         devices,
         downloads: args.downloads,
         profile_bytes: template.len(),
@@ -564,8 +573,17 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "smdpp bench: {} downloads, {} devices, {} ({}), profile {} bytes",
-            self.downloads, self.devices, self.url, self.curve, self.profile_bytes
+            "smdpp bench: {} downloads, {} devices, {} ({}), profile {} bytes, {}",
+            self.downloads,
+            self.devices,
+            self.url,
+            self.curve,
+            self.profile_bytes,
+            if self.keep_alive {
+                "keep-alive connections"
+            } else {
+                "one connection per call"
+            }
         )?;
         writeln!(
             f,

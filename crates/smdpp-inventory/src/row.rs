@@ -149,16 +149,6 @@ impl Row {
 /// The raw values of one row, by [`Field::index`]; empty values are `None`.
 pub(crate) type Values<'a> = [Option<&'a str>; FIELD_COUNT];
 
-fn first_non_digit(s: &str) -> Option<usize> {
-    s.bytes().position(|b| !b.is_ascii_digit()).map(|p| p + 1)
-}
-
-fn first_non_hex(s: &str) -> Option<usize> {
-    s.bytes()
-        .position(|b| !b.is_ascii_hexdigit())
-        .map(|p| p + 1)
-}
-
 /// Validates one row's raw values.
 pub(crate) fn validate(line: u64, v: &Values<'_>, opts: &Options) -> Result<Row, RowError> {
     let err = |field: Field, e: PersonalizationError| {
@@ -252,131 +242,16 @@ pub(crate) fn validate(line: u64, v: &Values<'_>, opts: &Options) -> Result<Row,
     })
 }
 
-// The checks below mirror saip's private personalization checks rule for rule and produce
-// the same `PersonalizationError`s (saip exports `check_iccid` only); the tests compare
-// both on the same inputs so they cannot drift apart silently.
+// Field checks come from saip (`saip::personalize::checks`), so a row is refused here for
+// exactly the reasons, and with the messages, that personalization would give.
+use saip::personalize::checks::{
+    adm as check_adm, key as check_key, pin as check_pin, puk as check_puk, spn as check_spn,
+};
 
 fn check_imsi(
     imsi: &str,
     mnc_len: u8,
     home_plmn: Option<&str>,
 ) -> Result<(), PersonalizationError> {
-    if mnc_len != 2 && mnc_len != 3 {
-        return Err(PersonalizationError::MncLength(mnc_len));
-    }
-    if let Some(position) = first_non_digit(imsi) {
-        return Err(PersonalizationError::ImsiNotDigits {
-            imsi: imsi.to_owned(),
-            position,
-        });
-    }
-    if !(6..=15).contains(&imsi.len()) {
-        return Err(PersonalizationError::ImsiLength {
-            imsi: imsi.to_owned(),
-            len: imsi.len(),
-        });
-    }
-    let plmn_len = 3 + usize::from(mnc_len);
-    if let Some(home) = home_plmn {
-        if home.len() != plmn_len || first_non_digit(home).is_some() {
-            return Err(PersonalizationError::HomePlmn {
-                plmn: home.to_owned(),
-                expected: plmn_len,
-                mnc_len,
-            });
-        }
-        let imsi_plmn = imsi.get(..plmn_len).unwrap_or_default();
-        if imsi_plmn != home {
-            return Err(PersonalizationError::PlmnMismatch {
-                imsi: imsi.to_owned(),
-                imsi_plmn: imsi_plmn.to_owned(),
-                home_plmn: home.to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_key(what: &'static str, s: &str) -> Result<(), PersonalizationError> {
-    if let Some(position) = first_non_hex(s) {
-        return Err(PersonalizationError::KeyNotHex { what, position });
-    }
-    if s.len() != 32 {
-        return Err(PersonalizationError::KeyLength {
-            what,
-            digits: s.len(),
-        });
-    }
-    Ok(())
-}
-
-fn code_err(
-    what: &'static str,
-    rule: &'static str,
-    s: &str,
-    digits_detail: bool,
-) -> PersonalizationError {
-    let detail = match first_non_digit(s) {
-        Some(p) if digits_detail => format!(", character {p} is not a decimal digit"),
-        _ => String::new(),
-    };
-    PersonalizationError::Code {
-        what,
-        rule,
-        len: s.len(),
-        detail,
-    }
-}
-
-fn check_pin(what: &'static str, s: &str) -> Result<(), PersonalizationError> {
-    if first_non_digit(s).is_some() || !(4..=8).contains(&s.len()) {
-        return Err(code_err(what, "4 to 8 decimal digits", s, true));
-    }
-    Ok(())
-}
-
-fn check_puk(what: &'static str, s: &str) -> Result<(), PersonalizationError> {
-    if first_non_digit(s).is_some() || s.len() != 8 {
-        return Err(code_err(what, "exactly 8 decimal digits", s, true));
-    }
-    Ok(())
-}
-
-fn check_adm(what: &'static str, s: &str) -> Result<(), PersonalizationError> {
-    let ok = match s.len() {
-        8 => first_non_digit(s).is_none(),
-        16 => first_non_hex(s).is_none(),
-        _ => false,
-    };
-    if !ok {
-        return Err(code_err(
-            what,
-            "8 decimal digits or 16 hex digits",
-            s,
-            false,
-        ));
-    }
-    Ok(())
-}
-
-/// Characters of the GSM default alphabet accepted in an SPN (as in saip).
-fn spn_char_ok(c: char) -> bool {
-    c.is_ascii_alphanumeric() || " !\"#%&'()*+,-./:;<=>?@$_".contains(c)
-}
-
-fn check_spn(spn: &str) -> Result<(), PersonalizationError> {
-    let err = |why: String| PersonalizationError::Spn {
-        spn: spn.to_owned(),
-        why,
-    };
-    let n = spn.chars().count();
-    if n > 16 {
-        return Err(err(format!("{n} characters; at most 16")));
-    }
-    if let Some(c) = spn.chars().find(|&c| !spn_char_ok(c)) {
-        return Err(err(format!(
-            "character {c:?} is not in the supported GSM default alphabet subset"
-        )));
-    }
-    Ok(())
+    saip::personalize::checks::imsi(imsi, mnc_len, home_plmn).map(drop)
 }

@@ -33,6 +33,9 @@
 //! | `cc_attempt_limit` | 3 |
 //! | `rebind_on_new_otpk` | true |
 //! | `plain_http` | false (HTTPS with CERT.DP.TLS) |
+//! | `purge_interval_secs` | 60 (expired sessions, old ES2+ call records; 0 disables) |
+//! | `es2_call_retention_secs` | 604800 (7 days) |
+//! | `sqlite_synchronous` | `full` (`normal`: see [`smdpp_store::SqliteSynchronous`]) |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -51,13 +54,15 @@ use sha2::{Digest, Sha256};
 use smdpp_core::ActivationCode;
 use smdpp_server::{Es9HttpConfig, ListenMode};
 use smdpp_store::{
-    EventRecord, NewProfile, ProfileFilter, ProfileState, Store, StoreError, normalize_iccid,
+    EventRecord, NewProfile, ProfileFilter, ProfileState, SqliteSynchronous, Store, StoreError,
+    StoreOptions, normalize_iccid,
 };
 use tokio::net::TcpListener;
 
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::Es2Engine;
 use crate::keys::{KeySet, ServerKeys};
+use crate::purge::PurgeTask;
 use crate::service::Es9Engine;
 use crate::sidecar::{ProfileMetadata, Sidecar};
 use crate::upp::{demo_upp, generate_matching_id, iccid_from_upp};
@@ -124,6 +129,11 @@ pub struct ServeArgs {
     /// Wrong Confirmation Codes tolerated per order (default 3).
     #[arg(long, env = "SMDPP_CC_ATTEMPT_LIMIT")]
     pub cc_attempt_limit: Option<i64>,
+    /// SQLite durability: `full` (default; every commit fsynced, survives power loss) or
+    /// `normal` (WAL fsynced at checkpoints only: survives a process crash, but an OS crash
+    /// or power loss can lose the last committed transactions). Ignored on PostgreSQL.
+    #[arg(long, env = "SMDPP_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
 }
 
 /// `smdpp profiles ...`.
@@ -229,6 +239,12 @@ pub struct FileConfig {
     pub rebind_on_new_otpk: Option<bool>,
     /// Seed a demo profile when the inventory is empty (default true).
     pub demo_profile: Option<bool>,
+    /// See [`Limits::purge_interval`], seconds.
+    pub purge_interval_secs: Option<u64>,
+    /// See [`Limits::es2_call_retention`], seconds.
+    pub es2_call_retention_secs: Option<u64>,
+    /// See [`ServeArgs::sqlite_synchronous`]: `"full"` or `"normal"`.
+    pub sqlite_synchronous: Option<String>,
 }
 
 impl FileConfig {
@@ -275,6 +291,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Seed a demo profile into an empty inventory.
     pub demo_profile: bool,
+    /// SQLite `synchronous` setting.
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 /// `host:port`, with the port dropped when it is 443.
@@ -348,9 +366,22 @@ impl ServeArgs {
                 .or(f.cc_attempt_limit)
                 .unwrap_or(d.cc_attempt_limit),
             rebind_on_new_otpk: f.rebind_on_new_otpk.unwrap_or(d.rebind_on_new_otpk),
+            purge_interval: f
+                .purge_interval_secs
+                .map_or(d.purge_interval, Duration::from_secs),
+            es2_call_retention: f
+                .es2_call_retention_secs
+                .map_or(d.es2_call_retention, Duration::from_secs),
         };
         let mut trusted_ci = f.trusted_ci.clone();
         trusted_ci.extend(self.trusted_ci.iter().cloned());
+        let sqlite_synchronous = match (self.sqlite_synchronous, &f.sqlite_synchronous) {
+            (Some(s), _) => s,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| anyhow!("sqlite_synchronous: {e}"))?,
+            (None, None) => SqliteSynchronous::default(),
+        };
         Ok(Settings {
             listen,
             smdp_address,
@@ -372,6 +403,7 @@ impl ServeArgs {
             plain_http: self.plain_http || f.plain_http.unwrap_or(false),
             limits,
             demo_profile: f.demo_profile.unwrap_or(true),
+            sqlite_synchronous,
         })
     }
 }
@@ -495,14 +527,22 @@ impl std::fmt::Debug for Prepared {
 }
 
 pub(crate) async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
+    open_store_with(data_dir, url, &StoreOptions::default()).await
+}
+
+pub(crate) async fn open_store_with(
+    data_dir: &Path,
+    url: &str,
+    options: &StoreOptions,
+) -> Result<(Store, Sidecar)> {
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
     }
-    let store = Store::connect(url).await.context("opening the database")?;
-    let sidecar = Sidecar::connect(url)
+    let store = Store::connect_with(url, options)
         .await
         .context("opening the database")?;
+    let sidecar = Sidecar::new(store.clone());
     Ok((store, sidecar))
 }
 
@@ -513,7 +553,10 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let generated_pki = ensure_pki(&settings)?;
     let keys = load_keys(&settings)?;
-    let (store, sidecar) = open_store(&settings.data_dir, &settings.database_url).await?;
+    let mut store_options = StoreOptions::default();
+    store_options.sqlite_synchronous = settings.sqlite_synchronous;
+    let (store, sidecar) =
+        open_store_with(&settings.data_dir, &settings.database_url, &store_options).await?;
     let tls = if settings.plain_http {
         None
     } else {
@@ -577,7 +620,9 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
 }
 
 /// Runs a prepared server on `listener` until `shutdown` completes: ES9+ and, on the same
-/// listener, ES2+ (mutual TLS; refused on plain HTTP) and `GET /openapi.json`.
+/// listener, ES2+ (mutual TLS; refused on plain HTTP) and `GET /openapi.json`. While it runs,
+/// a [`PurgeTask`] deletes expired sessions and old ES2+ call records every
+/// [`Limits::purge_interval`]; it is stopped before this returns.
 pub async fn run(
     prepared: &Prepared,
     listener: TcpListener,
@@ -594,7 +639,15 @@ pub async fn run(
         Some(t) => ListenMode::Tls(Arc::clone(t)),
         None => ListenMode::PlainHttp,
     };
-    smdpp_server::serve(listener, mode, router, shutdown).await
+    let limits = &prepared.engine.config().limits;
+    let purge = PurgeTask::spawn(
+        prepared.store.clone(),
+        limits.purge_interval,
+        limits.es2_call_retention,
+    );
+    let served = smdpp_server::serve(listener, mode, router, shutdown).await;
+    purge.stop().await;
+    served
 }
 
 /// `smdpp serve`: prepare, print how to use it, serve until Ctrl-C.

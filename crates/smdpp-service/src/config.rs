@@ -26,6 +26,12 @@ pub struct Limits {
     /// bound to (SGP.22 section 3.1.3.2 step 10 leaves the choice): `true` (default) binds a
     /// new BPP for the same eUICC; `false` refuses with `8.2/3.7`.
     pub rebind_on_new_otpk: bool,
+    /// How often `serve` deletes expired RSP sessions and old ES2+ call records (default 60 s;
+    /// zero disables the purge). See [`crate::purge`].
+    pub purge_interval: Duration,
+    /// How long an ES2+ functionCallIdentifier is remembered for replay detection before the
+    /// purge deletes its record (default 7 days).
+    pub es2_call_retention: Duration,
 }
 
 impl Default for Limits {
@@ -36,6 +42,8 @@ impl Default for Limits {
             download_attempt_limit: 5,
             cc_attempt_limit: 3,
             rebind_on_new_otpk: true,
+            purge_interval: Duration::from_secs(60),
+            es2_call_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

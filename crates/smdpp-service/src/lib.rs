@@ -22,6 +22,7 @@ pub mod es2;
 pub mod es2_cli;
 pub mod failure;
 pub mod keys;
+pub mod purge;
 pub mod service;
 pub mod session;
 pub mod sidecar;

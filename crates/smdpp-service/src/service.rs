@@ -64,7 +64,7 @@ use crate::config::ServiceConfig;
 use crate::failure::Failure;
 use crate::keys::{KeySet, ServerKeys};
 use crate::session::{EuiccBinding, SessionData, state};
-use crate::sidecar::{CachedBpp, Sidecar};
+use crate::sidecar::{CachedBpp, ProfileMetadata, Sidecar};
 use crate::upp::random_bytes;
 
 /// The actor name written in profile events.
@@ -509,17 +509,19 @@ impl Es9Engine {
         // Eligibility (section 3.1.3 steps 3 and 5, Annex F): after the attempt is counted;
         // a failure sets the order to Error (step 5: "Set the Profile ... in 'Error' state")
         // and stops the procedure.
-        if let Err(f) = self
-            .check_eligibility(&profile, &ok.euicc_signed1.value().euicc_info2)
-            .await
-        {
+        let stored_metadata = self.sidecar.get_metadata(&profile.iccid).await?;
+        if let Err(f) = self.check_eligibility(
+            &profile,
+            stored_metadata.as_ref(),
+            &ok.euicc_signed1.value().euicc_info2,
+        ) {
             self.profile_to_error(&profile, &format!("eligibility check failed: {f}"))
                 .await?;
             return Err(f);
         }
 
         let set = self.key_set(data)?;
-        let metadata = self.profile_metadata(&profile).await?;
+        let metadata = self.profile_metadata(&profile, stored_metadata)?;
         let cc_required = profile.cc_hash.is_some();
         // A BPP cached for this eUICC is announced by its otPK (section 3.1.3.2, 5.7.5).
         let offered_otpk = match self.sidecar.get_bpp(&profile.iccid).await? {
@@ -599,9 +601,10 @@ impl Es9Engine {
     ///
     /// forbiddenProfilePolicyRules (section 5.7.8) needs no check: the metadata this server
     /// sends carries no PPRs. The static check (SEC) is the operator's (Annex F).
-    async fn check_eligibility(
+    fn check_eligibility(
         &self,
         profile: &Profile,
+        metadata: Option<&ProfileMetadata>,
         info2: &rsp_asn1::euicc_info::EuiccInfo2,
     ) -> Result<()> {
         if !info2.rsp_capability.is_set(RSP_CAP_ADDITIONAL_PROFILE) {
@@ -617,11 +620,7 @@ impl Es9Engine {
                 "free non-volatile memory is smaller than the profile package",
             ));
         }
-        let class = self
-            .sidecar
-            .get_metadata(&profile.iccid)
-            .await?
-            .and_then(|m| m.profile_class);
+        let class = metadata.and_then(|m| m.profile_class);
         if class == Some(PROFILE_CLASS_TEST)
             && !info2.rsp_capability.is_set(RSP_CAP_TEST_PROFILE_SUPPORT)
         {
@@ -686,8 +685,7 @@ impl Es9Engine {
     }
 
     /// The StoreMetadataRequest (section 5.5.3) of a profile, from its stored metadata.
-    async fn profile_metadata(&self, p: &Profile) -> Result<Vec<u8>> {
-        let m = self.sidecar.get_metadata(&p.iccid).await?;
+    fn profile_metadata(&self, p: &Profile, m: Option<ProfileMetadata>) -> Result<Vec<u8>> {
         let iccid = Iccid::from_digits(&p.iccid)
             .ok_or_else(|| Failure::Internal("stored ICCID is not 19/20 digits".into()))?;
         let (spn, name, class) = match m {
@@ -919,31 +917,42 @@ impl Es9Engine {
                 built.der
             }
         };
+        data.delivered_otpk = Some(hex::encode(euicc_otpk));
+        let until = now_ms().saturating_add(ms(self.config.limits.pir_wait));
+        let session_update = SessionUpdate {
+            state: state::DELIVERED.to_owned(),
+            data: data.to_bytes(),
+            eid: Patch::Keep,
+            iccid: Patch::Keep,
+            expires_at: Some(until),
+        };
+        // The order becomes Downloaded and the session Delivered in one transaction.
         match self
             .store
-            .transition(
+            .transition_with_session(
                 &profile.iccid,
                 &Expect::states(&DOWNLOADABLE),
                 &ProfileUpdate::to_state(ProfileState::Downloaded),
                 &EventRecord::by(ACTOR).with_cause("bpp delivered"),
+                (&claimed.transaction_id, claimed.version, &session_update),
+                now_ms(),
             )
             .await
         {
             Ok(_) => {}
-            Err(StoreError::Conflict { .. }) => return Err(Failure::NotReleased),
+            // A conflict on the profile carries a profile state; one on the session a
+            // session state (the two sets of names are disjoint).
+            Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
+                return Err(Failure::NotReleased);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                return Err(Failure::UnknownTransaction(
+                    "another call for this transaction is in progress or completed",
+                ));
+            }
+            Err(StoreError::Expired) => return Err(Failure::UnknownTransaction("session expired")),
             Err(e) => return Err(e.into()),
         }
-        data.delivered_otpk = Some(hex::encode(euicc_otpk));
-        let until = now_ms().saturating_add(ms(self.config.limits.pir_wait));
-        self.cas_session(
-            claimed,
-            state::DELIVERED,
-            data,
-            Patch::Keep,
-            Patch::Keep,
-            Some(until),
-        )
-        .await?;
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, "BPP delivered");
         Ok(bpp)
     }
@@ -1011,24 +1020,60 @@ impl Es9Engine {
                 if to == ProfileState::Error {
                     update.error_cause = Patch::Set(cause.clone());
                 }
-                match self
-                    .store
-                    .transition(
-                        &b.iccid,
-                        &Expect::state(ProfileState::Downloaded),
-                        &update,
-                        &EventRecord::by(ACTOR).with_cause(cause.clone()),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(StoreError::Conflict { state, .. }) => {
-                        tracing::warn!(iccid = %b.iccid, %state, "PIR for a profile not in Downloaded");
+                let event = EventRecord::by(ACTOR).with_cause(cause.clone());
+                // Common case: the profile transition and the end of the session in one
+                // transaction. When either does not apply, nothing was written and the two
+                // steps run separately below, as they always did.
+                let mut ended_with_transition = false;
+                if s.state != state::ENDED {
+                    let session_update = SessionUpdate {
+                        state: state::ENDED.to_owned(),
+                        data: data.to_bytes(),
+                        eid: Patch::Keep,
+                        iccid: Patch::Keep,
+                        expires_at: None,
+                    };
+                    match self
+                        .store
+                        .transition_with_session(
+                            &b.iccid,
+                            &Expect::state(ProfileState::Downloaded),
+                            &update,
+                            &event,
+                            (&s.transaction_id, s.version, &session_update),
+                            now_ms(),
+                        )
+                        .await
+                    {
+                        Ok(_) => ended_with_transition = true,
+                        Err(
+                            StoreError::Conflict { .. }
+                            | StoreError::NotFound
+                            | StoreError::Expired,
+                        ) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) => return Err(e.into()),
+                }
+                if !ended_with_transition {
+                    match self
+                        .store
+                        .transition(
+                            &b.iccid,
+                            &Expect::state(ProfileState::Downloaded),
+                            &update,
+                            &event,
+                        )
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(StoreError::Conflict { state, .. }) => {
+                            tracing::warn!(iccid = %b.iccid, %state, "PIR for a profile not in Downloaded");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 self.sidecar.delete_bpp(&b.iccid).await?;
-                if s.state != state::ENDED {
+                if !ended_with_transition && s.state != state::ENDED {
                     let _ = self
                         .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
                         .await;

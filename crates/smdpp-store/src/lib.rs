@@ -42,9 +42,9 @@ mod store;
 
 pub use error::StoreError;
 pub use model::{
-    ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, Es2CallOutcome, Es2CallRecord,
-    EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession, Notification,
-    Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileState, ProfileUpdate,
-    RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
+    CachedBpp, ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, Es2CallOutcome,
+    Es2CallRecord, EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession,
+    Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
+    ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
 };
-pub use store::{Backend, Store, StoreOptions};
+pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

@@ -618,3 +618,38 @@ pub enum Es2CallOutcome {
     /// and nothing was written.
     Existing(Es2CallRecord),
 }
+
+/// Display metadata of a profile (the variable part of StoreMetadataRequest, SGP.22 section
+/// 5.5.3), in the `service_profile_metadata` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileMetadata {
+    /// serviceProviderName (at most 32 bytes).
+    pub service_provider_name: String,
+    /// profileName (at most 64 bytes).
+    pub profile_name: String,
+    /// profileClass (0 test, 1 provisioning, 2 operational), absent when `None`.
+    pub profile_class: Option<i64>,
+}
+
+/// A cached BPP (SGP.22 section 3.1.3.2: re-used when the eUICC presents the same otPK), in
+/// the `service_bpp_cache` table. Ciphertext only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CachedBpp {
+    /// The EID the BPP is bound to.
+    pub eid: String,
+    /// otPK.EUICC.ECKA it is bound to.
+    pub euicc_otpk: Vec<u8>,
+    /// The transactionId its InitialiseSecureChannel carries (hex).
+    pub transaction_id: String,
+    /// The BoundProfilePackage DER.
+    pub bpp: Vec<u8>,
+}
+
+impl std::fmt::Debug for CachedBpp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedBpp")
+            .field("transaction_id", &self.transaction_id)
+            .field("bpp_len", &self.bpp.len())
+            .finish_non_exhaustive()
+    }
+}

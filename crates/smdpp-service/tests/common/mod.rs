@@ -306,6 +306,7 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         plain_http: false,
         limits: Limits::default(),
         demo_profile: false,
+        sqlite_synchronous: smdpp_store::SqliteSynchronous::default(),
     }
 }
 
