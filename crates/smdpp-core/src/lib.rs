@@ -2,6 +2,7 @@
 //! codes; orders, download sessions and policies as the server grows.
 
 pub mod activation_code;
+pub mod callbacks;
 pub mod es2_json;
 pub mod es9_json;
 pub mod qr;

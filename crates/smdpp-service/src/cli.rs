@@ -372,6 +372,7 @@ impl ServeArgs {
             es2_call_retention: f
                 .es2_call_retention_secs
                 .map_or(d.es2_call_retention, Duration::from_secs),
+            outbox: crate::outbox::OutboxConfig::from_env(),
         };
         let mut trusted_ci = f.trusted_ci.clone();
         trusted_ci.extend(self.trusted_ci.iter().cloned());
@@ -645,7 +646,9 @@ pub async fn run(
         limits.purge_interval,
         limits.es2_call_retention,
     );
+    let outbox = crate::outbox::start(prepared);
     let served = smdpp_server::serve(listener, mode, router, shutdown).await;
+    outbox.stop().await;
     purge.stop().await;
     served
 }

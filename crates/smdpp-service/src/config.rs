@@ -32,6 +32,9 @@ pub struct Limits {
     /// How long an ES2+ functionCallIdentifier is remembered for replay detection before the
     /// purge deletes its record (default 7 days).
     pub es2_call_retention: Duration,
+    /// Delivery of queued outbound calls (HandleDownloadProgressInfo, ES12); see
+    /// [`crate::outbox`].
+    pub outbox: crate::outbox::OutboxConfig,
 }
 
 impl Default for Limits {
@@ -44,6 +47,7 @@ impl Default for Limits {
             rebind_on_new_otpk: true,
             purge_interval: Duration::from_secs(60),
             es2_call_retention: Duration::from_secs(7 * 24 * 3600),
+            outbox: crate::outbox::OutboxConfig::default(),
         }
     }
 }

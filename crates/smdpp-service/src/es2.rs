@@ -310,7 +310,20 @@ impl Es2Engine {
                     &Expect::states(&[ProfileState::Allocated, ProfileState::Linked])
                         .and_version(p.version),
                     &update,
-                    &event,
+                    // ES12.RegisterEvent at release (section 3.6.1), committed with it.
+                    &event.clone().with_outbox(
+                        req.release_flag
+                            .then(|| {
+                                crate::outbox::es12_register_with(
+                                    &p,
+                                    eid.as_deref(),
+                                    matching_id.as_deref(),
+                                    req.smds_address.as_deref(),
+                                    &self.config.smdp_address,
+                                )
+                            })
+                            .flatten(),
+                    ),
                 )
                 .await
             {
@@ -354,7 +367,9 @@ impl Es2Engine {
                 &p.iccid,
                 &Expect::state(ProfileState::Confirmed).and_version(p.version),
                 &ProfileUpdate::to_state(ProfileState::Released),
-                &EventRecord::by(Self::actor(operator)).with_cause("ReleaseProfile"),
+                &EventRecord::by(Self::actor(operator))
+                    .with_cause("ReleaseProfile")
+                    .with_outbox(crate::outbox::es12_register(&p, &self.config.smdp_address)),
             )
             .await
         {
@@ -431,18 +446,27 @@ impl Es2Engine {
                 ..ProfileUpdate::default()
             }
         };
-        let event = EventRecord::by(Self::actor(operator)).with_cause(if to_available {
-            "CancelOrder finalProfileStatusIndicator=Available"
-        } else {
-            "CancelOrder finalProfileStatusIndicator=Unavailable"
-        });
+        let event = EventRecord::by(Self::actor(operator))
+            .with_cause(if to_available {
+                "CancelOrder finalProfileStatusIndicator=Available"
+            } else {
+                "CancelOrder finalProfileStatusIndicator=Unavailable"
+            })
+            // ES12.DeleteEvent of a registered event (section 3.6.3), committed with it.
+            .with_outbox(crate::outbox::es12_delete(&p));
+        // Every ES9+ session of the cancelled order ends in the same transaction: a device
+        // that authenticated for it can neither download it after it is re-issued nor send
+        // a CancelSession or a result for it (the sessions' order generation no longer
+        // matches either; this also ends sessions that have not used it yet).
         match self
             .store
-            .transition(
+            .transition_ending_sessions(
                 &p.iccid,
                 &Expect::states(allowed).and_version(p.version),
                 &update,
                 &event,
+                crate::session::state::ENDED,
+                now_ms(),
             )
             .await
         {

@@ -14,6 +14,8 @@
 //! - [`upp`]: Unprotected Profile Package helpers (ICCID extraction, demo profile,
 //!   MatchingID generation).
 //! - [`config`]: configuration (TOML file, environment, flags).
+//! - [`outbox`]: outbound calls (HandleDownloadProgressInfo, ES12) queued with the state
+//!   change that causes them, and their delivery worker.
 //! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands.
 
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod es2;
 pub mod es2_cli;
 pub mod failure;
 pub mod keys;
+pub mod outbox;
 pub mod purge;
 pub mod service;
 pub mod session;

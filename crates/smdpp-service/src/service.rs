@@ -12,6 +12,22 @@
 //! - CancelSession on a session that already ended (or is unknown) is refused with
 //!   `8.10.1/3.9` and does not touch the order: a cancel that lpac sends automatically after
 //!   the server itself refused a call must not terminate the order a second time.
+//! - a session is bound to one generation of its order: the profile version that
+//!   AuthenticateClient's counted attempt returned (and, after delivery, the version of the
+//!   Downloaded order). GetBoundProfilePackage, CancelSession and the
+//!   ProfileInstallationResult act on the order only in that generation (compare-and-set on
+//!   state, version and EID); otherwise GetBoundProfilePackage and CancelSession are refused
+//!   `8.10.1/3.9` (the RSP session is no longer valid) and a PIR is acknowledged and ignored.
+//!   A newer AuthenticateClient for the same order therefore supersedes older sessions.
+//!   ES2+.CancelOrder also ends every session of the order in its transaction;
+//! - the order is linked to the EID at GetBoundProfilePackage, after the Confirmation Code
+//!   check (section 3.1.3.2 step 9), not at AuthenticateClient: an Activation Code alone
+//!   cannot lock an order to another eUICC (an order the operator linked keeps its EID check);
+//! - a ProfileInstallationResult moves the order only from the session that delivered the
+//!   current BPP and still awaits a result (state delivered, the cached BPP's transactionId),
+//!   and only when its ICCID and smdpOid (when present) are the session's; a duplicate
+//!   (EID, seqNumber) whose session still awaits its result is applied (a retry after a
+//!   failure between recording and transition).
 //!
 //! - AuthenticateClient also checks that the SVN of the signed euiccInfo2 equals the SVN of
 //!   euiccInfo1 (section 3.1.2 step 16); Table 43 has no code for it, so it is reported like
@@ -46,12 +62,13 @@ use rsp_crypto::bpp::{BppParams, ProfileProtection, build_bpp, smdp_sign_data};
 use rsp_crypto::ecdsa::verify_raw;
 use rsp_pki::validate_euicc_chain;
 use sha2::{Digest, Sha256};
+use smdpp_core::callbacks::point;
 use smdpp_core::es9_json::{
     AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
 };
-use smdpp_core::status::Es9Error;
+use smdpp_core::status::{self, Es9Error, FunctionExecutionStatus};
 use smdpp_server::Es9Service;
 use smdpp_store::{
     Counter, EventRecord, Expect, NewNotification, NewSession, Patch, Profile, ProfileFilter,
@@ -63,6 +80,7 @@ use time::OffsetDateTime;
 use crate::config::ServiceConfig;
 use crate::failure::Failure;
 use crate::keys::{KeySet, ServerKeys};
+use crate::outbox;
 use crate::session::{EuiccBinding, SessionData, state};
 use crate::sidecar::{CachedBpp, ProfileMetadata, Sidecar};
 use crate::upp::random_bytes;
@@ -74,6 +92,14 @@ const HOST_ID: &[u8] = b"smdpp";
 /// Profile states from which a download may (re)start: Released, or Downloaded for a retry
 /// after a failed installation (SGP.22 section 3.1.3 step 3, Table 6b).
 const DOWNLOADABLE: [ProfileState; 2] = [ProfileState::Released, ProfileState::Downloaded];
+/// Profile states from which an ES9+ failure terminates the order (to Error).
+const TERMINABLE: [ProfileState; 5] = [
+    ProfileState::Released,
+    ProfileState::Downloaded,
+    ProfileState::Confirmed,
+    ProfileState::Linked,
+    ProfileState::Allocated,
+];
 
 type Result<T> = std::result::Result<T, Failure>;
 
@@ -205,25 +231,28 @@ impl Es9Engine {
         }
     }
 
-    async fn profile_to_error(&self, p: &Profile, cause: &str) -> Result<()> {
+    /// Terminates the order (Error) with `cause`; `notify` (a HandleDownloadProgressInfo)
+    /// and the ES12.DeleteEvent of a registered event are queued in the same transaction.
+    async fn profile_to_error(
+        &self,
+        p: &Profile,
+        cause: &str,
+        notify: Option<smdpp_store::NewOutboxRow>,
+    ) -> Result<()> {
         let update = ProfileUpdate {
             error_cause: Patch::Set(cause.to_owned()),
             ..ProfileUpdate::to_state(ProfileState::Error)
         };
-        let expect = Expect::states(&[
-            ProfileState::Released,
-            ProfileState::Downloaded,
-            ProfileState::Confirmed,
-            ProfileState::Linked,
-            ProfileState::Allocated,
-        ]);
+        let expect = Expect::states(&TERMINABLE);
         match self
             .store
             .transition(
                 &p.iccid,
                 &expect,
                 &update,
-                &EventRecord::by(ACTOR).with_cause(cause),
+                &EventRecord::by(ACTOR)
+                    .with_cause(cause)
+                    .with_outbox(notify.into_iter().chain(outbox::es12_delete(p))),
             )
             .await
         {
@@ -302,6 +331,7 @@ impl Es9Engine {
             server_address: req.smdp_address.clone(),
             euicc: None,
             delivered_otpk: None,
+            delivered_order_version: None,
         };
         let now = now_ms();
         let new = NewSession {
@@ -480,14 +510,24 @@ impl Es9Engine {
             .download_attempt_limit
             .unwrap_or(self.config.limits.download_attempt_limit);
         if profile.download_attempts.saturating_add(1) > limit {
-            self.profile_to_error(&profile, "download attempts exceeded")
+            // Table 32c; point 1 "Eligibility and retry limit check" (Table 32a).
+            let notify = outbox::hdpi_failed(
+                &profile,
+                Some(eid),
+                point::ELIGIBILITY,
+                &status::DOWNLOAD_ORDER_RETRIES_EXCEEDED,
+            );
+            self.profile_to_error(&profile, "download attempts exceeded", notify)
                 .await?;
             return Err(Failure::DownloadAttemptsExceeded);
         }
-        // Bind the order to the EID and count the attempt; the order stays Released (or
-        // Downloaded) until a BPP is delivered (Table 6b).
+        // Count the attempt; the order stays Released (or Downloaded) until a BPP is
+        // delivered (Table 6b). The order is NOT linked to this EID here: section 3.1.3.2
+        // step 9 links it at GetBoundProfilePackage, after the Confirmation Code check
+        // (step 7-8), so that an Activation Code alone cannot lock the order to another
+        // eUICC. An order the operator created with an EID keeps that EID (checked in
+        // `find_order`). The version this returns is the order generation of the session.
         let update = ProfileUpdate {
-            eid: Patch::Set(eid.to_owned()),
             download_attempts: smdpp_store::CounterOp::Add(1),
             ..ProfileUpdate::default()
         };
@@ -515,9 +555,21 @@ impl Es9Engine {
             stored_metadata.as_ref(),
             &ok.euicc_signed1.value().euicc_info2,
         ) {
-            self.profile_to_error(&profile, &format!("eligibility check failed: {f}"))
+            let notify =
+                outbox::hdpi_failed(&profile, Some(eid), point::ELIGIBILITY, &f.to_es9().code);
+            self.profile_to_error(&profile, &format!("eligibility check failed: {f}"), notify)
                 .await?;
             return Err(f);
+        }
+        // Section 3.1.3 step 4: the eligibility check passed (point 1, no state change).
+        if let Some(row) = outbox::hdpi(
+            &profile,
+            Some(eid),
+            point::ELIGIBILITY,
+            FunctionExecutionStatus::success(),
+            None,
+        ) {
+            self.store.enqueue_outbox(&[row]).await?;
         }
 
         let set = self.key_set(data)?;
@@ -559,6 +611,7 @@ impl Es9Engine {
             smdp_signature2_tlv: hex::encode(&sig2_tlv),
             profile_metadata: hex::encode(&metadata),
             offered_otpk: offered_otpk.as_ref().map(hex::encode),
+            order_version: Some(profile.version),
         });
         let ttl = now_ms().saturating_add(ms(self.config.limits.session_ttl));
         self.cas_session(
@@ -829,23 +882,53 @@ impl Es9Engine {
         if profile.expires_at.is_some_and(|e| e <= now_ms()) {
             return Err(Failure::OrderExpired);
         }
+        // The order must still be the one this session authenticated for (same generation):
+        // an order cancelled and re-issued, or touched by another session since, is not
+        // this session's to download (`8.10.1/3.9`, the RSP session is no longer valid).
+        let generation = binding.order_version.ok_or(Failure::UnknownTransaction(
+            "session without an order generation",
+        ))?;
+        if profile.version != generation {
+            return Err(Failure::UnknownTransaction(
+                "the order changed since AuthenticateClient",
+            ));
+        }
+        if profile.eid.as_deref().is_some_and(|e| e != binding.eid) {
+            return Err(Failure::EidMismatch);
+        }
         // Confirmation Code (section 4.7, 3.1.3.2 step 8).
         if let Some(h1) = &profile.cc_hash {
             let given = hash_cc.ok_or(Failure::CcMissing)?;
             let expected = expected_hash_cc(h1, &tid);
             if !bool::from(expected.ct_eq(given.as_slice())) {
-                let v = self
+                let v = match self
                     .store
                     .increment_counter(
                         &profile.iccid,
                         Counter::CcAttempts,
-                        &Expect::states(&DOWNLOADABLE),
+                        &Expect::states(&DOWNLOADABLE).and_version(generation),
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(StoreError::Conflict { .. }) => {
+                        return Err(Failure::UnknownTransaction(
+                            "the order changed since AuthenticateClient",
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let limit = v.limit.unwrap_or(self.config.limits.cc_attempt_limit);
                 tracing::info!(iccid = %profile.iccid, attempts = v.value, limit, "wrong confirmation code");
                 if v.value > limit {
-                    self.profile_to_error(&profile, "confirmation code attempts exceeded")
+                    // Table 32c; point 2 "Confirmation Failure" (3.1.3.2 step 8).
+                    let notify = outbox::hdpi_failed(
+                        &profile,
+                        Some(&binding.eid),
+                        point::CONFIRMATION_FAILURE,
+                        &status::CONFIRMATION_CODE_RETRIES_EXCEEDED,
+                    );
+                    self.profile_to_error(&profile, "confirmation code attempts exceeded", notify)
                         .await?;
                     return Err(Failure::CcAttemptsExceeded);
                 }
@@ -918,6 +1001,8 @@ impl Es9Engine {
             }
         };
         data.delivered_otpk = Some(hex::encode(euicc_otpk));
+        // The transition below expects version `generation` and bumps it by one.
+        data.delivered_order_version = Some(generation.saturating_add(1));
         let until = now_ms().saturating_add(ms(self.config.limits.pir_wait));
         let session_update = SessionUpdate {
             state: state::DELIVERED.to_owned(),
@@ -926,14 +1011,32 @@ impl Es9Engine {
             iccid: Patch::Keep,
             expires_at: Some(until),
         };
-        // The order becomes Downloaded and the session Delivered in one transaction.
+        // The order becomes Downloaded, linked to this EID (section 3.1.3.2 step 9, after
+        // the Confirmation Code check), and the session Delivered, in one transaction; only
+        // while the order is still in this session's generation and not linked to another
+        // EID.
+        let update = ProfileUpdate {
+            eid: Patch::Set(binding.eid.clone()),
+            ..ProfileUpdate::to_state(ProfileState::Downloaded)
+        };
         match self
             .store
             .transition_with_session(
                 &profile.iccid,
-                &Expect::states(&DOWNLOADABLE),
-                &ProfileUpdate::to_state(ProfileState::Downloaded),
-                &EventRecord::by(ACTOR).with_cause("bpp delivered"),
+                &Expect::states(&DOWNLOADABLE)
+                    .and_version(generation)
+                    .and_eid_unset_or(binding.eid.clone()),
+                &update,
+                // Point 3 "BPP download" (3.1.3.2 step 10), committed with the transition.
+                &EventRecord::by(ACTOR)
+                    .with_cause("bpp delivered")
+                    .with_outbox(outbox::hdpi(
+                        &profile,
+                        Some(&binding.eid),
+                        point::BPP_DOWNLOAD,
+                        FunctionExecutionStatus::success(),
+                        None,
+                    )),
                 (&claimed.transaction_id, claimed.version, &session_update),
                 now_ms(),
             )
@@ -943,7 +1046,17 @@ impl Es9Engine {
             // A conflict on the profile carries a profile state; one on the session a
             // session state (the two sets of names are disjoint).
             Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
-                return Err(Failure::NotReleased);
+                return Err(
+                    if state
+                        .parse::<ProfileState>()
+                        .is_ok_and(|st| DOWNLOADABLE.contains(&st))
+                    {
+                        // Still downloadable: another generation of the order.
+                        Failure::UnknownTransaction("the order changed since AuthenticateClient")
+                    } else {
+                        Failure::NotReleased
+                    },
+                );
             }
             Err(StoreError::Conflict { .. }) => {
                 return Err(Failure::UnknownTransaction(
@@ -990,6 +1103,19 @@ impl Es9Engine {
                     return Ok(());
                 }
                 let meta = &d.value().notification_metadata;
+                // The PIR must be about this session's order (section 5.6.4: the SM-DP+
+                // identifies the Profile from the transactionId; a PIR naming another ICCID
+                // or another SM-DP+ is not this session's).
+                if meta.iccid.is_some_and(|i| i.to_digits() != b.iccid) {
+                    tracing::warn!(transaction_id = %tid, "PIR for another ICCID than the session's; ignored");
+                    return Ok(());
+                }
+                if let Some(oid) = &d.value().smdp_oid
+                    && oid.to_dotted() != self.key_set(&data)?.smdp_oid
+                {
+                    tracing::warn!(transaction_id = %tid, "PIR for another SM-DP+ OID; ignored");
+                    return Ok(());
+                }
                 let outcome = self
                     .store
                     .record_notification(&NewNotification {
@@ -1001,9 +1127,30 @@ impl Es9Engine {
                         received_at: now_ms(),
                     })
                     .await?;
-                if outcome == RecordOutcome::Duplicate {
-                    tracing::info!(transaction_id = %tid, "replayed PIR ignored");
+                // Only the session that delivered the BPP and still waits for its result may
+                // move the order (a late PIR of an older or ended session must not). A
+                // duplicate (EID, seqNumber) whose session still waits is the retry of a PIR
+                // whose recording committed but whose transition did not: apply it (the
+                // transition is idempotent: it expects Downloaded in this generation).
+                if s.state != state::DELIVERED {
+                    tracing::info!(
+                        transaction_id = %tid,
+                        state = %s.state,
+                        duplicate = (outcome == RecordOutcome::Duplicate),
+                        "PIR for a session not awaiting one; order not changed"
+                    );
                     return Ok(());
+                }
+                let Some(generation) = data.delivered_order_version else {
+                    tracing::warn!(transaction_id = %tid, "PIR for a session without a delivered order generation; ignored");
+                    return Ok(());
+                };
+                match self.sidecar.get_bpp(&b.iccid).await? {
+                    Some(c) if c.transaction_id == s.transaction_id && c.eid == b.eid => {}
+                    _ => {
+                        tracing::warn!(transaction_id = %tid, "PIR of a session that is not the one that delivered the current BPP; ignored");
+                        return Ok(());
+                    }
                 }
                 let (to, cause) = match &d.value().final_result {
                     FinalResult::Success(_) => (ProfileState::Installed, "installed".to_owned()),
@@ -1020,64 +1167,60 @@ impl Es9Engine {
                 if to == ProfileState::Error {
                     update.error_cause = Patch::Set(cause.clone());
                 }
-                let event = EventRecord::by(ACTOR).with_cause(cause.clone());
-                // Common case: the profile transition and the end of the session in one
-                // transaction. When either does not apply, nothing was written and the two
-                // steps run separately below, as they always did.
-                let mut ended_with_transition = false;
-                if s.state != state::ENDED {
-                    let session_update = SessionUpdate {
-                        state: state::ENDED.to_owned(),
-                        data: data.to_bytes(),
-                        eid: Patch::Keep,
-                        iccid: Patch::Keep,
-                        expires_at: None,
-                    };
-                    match self
-                        .store
-                        .transition_with_session(
-                            &b.iccid,
-                            &Expect::state(ProfileState::Downloaded),
-                            &update,
-                            &event,
-                            (&s.transaction_id, s.version, &session_update),
-                            now_ms(),
-                        )
-                        .await
+                // Point 4 and the SM-DS event deletion (3.1.3.3 steps 9-10), committed with
+                // the transition.
+                let before = self.store.get_profile(&b.iccid).await?;
+                let event = EventRecord::by(ACTOR)
+                    .with_cause(cause.clone())
+                    .with_outbox(before.iter().flat_map(|p| {
+                        outbox::hdpi_pir(p, &b.eid, &d.value().final_result, &cause)
+                            .into_iter()
+                            .chain(outbox::es12_delete(p))
+                    }));
+                let session_update = SessionUpdate {
+                    state: state::ENDED.to_owned(),
+                    data: data.to_bytes(),
+                    eid: Patch::Keep,
+                    iccid: Patch::Keep,
+                    expires_at: None,
+                };
+                // The profile transition and the end of the session in one transaction.
+                match self
+                    .store
+                    .transition_with_session(
+                        &b.iccid,
+                        &Expect::state(ProfileState::Downloaded)
+                            .and_version(generation)
+                            .and_eid_unset_or(b.eid.clone()),
+                        &update,
+                        &event,
+                        (&s.transaction_id, s.version, &session_update),
+                        now_ms(),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    // A conflict on the profile carries a profile state: the order is no
+                    // longer the one this session delivered; end the session only.
+                    Err(StoreError::Conflict { state, .. })
+                        if state.parse::<ProfileState>().is_ok() =>
                     {
-                        Ok(_) => ended_with_transition = true,
-                        Err(
-                            StoreError::Conflict { .. }
-                            | StoreError::NotFound
-                            | StoreError::Expired,
-                        ) => {}
-                        Err(e) => return Err(e.into()),
+                        tracing::warn!(iccid = %b.iccid, %state, "PIR for an order no longer in this session's Downloaded generation; order not changed");
+                        let _ = self
+                            .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                            .await;
+                        return Ok(());
                     }
-                }
-                if !ended_with_transition {
-                    match self
-                        .store
-                        .transition(
-                            &b.iccid,
-                            &Expect::state(ProfileState::Downloaded),
-                            &update,
-                            &event,
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(StoreError::Conflict { state, .. }) => {
-                            tracing::warn!(iccid = %b.iccid, %state, "PIR for a profile not in Downloaded");
-                        }
-                        Err(e) => return Err(e.into()),
+                    // The session moved on (a concurrent PIR or CancelSession handled it).
+                    Err(
+                        StoreError::Conflict { .. } | StoreError::NotFound | StoreError::Expired,
+                    ) => {
+                        tracing::info!(transaction_id = %tid, "PIR raced with another call of the session; order not changed");
+                        return Ok(());
                     }
+                    Err(e) => return Err(e.into()),
                 }
                 self.sidecar.delete_bpp(&b.iccid).await?;
-                if !ended_with_transition && s.state != state::ENDED {
-                    let _ = self
-                        .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
-                        .await;
-                }
                 tracing::info!(iccid = %b.iccid, %cause, "profile installation result");
                 Ok(())
             }
@@ -1184,30 +1327,124 @@ impl Es9Engine {
                 "another call for this transaction is in progress",
             ));
         }
-        self.cas_session(
-            &session,
-            state::ENDED,
-            &data,
-            Patch::Keep,
-            Patch::Keep,
-            None,
-        )
-        .await?;
         let reason = signed.reason;
         if matches!(
             reason,
             CancelSessionReason::Postponed | CancelSessionReason::Timeout
         ) {
+            self.cas_session(
+                &session,
+                state::ENDED,
+                &data,
+                Patch::Keep,
+                Patch::Keep,
+                None,
+            )
+            .await?;
             tracing::info!(transaction_id = %session.transaction_id, ?reason, "session cancelled; order kept");
             return Ok(());
         }
-        if let Some(p) = self.store.get_profile(&b.iccid).await? {
-            self.profile_to_error(
-                &p,
-                &format!("cancelSession: {reason:?} ({})", reason.to_i64()),
+        // The order generation this session may terminate: the one it authenticated for, or,
+        // after delivery, the one it delivered (and only while the cached BPP is still this
+        // session's). Anything else is an order this session no longer speaks for: the
+        // session ends, the order is not touched, and the call is refused `8.10.1/3.9`.
+        let generation = match session.state.as_str() {
+            state::DELIVERED => match self.sidecar.get_bpp(&b.iccid).await? {
+                Some(c) if c.transaction_id == session.transaction_id && c.eid == b.eid => {
+                    data.delivered_order_version
+                }
+                _ => None,
+            },
+            _ => b.order_version,
+        };
+        let expect = match generation {
+            Some(g) if session.state == state::DELIVERED => Expect::state(ProfileState::Downloaded)
+                .and_version(g)
+                .and_eid_unset_or(b.eid.clone()),
+            Some(g) => Expect::states(&DOWNLOADABLE)
+                .and_version(g)
+                .and_eid_unset_or(b.eid.clone()),
+            None => {
+                self.cas_session(
+                    &session,
+                    state::ENDED,
+                    &data,
+                    Patch::Keep,
+                    Patch::Keep,
+                    None,
+                )
+                .await?;
+                return Err(Failure::UnknownTransaction(
+                    "the session no longer holds the order",
+                ));
+            }
+        };
+        let cause = format!("cancelSession: {reason:?} ({})", reason.to_i64());
+        // Section 5.6.5 steps 8-10: HandleDownloadProgressInfo Failed with the Table 32b code
+        // and the SM-DS event deletion, committed with the transition.
+        let cancel_rows = outbox::cancel_rows(
+            self.store.get_profile(&b.iccid).await?.as_ref(),
+            &b.eid,
+            session.state == state::DELIVERED,
+            reason.to_i64(),
+        );
+        let update = ProfileUpdate {
+            error_cause: Patch::Set(cause.clone()),
+            ..ProfileUpdate::to_state(ProfileState::Error)
+        };
+        let session_update = SessionUpdate {
+            state: state::ENDED.to_owned(),
+            data: data.to_bytes(),
+            eid: Patch::Keep,
+            iccid: Patch::Keep,
+            expires_at: None,
+        };
+        // The end of the session and the termination of the order in one transaction.
+        match self
+            .store
+            .transition_with_session(
+                &b.iccid,
+                &expect,
+                &update,
+                &EventRecord::by(ACTOR)
+                    .with_cause(cause.clone())
+                    .with_outbox(cancel_rows),
+                (&session.transaction_id, session.version, &session_update),
+                now_ms(),
             )
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
+                self.cas_session(
+                    &session,
+                    state::ENDED,
+                    &data,
+                    Patch::Keep,
+                    Patch::Keep,
+                    None,
+                )
+                .await?;
+                return Err(Failure::UnknownTransaction(
+                    "the order changed since this session; order not changed",
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => {
+                return Err(Failure::UnknownTransaction(
+                    "another call for this transaction is in progress or completed",
+                ));
+            }
+            Err(StoreError::NotFound) => {
+                // The profile is gone (or the session): end the session, nothing else.
+                self.end_session(&session, &data).await;
+            }
+            Err(StoreError::Expired) => {
+                return Err(Failure::UnknownTransaction("session expired"));
+            }
+            Err(e) => return Err(e.into()),
         }
+        self.sidecar.delete_bpp(&b.iccid).await?;
+        tracing::info!(iccid = %b.iccid, cause, "order terminated");
         Ok(())
     }
 }

@@ -52,6 +52,13 @@ pub struct EuiccBinding {
     pub profile_metadata: String,
     /// `bppEuiccOtpk` offered in smdpSigned2, hex.
     pub offered_otpk: Option<String>,
+    /// The order generation: the profile version that AuthenticateClient's transition (the
+    /// counted attempt) returned. GetBoundProfilePackage and CancelSession only act on the
+    /// order while its version is still this one, so a session never outlives a change of
+    /// the order (a cancellation and re-issue, another session's attempt). `None` in a
+    /// session written by an older version: such a session cannot continue.
+    #[serde(default)]
+    pub order_version: Option<i64>,
 }
 
 /// The session blob.
@@ -73,6 +80,11 @@ pub struct SessionData {
     pub euicc: Option<EuiccBinding>,
     /// otPK.EUICC of the delivered BPP, hex.
     pub delivered_otpk: Option<String>,
+    /// The profile version after this session's delivery (state Downloaded): the
+    /// ProfileInstallationResult and CancelSession of this session only act on the order in
+    /// that version.
+    #[serde(default)]
+    pub delivered_order_version: Option<i64>,
 }
 
 impl SessionData {

@@ -705,6 +705,148 @@ async fn rejects_downloads_beyond_limit(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+// ------------------------------------------------- ES9+ sessions across an order's life
+
+/// An ES9+ session up to AuthenticateClient with the low-level card of `common`, at this
+/// server's address.
+async fn authenticate_at(e: &Env, card: &Card, mid: &str) -> Authenticated {
+    let init: smdpp_core::es9_json::InitiateAuthenticationResponse = e
+        .server
+        .post(
+            "initiateAuthentication",
+            json!({
+                "euiccChallenge": b64(&[7u8; 16]),
+                "euiccInfo1": b64(&card.info1()),
+                "smdpAddress": e.server.address(),
+            }),
+        )
+        .await
+        .unwrap();
+    let (auth, sig1_tlv) = authenticate_with(&e.server, card, &init, Some(mid), false)
+        .await
+        .unwrap();
+    Authenticated {
+        tid_hex: init.transaction_id.to_hex(),
+        tid: init.transaction_id.as_bytes().to_vec(),
+        init,
+        auth,
+        sig1_tlv,
+    }
+}
+
+/// H1: eUICC A authenticates for order X (ICCID I); the operator cancels X (Available); I is
+/// re-issued (DownloadOrder + ConfirmOrder release, no Confirmation Code) for eUICC B. A's old
+/// session can no longer download I (`8.10.1/3.9`: CancelOrder ended it, and its order
+/// generation is gone), B downloads and installs I, and A's stale CancelSession and late
+/// ProfileInstallationResult change nothing.
+async fn rejects_stale_session_after_cancel_and_reissue(dir: &Path, db: &Db) {
+    use rsp_crypto::{KeyCustody, SoftwareKey};
+    let e = env(dir, db).await;
+    let oid = e.pki.options.smdp_oid.clone();
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+        .await);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "releaseFlag": true}),
+        )
+        .await;
+    ok(&r);
+    let mid_x = r["matchingId"].as_str().unwrap().to_owned();
+    let card_a = Card::from_pki(&e.pki);
+    let a = authenticate_at(&e, &card_a, &mid_x).await;
+
+    ok(&e
+        .call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": iccid, "finalProfileStatusIndicator": "Available"}),
+        )
+        .await);
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Available);
+    ok(&e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+        .await);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "releaseFlag": true}),
+        )
+        .await;
+    ok(&r);
+    let mid_y = r["matchingId"].as_str().unwrap().to_owned();
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Released);
+
+    // A's old session: no BPP.
+    let otk_a = SoftwareKey::generate(card_a.curve).unwrap();
+    common::assert_code(
+        get_bpp(&e.server, &card_a, &a, &otk_a, None, false).await,
+        &status::TRANSACTION_ID_UNKNOWN,
+    );
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(p.eid, None);
+
+    // B downloads I.
+    let eid_b = rsp_pki::eid_with_check_digits("890490320000000000000000000779").unwrap();
+    let card_b = Card::sibling(&e.pki, &eid_b);
+    let b = authenticate_at(&e, &card_b, &mid_y).await;
+    let otk_b = SoftwareKey::generate(card_b.curve).unwrap();
+    let bpp = get_bpp(&e.server, &card_b, &b, &otk_b, None, false)
+        .await
+        .unwrap();
+    card_b.open(
+        &bpp.bound_profile_package,
+        &b.auth.smdp_certificate,
+        &otk_b,
+        &b.tid,
+    );
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Downloaded);
+    assert_eq!(p.eid.as_deref(), Some(eid_b.as_str()));
+    assert_eq!(
+        e.server
+            .sidecar()
+            .await
+            .get_bpp(&iccid)
+            .await
+            .unwrap()
+            .unwrap()
+            .euicc_otpk,
+        otk_b.public_key()
+    );
+
+    // A's stale CancelSession (endUserRejection) is refused; the order stays B's.
+    common::assert_code(
+        cancel(&e.server, &a.tid_hex, &card_a.cancel(&a.tid, &oid, 0)).await,
+        &status::TRANSACTION_ID_UNKNOWN,
+    );
+    // A's late (forged by A, correctly signed) PIR, error and success: acknowledged, ignored.
+    notify(&e.server, &card_a.pir(&a.tid, 1, &iccid, &oid, false))
+        .await
+        .unwrap();
+    notify(&e.server, &card_a.pir(&a.tid, 2, &iccid, &oid, true))
+        .await
+        .unwrap();
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Downloaded);
+    assert_eq!(p.eid.as_deref(), Some(eid_b.as_str()));
+    assert_eq!(p.error_cause, None);
+
+    // B installs.
+    notify(&e.server, &card_b.pir(&b.tid, 1, &iccid, &oid, true))
+        .await
+        .unwrap();
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(eid_b.as_str()));
+    e.server.stop().await;
+}
+
 // ------------------------------------------------------------------------ replay and auth
 
 /// A repeated functionCallIdentifier: same body → the stored response; another body →
@@ -984,4 +1126,5 @@ both_backends!(
     openapi_document,
     concurrent_download_orders,
     concurrent_confirm_orders,
+    rejects_stale_session_after_cancel_and_reissue,
 );

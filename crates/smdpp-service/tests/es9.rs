@@ -181,7 +181,9 @@ async fn default_smdp_flow_by_eid(dir: &Path, db: &Db) {
     let upp = std::fs::read(TS48).unwrap();
     let (mid, iccid) = e.server.add(&upp, None, None).await;
     let card = Card::from_pki(&e.pki);
-    // First attempt binds the EID (session postponed), then the empty-MatchingID flow finds it.
+    // AuthenticateClient does not link the order (section 3.1.3.2 step 9 links it at
+    // GetBoundProfilePackage): a postponed session leaves it unlinked, and the
+    // empty-MatchingID flow finds nothing yet.
     let a = authenticate(&e.server, &card, Some(&mid)).await.unwrap();
     cancel(
         &e.server,
@@ -190,6 +192,25 @@ async fn default_smdp_flow_by_eid(dir: &Path, db: &Db) {
     )
     .await
     .unwrap();
+    assert_eq!(e.server.profile(&iccid).await.eid, None);
+    assert_code(
+        authenticate(&e.server, &card, None).await.map(|_| ()),
+        &status::MATCHING_ID_REFUSED,
+    );
+    // An order the operator linked to the EID (Default SM-DP+, section 3.1.1) is found by it.
+    e.server
+        .store()
+        .transition(
+            &iccid,
+            &smdpp_store::Expect::any(),
+            &smdpp_store::ProfileUpdate {
+                eid: smdpp_store::Patch::Set(card.eid.clone()),
+                ..smdpp_store::ProfileUpdate::default()
+            },
+            &smdpp_store::EventRecord::by("test"),
+        )
+        .await
+        .unwrap();
     let a = authenticate(&e.server, &card, None).await.unwrap();
     let otk = SoftwareKey::generate(card.curve).unwrap();
     get_bpp(&e.server, &card, &a, &otk, None, false)
@@ -207,7 +228,8 @@ async fn rejects_order_bound_to_other_eid(dir: &Path, db: &Db) {
     let upp = std::fs::read(TS48).unwrap();
     let (mid, iccid) = e.server.add(&upp, None, None).await;
     let card = Card::from_pki(&e.pki);
-    authenticate(&e.server, &card, Some(&mid)).await.unwrap();
+    // The order is linked to the EID when its BPP is delivered (section 3.1.3.2 step 9).
+    download(&e, &card, &upp, &mid, None).await;
     let other_eid = rsp_pki::eid_with_check_digits("890490320000000000000000000777").unwrap();
     let other = Card::sibling(&e.pki, &other_eid);
     assert_code(
@@ -218,7 +240,7 @@ async fn rejects_order_bound_to_other_eid(dir: &Path, db: &Db) {
     );
     let p = e.server.profile(&iccid).await;
     assert_eq!(p.eid.as_deref(), Some(card.eid.as_str()));
-    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(p.state, ProfileState::Downloaded);
     e.server.stop().await;
 }
 
@@ -727,6 +749,173 @@ async fn concurrent_get_bpp_binds_once(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// M1: AuthenticateClient with the Activation Code alone (an eUICC that does not know the
+/// Confirmation Code) does not link the order to its EID (SGP.22 section 3.1.3.2 step 9 links
+/// it at GetBoundProfilePackage, after the Confirmation Code check): the legitimate device
+/// then downloads with the right code and installs.
+async fn rejects_eid_link_without_confirmation_code(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, iccid) = e.server.add(&upp, None, Some("1234")).await;
+    let attacker_eid = rsp_pki::eid_with_check_digits("890490320000000000000000000778").unwrap();
+    let attacker = Card::sibling(&e.pki, &attacker_eid);
+    let a = authenticate(&e.server, &attacker, Some(&mid))
+        .await
+        .unwrap();
+    let signed2 =
+        <rsp_asn1::download::SmdpSigned2 as rsp_asn1::Codec>::decode(&a.auth.smdp_signed2).unwrap();
+    assert!(signed2.cc_required_flag);
+    // The attacker stops here (it has no Confirmation Code): the attempt is counted, the
+    // order is not linked.
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.eid, None);
+    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(p.download_attempts, 1);
+    assert_eq!(p.cc_attempts, 0);
+    // The attacker's session cannot link it without the code either.
+    let otk = SoftwareKey::generate(attacker.curve).unwrap();
+    assert_code(
+        get_bpp(&e.server, &attacker, &a, &otk, None, false).await,
+        &status::CONFIRMATION_CODE_MISSING,
+    );
+    assert_eq!(e.server.profile(&iccid).await.eid, None);
+    // The legitimate device downloads with the code and installs.
+    let card = Card::from_pki(&e.pki);
+    let (a, _) = download(&e, &card, &upp, &mid, Some("1234")).await;
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Downloaded);
+    assert_eq!(p.eid.as_deref(), Some(card.eid.as_str()));
+    notify(&e.server, &card.pir(&a.tid, 1, &iccid, &smdp_oid(&e), true))
+        .await
+        .unwrap();
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(card.eid.as_str()));
+    // Now linked: the attacker's eUICC is refused.
+    assert_code(
+        authenticate(&e.server, &attacker, Some(&mid))
+            .await
+            .map(|_| ()),
+        &status::EID_REFUSED,
+    );
+    e.server.stop().await;
+}
+
+/// M4: a ProfileInstallationResult whose (EID, seqNumber) was recorded but whose transition
+/// did not commit (simulated by recording it first through the store) still moves the order
+/// when it is retried while its session waits for it.
+async fn pir_retry_after_recorded_notification_installs(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, iccid) = e.server.add(&upp, None, None).await;
+    let card = Card::from_pki(&e.pki);
+    let (a, _) = download(&e, &card, &upp, &mid, None).await;
+    let pir = card.pir(&a.tid, 1, &iccid, &smdp_oid(&e), true);
+    let first = e
+        .server
+        .store()
+        .record_notification(&smdpp_store::NewNotification {
+            eid: card.eid.clone(),
+            seq_number: 1,
+            iccid: Some(iccid.clone()),
+            event: "install".into(),
+            raw: pir.clone(),
+            received_at: smdpp_store::now_ms(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(first, smdpp_store::RecordOutcome::Inserted(_)));
+    notify(&e.server, &pir).await.unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Installed
+    );
+    // A replay after the session ended changes nothing.
+    notify(
+        &e.server,
+        &card.pir(&a.tid, 1, &iccid, &smdp_oid(&e), false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Installed
+    );
+    assert_eq!(
+        e.server
+            .store()
+            .list_notifications(&card.eid)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    e.server.stop().await;
+}
+
+/// L1: the result or CancelSession of an older session of the same eUICC, sent after a newer
+/// session delivered the BPP, does not move the order; a PIR naming another ICCID neither.
+async fn rejects_pir_and_cancel_of_older_session(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, iccid) = e.server.add(&upp, None, None).await;
+    let card = Card::from_pki(&e.pki);
+    let (old, _) = download(&e, &card, &upp, &mid, None).await;
+    // A retry (Downloaded is downloadable again, section 3.1.3) delivers in a new session.
+    let (new, _) = download(&e, &card, &upp, &mid, None).await;
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Downloaded
+    );
+    // The older session's error PIR: acknowledged, the order is not touched.
+    notify(
+        &e.server,
+        &card.pir(&old.tid, 1, &iccid, &smdp_oid(&e), false),
+    )
+    .await
+    .unwrap();
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Downloaded);
+    assert_eq!(p.error_cause, None);
+    // The older session's CancelSession (endUserRejection): refused, order kept.
+    assert_code(
+        cancel(
+            &e.server,
+            &old.tid_hex,
+            &card.cancel(&old.tid, &smdp_oid(&e), 0),
+        )
+        .await,
+        &status::TRANSACTION_ID_UNKNOWN,
+    );
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Downloaded
+    );
+    // A PIR of the new session naming another ICCID: not this session's order.
+    notify(
+        &e.server,
+        &card.pir(&new.tid, 2, "89000123456789012358", &smdp_oid(&e), false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Downloaded
+    );
+    // The new session's result installs.
+    notify(
+        &e.server,
+        &card.pir(&new.tid, 3, &iccid, &smdp_oid(&e), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Installed
+    );
+    e.server.stop().await;
+}
+
 async fn set_expiry(e: &Env, iccid: &str, at: i64) {
     e.server
         .store()
@@ -812,6 +1001,9 @@ macro_rules! both_backends {
 
 both_backends!(
     rejects_cancel_with_wrong_smdp_oid,
+    rejects_eid_link_without_confirmation_code,
+    pir_retry_after_recorded_notification_installs,
+    rejects_pir_and_cancel_of_older_session,
     rejects_euicc_without_additional_profile,
     rejects_insufficient_free_memory,
     rejects_test_profile_without_test_support,

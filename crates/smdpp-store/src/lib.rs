@@ -47,4 +47,5 @@ pub use model::{
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
     ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
 };
+pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

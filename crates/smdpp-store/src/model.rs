@@ -294,6 +294,8 @@ pub struct Expect {
     pub states: Vec<ProfileState>,
     /// Required current version.
     pub version: Option<i64>,
+    /// When set, the current EID must be NULL or equal to this one.
+    pub eid_unset_or: Option<String>,
 }
 
 impl Expect {
@@ -307,6 +309,7 @@ impl Expect {
         Expect {
             states: vec![state],
             version: None,
+            ..Expect::default()
         }
     }
 
@@ -315,6 +318,7 @@ impl Expect {
         Expect {
             states: states.to_vec(),
             version: None,
+            ..Expect::default()
         }
     }
 
@@ -323,6 +327,7 @@ impl Expect {
         Expect {
             states: Vec::new(),
             version: Some(version),
+            ..Expect::default()
         }
     }
 
@@ -332,9 +337,19 @@ impl Expect {
         self
     }
 
-    pub(crate) fn matches(&self, state: ProfileState, version: i64) -> bool {
+    /// Adds the requirement that the current EID is NULL or `eid`.
+    pub fn and_eid_unset_or(mut self, eid: impl Into<String>) -> Self {
+        self.eid_unset_or = Some(eid.into());
+        self
+    }
+
+    pub(crate) fn matches(&self, state: ProfileState, version: i64, eid: Option<&str>) -> bool {
         (self.states.is_empty() || self.states.contains(&state))
             && self.version.is_none_or(|v| v == version)
+            && self
+                .eid_unset_or
+                .as_deref()
+                .is_none_or(|want| eid.is_none_or(|cur| cur == want))
     }
 }
 
@@ -347,6 +362,9 @@ pub struct EventRecord {
     pub cause: Option<String>,
     /// Free-text detail.
     pub detail: Option<String>,
+    /// Outbound calls to queue in the same transaction as the event (see
+    /// [`Store::claim_outbox`](crate::Store::claim_outbox)); empty for most events.
+    pub outbox: Vec<crate::NewOutboxRow>,
 }
 
 impl EventRecord {
@@ -354,9 +372,14 @@ impl EventRecord {
     pub fn by(actor: impl Into<String>) -> Self {
         EventRecord {
             actor: actor.into(),
-            cause: None,
-            detail: None,
+            ..EventRecord::default()
         }
+    }
+
+    /// Adds outbound calls to queue with the event (same transaction).
+    pub fn with_outbox(mut self, rows: impl IntoIterator<Item = crate::NewOutboxRow>) -> Self {
+        self.outbox.extend(rows);
+        self
     }
 
     /// Sets the cause.

@@ -16,6 +16,9 @@ use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
 
+#[path = "outbox.rs"]
+pub(crate) mod outbox;
+
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// The database engine behind a [`Store`]. Also serves as the SQL dialect
@@ -69,6 +72,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "service", include_str!("../migrations/0002_service.sql")),
     (3, "es2", include_str!("../migrations/0003_es2.sql")),
+    (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).
@@ -363,6 +367,11 @@ fn expect_clause(q: &mut Sql, e: &Expect) {
     if let Some(v) = e.version {
         q.push(" AND version = ").bind(v);
     }
+    if let Some(eid) = &e.eid_unset_or {
+        q.push(" AND (eid IS NULL OR eid = ")
+            .bind(eid.clone())
+            .push(")");
+    }
 }
 
 async fn insert_event(
@@ -391,6 +400,7 @@ async fn insert_event(
         .bind(ev.actor.clone())
         .push(")");
     q.build()?.execute(&mut **tx).await?;
+    outbox::insert_rows(tx, &ev.outbox, at).await?;
     Ok(())
 }
 
@@ -787,6 +797,48 @@ impl Store {
         Ok((profile, s))
     }
 
+    /// [`Store::transition`] that also ends, in the same transaction, every live RSP session
+    /// bound to this ICCID (`rsp_sessions.iccid`): their state becomes `ended_state` and their
+    /// version is bumped, so that no call in a session of the order being changed (e.g. a
+    /// cancelled order) can continue. Returns the profile and how many sessions were ended.
+    pub async fn transition_ending_sessions(
+        &self,
+        iccid: &str,
+        expect: &Expect,
+        update: &ProfileUpdate,
+        event: &EventRecord,
+        ended_state: &str,
+        now: EpochMillis,
+    ) -> Result<(Profile, u64)> {
+        let iccid = normalize_iccid(iccid)?;
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let profile = match self
+            .transition_in(&mut tx, &iccid, expect, update, event)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // Explicitly, so that the SQLite write lock is released before our turn is.
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        let mut q = Sql::new("UPDATE rsp_sessions SET version = version + 1, updated_at = ");
+        q.bind(now)
+            .push(", state = ")
+            .bind(ended_state.to_owned())
+            .push(" WHERE iccid = ")
+            .bind(iccid.clone())
+            .push(" AND state <> ")
+            .bind(ended_state.to_owned())
+            .push(" AND expires_at > ")
+            .bind(now);
+        let ended = q.build()?.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok((profile, ended))
+    }
+
     /// The body of [`Store::transition`] inside `tx` (rolled back by the caller's drop on
     /// error).
     async fn transition_in(
@@ -797,17 +849,18 @@ impl Store {
         update: &ProfileUpdate,
         event: &EventRecord,
     ) -> Result<Profile> {
-        let mut q = Sql::new("SELECT state, version FROM profiles WHERE iccid = ");
+        let mut q = Sql::new("SELECT state, version, eid FROM profiles WHERE iccid = ");
         q.bind(iccid.to_owned()).push(self.backend.for_update());
         let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
             return Err(StoreError::NotFound);
         };
         let cur_state: String = row.try_get("state")?;
         let cur_version: i64 = row.try_get("version")?;
+        let cur_eid: Option<String> = row.try_get("eid")?;
         let cur_state: ProfileState = cur_state
             .parse()
             .map_err(|_| StoreError::corrupt("profile state"))?;
-        if !expect.matches(cur_state, cur_version) {
+        if !expect.matches(cur_state, cur_version, cur_eid.as_deref()) {
             return Err(StoreError::Conflict {
                 state: cur_state.to_string(),
                 version: cur_version,

@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: smdpp_service::es2_cli::OrdersCommand,
     },
+    /// Outbound calls (HandleDownloadProgressInfo, ES12): delivery state.
+    Outbox {
+        #[command(subcommand)]
+        command: smdpp_service::outbox::OutboxCommand,
+    },
     /// The virtual eUICC and LPA: create a device, download profiles, manage them, answer lpac.
     Euicc {
         #[command(subcommand)]
@@ -173,6 +178,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
         Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
         Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
+        Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
             command:
