@@ -90,7 +90,7 @@ pub struct ServeArgs {
     /// Listen address (default 127.0.0.1:8443).
     #[arg(long, env = "SMDPP_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Our SM-DP+ address FQDN[:port] as in Activation Codes (default: the listen address).
+    /// Our SM-DP+ address `FQDN[:port]` as in Activation Codes (default: the listen address).
     #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
     pub smdp_address: Option<String>,
     /// PKI directory (layout of `smdpp pki init`; default DATA_DIR/pki, generated if missing).
@@ -156,7 +156,7 @@ pub enum ProfilesCommand {
         /// Service provider name shown by the LPA.
         #[arg(long, default_value = "smdpp")]
         spn: String,
-        /// Profile name shown by the LPA (default: "Profile <ICCID>").
+        /// Profile name shown by the LPA (default: `Profile <ICCID>`).
         #[arg(long)]
         name: Option<String>,
         /// SM-DP+ address for the printed Activation Code (default: as `serve` resolves it).

@@ -114,7 +114,7 @@ pub enum OrdersCommand {
         /// Service provider name shown by the LPA.
         #[arg(long, default_value = "smdpp")]
         spn: String,
-        /// Profile name shown by the LPA (default: "Profile <ICCID>").
+        /// Profile name shown by the LPA (default: `Profile <ICCID>`).
         #[arg(long)]
         name: Option<String>,
     },

@@ -33,7 +33,7 @@
 //!   euiccInfo1 (section 3.1.2 step 16); Table 43 has no code for it, so it is reported like
 //!   the other step-16 verifications of eUICC-signed data, `8.1/6.1`;
 //! - the eligibility check (section 3.1.3 step 3, Annex F; see
-//!   [`Es9Engine::check_eligibility`]) runs after the download attempt is counted; a failure
+//!   `Es9Engine::check_eligibility`) runs after the download attempt is counted; a failure
 //!   (`8.1/4.8` insufficient memory / no additional profile, `8.2.5/4.3` no eligible profile)
 //!   sets the order to Error, as section 3.1.3 step 5 requires;
 //! - an expired order (`8.8.5/4.10`) is refused and keeps its state: sections 5.6.2/5.6.3
