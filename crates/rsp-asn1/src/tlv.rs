@@ -18,7 +18,7 @@ pub const MAX_DEPTH: u8 = 32;
 /// any allocation is made.
 pub const MAX_LEN: usize = 16 * 1024 * 1024;
 
-/// An ASN.1 tag as its identifier octets, big-endian (`0x30` SEQUENCE, `0xBF36` [54]
+/// An ASN.1 tag as its identifier octets, big-endian (`0x30` SEQUENCE, `0xBF36` `[54]`
 /// constructed context-specific, `0x5F37` [APPLICATION 55] primitive).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(pub u32);

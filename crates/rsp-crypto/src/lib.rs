@@ -7,7 +7,7 @@
 //! - [`kdf`]: X9.63 KDF and the SGP.22 Annex G session key derivation.
 //! - [`scp03t`]: SCP03t segment protection and verification.
 //! - [`bpp`]: Bound Profile Package building (SM-DP+) and opening (eUICC).
-//! - [`bench`]: the per-download crypto cost floor.
+//! - [`bench`](mod@bench): the per-download crypto cost floor.
 //!
 //! P-256 runs on aws-lc-rs; brainpoolP256r1 on the pure-Rust `bp256` crate.
 

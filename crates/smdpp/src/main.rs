@@ -105,7 +105,7 @@ enum AcCommand {
     },
     /// Build an Activation Code from its fields.
     Format {
-        /// SM-DP+ address (FQDN[:port]).
+        /// SM-DP+ address (`FQDN[:port]`).
         #[arg(long)]
         smdp_address: String,
         /// MatchingID (0-9, A-Z, '-'); may be empty.
