@@ -123,9 +123,19 @@ impl ServerCertVerifier for CiVerifier {
                         rustls::OtherError(Arc::new(e)),
                     ))
                 })?;
-        if let ServerName::DnsName(name) = server_name
-            && !dp.dns_names.iter().any(|n| name_matches(n, name.as_ref()))
-        {
+        // The certificate must name the server the LPA dialled: a dNSName for a host name,
+        // an iPAddress entry for an IP literal (RFC 6125 / RFC 5280 4.2.1.6).
+        let name_ok = match server_name {
+            ServerName::DnsName(name) => {
+                dp.dns_names.iter().any(|n| name_matches(n, name.as_ref()))
+            }
+            ServerName::IpAddress(ip) => {
+                let ip = std::net::IpAddr::from(*ip);
+                dp.ip_addresses.contains(&ip)
+            }
+            _ => false,
+        };
+        if !name_ok {
             return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::NotValidForName,
             ));

@@ -19,7 +19,7 @@ async fn setup(
     euicc_sim::Euicc,
     Arc<rsp_pki::TestPki>,
 ) {
-    let pki = Arc::new(pki());
+    let pki = Arc::new(loopback_pki());
     let dp = Arc::new(Mutex::new(MiniDp::new(pki.clone())));
     dp.lock().unwrap().orders.insert(
         "MATCH-1".into(),
@@ -296,4 +296,33 @@ async fn many_devices_share_one_client() {
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), ICCID);
     }
+}
+
+#[tokio::test]
+async fn rejects_tls_certificate_without_the_dialled_ip_address() {
+    // CERT.DP.TLS names testsmdpplus1.example.com only; the LPA dials 127.0.0.1.
+    let pki = Arc::new(pki());
+    let dp = Arc::new(Mutex::new(MiniDp::new(pki.clone())));
+    dp.lock().unwrap().orders.insert(
+        "MATCH-1".into(),
+        Order {
+            iccid: ICCID.into(),
+            cc: None,
+        },
+    );
+    let addr = serve(dp.clone(), true).await;
+    let mut euicc = euicc_for(&pki);
+    let e = verified(&pki)
+        .download(
+            &mut euicc,
+            &format!("LPA:1$127.0.0.1:{}$MATCH-1", addr.port()),
+            &DownloadOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("NotValidForName"),
+        "expected a name mismatch, got {e}"
+    );
+    assert!(euicc.state().profiles.is_empty());
 }

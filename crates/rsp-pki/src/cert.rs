@@ -47,6 +47,8 @@ pub struct SubjectAltNames {
     pub dns_names: Vec<String>,
     /// registeredID entries, dotted (CI OID, EUM OID, SM-DP+ OID; may be under `2.999`).
     pub registered_ids: Vec<String>,
+    /// iPAddress entries (a CERT.DP.TLS for an SM-DP+ reached by an IP literal).
+    pub ip_addresses: Vec<std::net::IpAddr>,
 }
 
 /// One directoryName subtree of an EUM nameConstraints extension, reduced to what SGP.22
@@ -209,6 +211,20 @@ fn parse_san(value: &[u8]) -> Result<SubjectAltNames, PkiError> {
             ),
             // registeredID [8] OBJECT IDENTIFIER
             0x88 => san.registered_ids.push(dertlv::oid_to_dotted(gn.value)?),
+            // iPAddress [7] OCTET STRING: 4 (IPv4) or 16 (IPv6) octets (RFC 5280 4.2.1.6)
+            0x87 => san.ip_addresses.push(match gn.value.len() {
+                4 => {
+                    let mut a = [0u8; 4];
+                    a.copy_from_slice(gn.value);
+                    std::net::IpAddr::from(a)
+                }
+                16 => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(gn.value);
+                    std::net::IpAddr::from(a)
+                }
+                _ => return Err(PkiError::malformed("iPAddress of bad length")),
+            }),
             _ => {}
         }
     }

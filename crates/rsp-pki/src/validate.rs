@@ -201,6 +201,8 @@ pub struct ValidatedDp {
     pub smdp_oid: String,
     /// subjectAltName dNSName entries (non-empty for [`DpRole::Tls`]).
     pub dns_names: Vec<String>,
+    /// subjectAltName iPAddress entries.
+    pub ip_addresses: Vec<std::net::IpAddr>,
     /// The parsed certificate.
     pub cert: Certificate,
 }
@@ -678,6 +680,10 @@ pub fn validate_dp_chain(
     if role == DpRole::Tls && dns_names.is_empty() {
         return Err(PkiError::MissingDnsName { role: r });
     }
+    let ip_addresses = cert
+        .subject_alt_names()
+        .map(|s| s.value.ip_addresses.clone())
+        .unwrap_or_default();
     check_issued_by(&cert, r, ci)?;
     check_validity(ci, CertRole::Ci, now)?;
     check_validity(&cert, r, now)?;
@@ -688,6 +694,7 @@ pub fn validate_dp_chain(
         ci_ski: ci.ski().map(<[u8]>::to_vec).unwrap_or_default(),
         smdp_oid,
         dns_names,
+        ip_addresses,
         cert,
     })
 }

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod es2;
 pub mod http;
 pub mod listen;
@@ -33,6 +34,7 @@ pub mod openapi;
 pub mod service;
 pub mod tls;
 
+pub use admin::{AdminError, AdminService, OrderActivationCode, admin_router};
 pub use es2::{ClientCertificate, Es2Caller, Es2Service, es2_router};
 pub use http::{Es9HttpConfig, router};
 pub use listen::{ListenMode, ServeOptions, bind, serve, serve_with};

@@ -34,6 +34,7 @@ pub fn es2_openapi() -> Value {
             }}),
         );
     }
+    paths.extend(crate::admin::openapi_paths());
     let with_header = |props: Value, required: &[&str]| {
         let mut p = props;
         if let Some(o) = p.as_object_mut() {
@@ -120,7 +121,7 @@ mod tests {
     fn lists_the_four_paths_with_schemas() {
         let doc = es2_openapi();
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 4);
+        assert_eq!(paths.len(), 4 + 3); // ES2+ and the admin API
         for f in Es2Function::ALL {
             let op = &paths[f.path()]["post"];
             let req_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]

@@ -621,9 +621,9 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
 }
 
 /// Runs a prepared server on `listener` until `shutdown` completes: ES9+ and, on the same
-/// listener, ES2+ (mutual TLS; refused on plain HTTP) and `GET /openapi.json`. While it runs,
-/// a [`PurgeTask`] deletes expired sessions and old ES2+ call records every
-/// [`Limits::purge_interval`]; it is stopped before this returns.
+/// listener, ES2+ and the operators' admin API (mutual TLS; refused on plain HTTP) and
+/// `GET /openapi.json`. While it runs, a [`PurgeTask`] deletes expired sessions and old ES2+
+/// call records every [`Limits::purge_interval`]; it is stopped before this returns.
 pub async fn run(
     prepared: &Prepared,
     listener: TcpListener,
@@ -635,7 +635,17 @@ pub async fn run(
         prepared.engine.config().clone(),
     ));
     let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default())
-        .merge(smdpp_server::es2_router(es2, Es9HttpConfig::default()));
+        .merge(smdpp_server::es2_router(
+            Arc::clone(&es2),
+            Es9HttpConfig::default(),
+        ))
+        .merge(smdpp_server::admin_router(
+            es2,
+            Arc::new(crate::admin::AdminOrders::new(
+                prepared.store.clone(),
+                prepared.engine.config().smdp_address.clone(),
+            )),
+        ));
     let mode = match &prepared.tls {
         Some(t) => ListenMode::Tls(Arc::clone(t)),
         None => ListenMode::PlainHttp,

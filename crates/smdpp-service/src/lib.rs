@@ -18,6 +18,7 @@
 //!   change that causes them, and their delivery worker.
 //! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod es2;

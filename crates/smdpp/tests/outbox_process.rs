@@ -388,7 +388,14 @@ fn sqlite_callbacks_pending_at_sigkill_are_delivered_after_restart() {
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
     let pki = data.join("pki");
-    run_ok(&["pki", "init", "--out", pki.to_str().unwrap()]);
+    run_ok(&[
+        "pki",
+        "init",
+        "--out",
+        pki.to_str().unwrap(),
+        "--smdp-address",
+        "127.0.0.1",
+    ]);
     let dptls = CertificateDer::from_pem_file(pki.join("dptls.pem")).unwrap();
     let rx = Receiver::start(dir.path(), dptls.as_ref().to_vec());
 

@@ -32,6 +32,14 @@ pub fn pki() -> TestPki {
     rsp_pki::generate(PkiOptions::default()).expect("test PKI")
 }
 
+/// A test PKI whose CERT.DP.TLS names 127.0.0.1 (an iPAddress entry), for the HTTPS tests
+/// that dial the loopback address: the LPA checks the iPAddress SAN of IP-literal servers.
+pub fn loopback_pki() -> TestPki {
+    let mut opts = PkiOptions::default();
+    opts.smdp_address = "127.0.0.1".into();
+    rsp_pki::generate(opts).expect("test PKI")
+}
+
 pub fn euicc_for(pki: &TestPki) -> Euicc {
     let st = EuiccState::from_parts(
         &pki.eid,
