@@ -35,9 +35,11 @@ pub fn pki() -> TestPki {
 /// A test PKI whose CERT.DP.TLS names 127.0.0.1 (an iPAddress entry), for the HTTPS tests
 /// that dial the loopback address: the LPA checks the iPAddress SAN of IP-literal servers.
 pub fn loopback_pki() -> TestPki {
-    let mut opts = PkiOptions::default();
-    opts.smdp_address = "127.0.0.1".into();
-    rsp_pki::generate(opts).expect("test PKI")
+    rsp_pki::generate(PkiOptions {
+        smdp_address: "127.0.0.1".into(),
+        ..Default::default()
+    })
+    .expect("test PKI")
 }
 
 pub fn euicc_for(pki: &TestPki) -> Euicc {
