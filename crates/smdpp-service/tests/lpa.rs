@@ -670,6 +670,84 @@ async fn restart_between_authenticate_and_bpp(dir: &Path, db: &Db) {
     server.stop().await;
 }
 
+/// Issue #4: two (here three) devices racing for the same MatchingID: exactly one installs the
+/// profile, the others are refused with an SGP.22 code, and the order is bound to one EID.
+async fn devices_racing_for_one_matching_id(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    for round in 0..3 {
+        let upp = smdpp_service::upp::demo_upp(&format!("899990000000001000{round}")).unwrap();
+        let (mid, iccid) = e.server.add(&upp, None, None).await;
+        let ac = e.ac(&mid);
+        let mut devices: Vec<_> = (0..3).map(|_| sim_euicc(&e.pki)).collect();
+        let eids: Vec<String> = devices.iter().map(|d| d.state().eid.clone()).collect();
+        let results = futures_join_all(devices.iter_mut().map(|d| {
+            let lpa = e.lpa.clone();
+            let ac = ac.clone();
+            async move { lpa.download(d, &ac, &opts()).await }
+        }))
+        .await;
+        let winners: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for (i, r) in results.iter().enumerate() {
+            if let Err(err) = r {
+                assert!(
+                    err.server_code().is_some(),
+                    "round {round}: device {i} should be refused with an SGP.22 code: {err}"
+                );
+            }
+        }
+        let p = e.server.profile(&iccid).await;
+        assert_eq!(p.state, ProfileState::Installed, "round {round}");
+        assert_eq!(
+            p.eid.as_deref(),
+            Some(eids[winners[0]].as_str()),
+            "round {round}"
+        );
+        // Only the winner holds the profile.
+        for (i, d) in devices.iter().enumerate() {
+            let has = d.state().profiles.iter().any(|pr| pr.iccid == iccid);
+            assert_eq!(has, i == winners[0], "round {round}: device {i}");
+        }
+    }
+    e.server.stop().await;
+}
+
+/// `join_all` without a futures dependency: poll every future on this task.
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -710,4 +788,5 @@ both_backends!(
     retry_with_same_and_new_otpk,
     rejects_new_otpk_when_rebind_disabled,
     restart_between_authenticate_and_bpp,
+    devices_racing_for_one_matching_id,
 );
