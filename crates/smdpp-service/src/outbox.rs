@@ -363,7 +363,7 @@ pub(crate) fn cancel_rows(
 
 // ------------------------------------------------------------------------------ worker
 
-/// Rows tried per pass at most (each claimed with its own lease).
+/// Rows claimed per pass.
 const BATCH: u32 = 16;
 
 /// One delivery worker: a TLS client identity, a trust store and the store to drain.
@@ -440,28 +440,22 @@ impl OutboxWorker {
 
     /// Claims the rows due now and tries each once.
     pub async fn run_once(&self) -> Result<PassCounts, smdpp_store::StoreError> {
-        // Rows are claimed one at a time, each with a lease of one request time-out plus a
-        // margin: a row is never taken over while this worker may still be sending it, and a
-        // row claimed by a worker that died (SIGKILL, crash) is retried by another worker or
-        // after a restart within seconds rather than after a whole batch's worth of time-outs.
+        // The lease covers a whole pass (every row of the batch may take the full time-out)
+        // plus a margin, so no row of the batch is taken over while this pass still owns it.
         let lease_ms = i64::try_from(
             self.config
                 .request_timeout
+                .saturating_mul(BATCH)
                 .saturating_add(Duration::from_secs(5))
                 .as_millis(),
         )
         .unwrap_or(i64::MAX);
+        let rows = self
+            .store
+            .claim_outbox(now_ms(), BATCH, lease_ms, &self.token)
+            .await?;
         let mut counts = PassCounts::default();
-        for _ in 0..BATCH {
-            let Some(row) = self
-                .store
-                .claim_outbox(now_ms(), 1, lease_ms, &self.token)
-                .await?
-                .into_iter()
-                .next()
-            else {
-                break;
-            };
+        for row in rows {
             let outcome = self.send(&row).await;
             let now = now_ms();
             match outcome {
