@@ -18,7 +18,7 @@
 
 use crate::codec::{
     Certificate, Codec, Extensions, FieldValue, SeqCodec, Signed, TaggedChoiceForm, explicit_inner,
-    int_enum, opt, put, put_opt, req, tagged_choice_alternative, write_wrapped,
+    int_enum, ok_error_choice, opt, put, put_opt, req, tagged_choice_alternative, write_wrapped,
 };
 use crate::common::{Octet16, SubjectKeyIdentifier, TAG_SIGNATURE, TransactionId, read_signature};
 use crate::download::PrepareDownloadRequest;
@@ -362,39 +362,12 @@ pub enum AuthenticateServerResponse {
     Error(AuthenticateResponseError),
 }
 
-impl AuthenticateServerResponse {
-    /// The CHOICE's own tag.
-    pub const TAG: Tag = Tag(0xBF38);
-
-    /// Decode from the alternative's element (`A0` / `A1`).
-    pub fn decode_alternative(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        match t.tag {
-            x if x == cc(0) => Ok(Self::Ok(Box::new(FieldValue::decode_value(t, "ok")?))),
-            x if x == cc(1) => Ok(Self::Error(FieldValue::decode_value(t, "error")?)),
-            found => Err(DecodeError::UnexpectedTag {
-                expected: cc(0),
-                found,
-            }),
-        }
-    }
-
-    /// Append the alternative's element.
-    pub fn encode_alternative(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Ok(v) => put(out, cc(0), v.as_ref()),
-            Self::Error(v) => put(out, cc(1), v),
-        }
-    }
-}
-
-impl Codec for AuthenticateServerResponse {
-    fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        Self::decode_alternative(&explicit_inner(t, Self::TAG)?)
-    }
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        write_wrapped(out, Self::TAG, |o| self.encode_alternative(o));
-    }
-}
+ok_error_choice!(
+    AuthenticateServerResponse,
+    Tag(0xBF38),
+    Ok(AuthenticateResponseOk, cc(0)),
+    Error(AuthenticateResponseError, cc(1))
+);
 
 /// `InitiateAuthenticationRequest ::= [57] SEQUENCE { euiccChallenge [1] Octet16,
 /// smdpAddress [3] UTF8String, euiccInfo1 EUICCInfo1 }` (tag `BF39`, ES9+ ASN.1 binding).

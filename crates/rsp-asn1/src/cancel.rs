@@ -20,7 +20,7 @@
 
 use crate::codec::{
     Codec, Extensions, FieldValue, SeqCodec, Signed, TaggedChoiceForm, explicit_inner, int_enum,
-    put, req, tagged_choice_alternative, write_wrapped,
+    ok_error_choice, put, req, tagged_choice_alternative, write_wrapped,
 };
 use crate::common::{TAG_SIGNATURE, TransactionId, read_signature};
 use crate::error::DecodeError;
@@ -145,39 +145,12 @@ pub enum CancelSessionResponse {
     Error(CancelSessionResponseError),
 }
 
-impl CancelSessionResponse {
-    /// The CHOICE's own tag.
-    pub const TAG: Tag = Tag(0xBF41);
-
-    /// Decode from the alternative's element (`A0` / `81`).
-    pub fn decode_alternative(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        match t.tag {
-            x if x == cc(0) => Ok(Self::Ok(FieldValue::decode_value(t, "ok")?)),
-            x if x == c(1) => Ok(Self::Error(FieldValue::decode_value(t, "error")?)),
-            found => Err(DecodeError::UnexpectedTag {
-                expected: cc(0),
-                found,
-            }),
-        }
-    }
-
-    /// Append the alternative's element.
-    pub fn encode_alternative(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Ok(v) => put(out, cc(0), v),
-            Self::Error(e) => put(out, c(1), e),
-        }
-    }
-}
-
-impl Codec for CancelSessionResponse {
-    fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        Self::decode_alternative(&explicit_inner(t, Self::TAG)?)
-    }
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        write_wrapped(out, Self::TAG, |o| self.encode_alternative(o));
-    }
-}
+ok_error_choice!(
+    CancelSessionResponse,
+    Tag(0xBF41),
+    Ok(CancelSessionResponseOk, cc(0)),
+    Error(CancelSessionResponseError, c(1))
+);
 
 /// `CancelSessionRequestEs9 ::= [65] SEQUENCE { transactionId TransactionId,
 /// cancelSessionResponse CancelSessionResponse }` (tag `BF41`; AUTOMATIC `80`, `A1`).

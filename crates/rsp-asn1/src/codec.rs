@@ -587,6 +587,57 @@ macro_rules! int_enum {
 }
 pub(crate) use int_enum;
 
+/// Implement a tagged two-alternative `[n] CHOICE { ok, error }` (the ES10b responses
+/// AuthenticateServerResponse, PrepareDownloadResponse, CancelSessionResponse): the
+/// `decode_alternative` / `encode_alternative` pair used where the CHOICE is a component, and
+/// [`Codec`] for the CHOICE with its own tag. `Ok`'s payload may be boxed.
+macro_rules! ok_error_choice {
+    ($name:ident, $tag:expr, Ok($ok:ty, $ok_tag:expr), Error($err:ty, $err_tag:expr)) => {
+        impl $name {
+            /// The CHOICE's own tag.
+            pub const TAG: $crate::tlv::Tag = $tag;
+
+            /// Decode from the alternative's element.
+            pub fn decode_alternative(
+                t: &$crate::tlv::Tlv<'_>,
+            ) -> Result<Self, $crate::error::DecodeError> {
+                match t.tag {
+                    x if x == $ok_tag => Ok(Self::Ok(
+                        <$ok as $crate::codec::FieldValue>::decode_value(t, "ok")?.into(),
+                    )),
+                    x if x == $err_tag => Ok(Self::Error(
+                        <$err as $crate::codec::FieldValue>::decode_value(t, "error")?,
+                    )),
+                    found => Err($crate::error::DecodeError::UnexpectedTag {
+                        expected: $ok_tag,
+                        found,
+                    }),
+                }
+            }
+
+            /// Append the alternative's element.
+            pub fn encode_alternative(&self, out: &mut Vec<u8>) {
+                match self {
+                    Self::Ok(v) => {
+                        $crate::codec::put::<$ok>(out, $ok_tag, std::borrow::Borrow::borrow(v))
+                    }
+                    Self::Error(v) => $crate::codec::put(out, $err_tag, v),
+                }
+            }
+        }
+
+        impl $crate::codec::Codec for $name {
+            fn decode_tlv(t: &$crate::tlv::Tlv<'_>) -> Result<Self, $crate::error::DecodeError> {
+                Self::decode_alternative(&$crate::codec::explicit_inner(t, Self::TAG)?)
+            }
+            fn encode_into(&self, out: &mut Vec<u8>) {
+                $crate::codec::write_wrapped(out, Self::TAG, |o| self.encode_alternative(o));
+            }
+        }
+    };
+}
+pub(crate) use ok_error_choice;
+
 /// Declare a fixed-size or size-constrained OCTET STRING newtype.
 macro_rules! octets_type {
     ($(#[$m:meta])* $name:ident, $field:literal, $min:expr, $max:expr) => {

@@ -14,7 +14,7 @@
 
 use crate::codec::{
     Certificate, Codec, Extensions, FieldValue, SeqCodec, Signed, TaggedChoiceForm, explicit_inner,
-    int_enum, opt, put, put_opt, req, tagged_choice_alternative, write_wrapped,
+    int_enum, ok_error_choice, opt, put, put_opt, req, tagged_choice_alternative, write_wrapped,
 };
 use crate::common::{Octet32, TAG_AID, TAG_OTPK, TAG_SIGNATURE, TransactionId, read_signature};
 use crate::error::DecodeError;
@@ -197,39 +197,12 @@ pub enum PrepareDownloadResponse {
     Error(PrepareDownloadResponseError),
 }
 
-impl PrepareDownloadResponse {
-    /// The CHOICE's own tag.
-    pub const TAG: Tag = Tag(0xBF21);
-
-    /// Decode from the alternative's element (`A0` / `A1`).
-    pub fn decode_alternative(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        match t.tag {
-            x if x == cc(0) => Ok(Self::Ok(FieldValue::decode_value(t, "ok")?)),
-            x if x == cc(1) => Ok(Self::Error(FieldValue::decode_value(t, "error")?)),
-            found => Err(DecodeError::UnexpectedTag {
-                expected: cc(0),
-                found,
-            }),
-        }
-    }
-
-    /// Append the alternative's element.
-    pub fn encode_alternative(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Ok(v) => put(out, cc(0), v),
-            Self::Error(v) => put(out, cc(1), v),
-        }
-    }
-}
-
-impl Codec for PrepareDownloadResponse {
-    fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        Self::decode_alternative(&explicit_inner(t, Self::TAG)?)
-    }
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        write_wrapped(out, Self::TAG, |o| self.encode_alternative(o));
-    }
-}
+ok_error_choice!(
+    PrepareDownloadResponse,
+    Tag(0xBF21),
+    Ok(PrepareDownloadResponseOk, cc(0)),
+    Error(PrepareDownloadResponseError, cc(1))
+);
 
 int_enum!(
     /// `BppCommandId ::= INTEGER`.

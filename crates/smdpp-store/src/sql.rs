@@ -62,4 +62,18 @@ impl Sql {
         }
         Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args))
     }
+
+    /// Runs the query on `pool` and maps the one row it may return.
+    pub(crate) async fn fetch_optional<T>(
+        self,
+        pool: &sqlx::AnyPool,
+        map: impl FnOnce(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.build()?
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(map)
+            .transpose()
+    }
 }

@@ -668,12 +668,7 @@ impl Store {
             " FROM profiles WHERE iccid = "
         ));
         q.bind(iccid);
-        q.build()?
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(profile_from_row)
-            .transpose()
+        q.fetch_optional(&self.pool, profile_from_row).await
     }
 
     /// Fetches the profile holding `matching_id`.
@@ -684,12 +679,7 @@ impl Store {
             " FROM profiles WHERE matching_id = "
         ));
         q.bind(matching_id.to_string());
-        q.build()?
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(profile_from_row)
-            .transpose()
+        q.fetch_optional(&self.pool, profile_from_row).await
     }
 
     /// Lists profiles matching `filter`, ordered by ICCID.
@@ -1063,12 +1053,7 @@ impl Store {
         q.bind(transaction_id.to_string())
             .push(" AND expires_at > ")
             .bind(now);
-        q.build()?
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(session_from_row)
-            .transpose()
+        q.fetch_optional(&self.pool, session_from_row).await
     }
 
     /// Compare-and-set update of a live session. Errors: `NotFound`,
@@ -1211,12 +1196,7 @@ impl Store {
             " FROM operators WHERE id = "
         ));
         q.bind(id.to_string());
-        q.build()?
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(operator_from_row)
-            .transpose()
+        q.fetch_optional(&self.pool, operator_from_row).await
     }
 
     /// Fetches the operator whose client certificate has this SHA-256 (lower-case hex).
@@ -1227,12 +1207,7 @@ impl Store {
             " FROM operators WHERE cert_sha256 = "
         ));
         q.bind(cert_sha256.to_ascii_lowercase());
-        q.build()?
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(operator_from_row)
-            .transpose()
+        q.fetch_optional(&self.pool, operator_from_row).await
     }
 
     /// Every operator, by id.
