@@ -18,8 +18,9 @@ use rsp_asn1::common::{Iccid, OctetTo16, ProfileIdentifier};
 use serde_json::json;
 
 use crate::euicc::Euicc;
-use crate::lpa::{DownloadOptions, Lpa, LpaError, Transport};
-use crate::state::{EuiccState, ProfileStateRec, Provisioning};
+use crate::lpa::{DownloadOptions, DownloadOutcome, Lpa, LpaError, Transport};
+use crate::state::{EuiccState, ProfileRecord, ProfileStateRec, Provisioning};
+use crate::upp_info::UppInfo;
 
 /// The state file argument.
 #[derive(Args, Debug, Clone)]
@@ -257,9 +258,64 @@ fn profiles_json(st: &EuiccState) -> serde_json::Value {
                 "profileName": p.profile_name,
                 "profileClass": class_name(p.profile_class),
                 "smdpAddress": p.smdp_address,
+                "imsi": p.upp_info.imsi,
+                "headerIccid": p.upp_info.header_iccid,
+                "efIccid": p.upp_info.ef_iccid,
+                "efSpn": p.upp_info.ef_spn,
             })
         })
         .collect()
+}
+
+/// What the UPP of a profile yielded, for the human-readable output:
+/// `IMSI 262011234567890  EF.SPN "Example"` (`IMSI -` when none), plus
+/// `ProfileHeader ICCID ...` / `EF.ICCID ...` for each package ICCID that differs from the
+/// metadata's `iccid`.
+pub fn upp_summary(iccid: &str, info: &UppInfo) -> String {
+    let mut s = format!("IMSI {}", info.imsi.as_deref().unwrap_or("-"));
+    if let Some(spn) = &info.ef_spn {
+        s.push_str(&format!("  EF.SPN {spn:?}"));
+    }
+    for (place, other) in info.iccid_mismatches(iccid) {
+        s.push_str(&format!("  {place} {other}"));
+    }
+    s
+}
+
+/// The line `smdpp euicc download` prints for an installed profile:
+/// `installed ICCID (SPN / NAME) in ISD-P AID, IMSI ...` (see [`upp_summary`]).
+pub fn installed_line(o: &DownloadOutcome) -> String {
+    format!(
+        "installed {} ({} / {}) in ISD-P {}, {}",
+        o.iccid,
+        o.service_provider_name,
+        o.profile_name,
+        o.isdp_aid,
+        upp_summary(&o.iccid, &o.upp_info)
+    )
+}
+
+/// One line of `smdpp euicc profiles list`:
+/// `ICCID  AID  STATE  SPN / NAME (NICKNAME)  IMSI ...` (see [`upp_summary`]).
+pub fn profile_line(p: &ProfileRecord) -> String {
+    let state = if p.state == ProfileStateRec::Enabled {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    format!(
+        "{}  {}  {:8}  {} / {}{}  {}",
+        p.iccid,
+        p.isdp_aid,
+        state,
+        p.service_provider_name,
+        p.profile_name,
+        p.nickname
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        upp_summary(&p.iccid, &p.upp_info)
+    )
 }
 
 fn print_profiles(st: &EuiccState) {
@@ -268,23 +324,7 @@ fn print_profiles(st: &EuiccState) {
         return;
     }
     for p in &st.profiles {
-        let state = if p.state == ProfileStateRec::Enabled {
-            "enabled"
-        } else {
-            "disabled"
-        };
-        println!(
-            "{}  {}  {:8}  {} / {}{}",
-            p.iccid,
-            p.isdp_aid,
-            state,
-            p.service_provider_name,
-            p.profile_name,
-            p.nickname
-                .as_ref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        );
+        println!("{}", profile_line(p));
     }
 }
 
@@ -331,10 +371,7 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
                     if json {
                         println!("{}", serde_json::to_string(&o)?);
                     } else {
-                        println!(
-                            "installed {} ({} / {}) in ISD-P {}",
-                            o.iccid, o.service_provider_name, o.profile_name, o.isdp_aid
-                        );
+                        println!("{}", installed_line(&o));
                         match (&o.notification_sent, &o.notification_error) {
                             (true, _) => {
                                 println!("installation result sent (seq {})", o.seq_number)

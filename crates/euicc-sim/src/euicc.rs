@@ -64,6 +64,7 @@ use crate::state::{
     EuiccState, ISD_P_AID_PREFIX, NotificationConfig, NotificationOp, NotificationRecord,
     ProfileRecord, ProfileStateRec, Provisioning,
 };
+use crate::upp_info::UppInfo;
 
 /// Deliberate deviations from a correct card, for negative tests of the SM-DP+.
 #[derive(Clone, Debug, Default)]
@@ -588,9 +589,11 @@ impl Euicc {
 
     /// ES10b.LoadBoundProfilePackage with the complete BPP (`BF36`): verifies `smdpSign`,
     /// derives the session keys, verifies and decrypts every SCP03t segment, installs the
-    /// profile (disabled) and returns the signed ProfileInstallationResult, which is also
-    /// queued as a pending notification. A failing check yields a PIR with the `errorResult`
-    /// a card would produce. Without a prepared RSP session: [`Es10Error::ConditionsNotSatisfied`].
+    /// profile (disabled; the ICCID, IMSI and SPN found in its UPP are recorded in
+    /// [`ProfileRecord::upp_info`], a UPP that is not SAIP installs too) and returns the
+    /// signed ProfileInstallationResult, which is also queued as a pending notification. A
+    /// failing check yields a PIR with the `errorResult` a card would produce. Without a
+    /// prepared RSP session: [`Es10Error::ConditionsNotSatisfied`].
     /// The session (and the one-time private key) is discarded in every case.
     pub fn load_bound_profile_package(
         &mut self,
@@ -721,6 +724,8 @@ impl Euicc {
             smdp_address: auth.server_address.clone(),
             store_metadata: opened.store_metadata.clone(),
             profile_package: opened.upp.to_vec(),
+            // Informational only: a package that is not parsable SAIP installs all the same.
+            upp_info: UppInfo::from_upp(&opened.upp),
         };
         self.state.profiles.push(record);
         self.dirty = true;

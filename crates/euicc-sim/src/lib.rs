@@ -9,6 +9,8 @@
 //! - [`lpac`]: a driver for lpac's `stdio` APDU backend (JSON lines).
 //! - [`lpa`]: the LPA: an ES9+ client over HTTPS (server certificate checked against the
 //!   trusted CIs) and the download / notification flows, with hooks for negative tests.
+//! - [`upp_info`]: [`UppInfo`], the ICCID, IMSI and SPN read from an installed profile's
+//!   UPP (SAIP) and recorded with it.
 //! - [`cli`]: the `smdpp euicc ...` subcommands.
 
 pub mod apdu;
@@ -19,9 +21,11 @@ pub mod http;
 pub mod lpa;
 pub mod lpac;
 pub mod state;
+pub mod upp_info;
 pub mod util;
 
 pub use apdu::ApduCard;
 pub use error::{Es10Error, SimError};
 pub use euicc::{Euicc, Quirks};
 pub use state::{EuiccState, Provisioning};
+pub use upp_info::UppInfo;

@@ -347,6 +347,11 @@ pub struct DownloadOutcome {
     pub service_provider_name: String,
     /// Profile name from the metadata.
     pub profile_name: String,
+    /// ICCID, IMSI and SPN found in the installed UPP (`None` where it has none, e.g. a
+    /// package that is not SAIP). Serialized flat: `header_iccid`, `ef_iccid`, `imsi`,
+    /// `ef_spn`.
+    #[serde(flatten)]
+    pub upp_info: crate::upp_info::UppInfo,
     /// Sequence number of the PIR notification.
     pub seq_number: i64,
     /// Whether the PIR was delivered and removed from the eUICC.
@@ -762,6 +767,11 @@ impl Lpa {
                 isdp_aid: hex::encode_upper(&s.aid),
                 service_provider_name: meta.service_provider_name.clone(),
                 profile_name: meta.profile_name.clone(),
+                upp_info: euicc
+                    .state()
+                    .find_profile(&hex::encode_upper(&s.aid))
+                    .map(|p| p.upp_info.clone())
+                    .unwrap_or_default(),
                 seq_number: seq,
                 notification_sent: sent,
                 notification_error: send_err,

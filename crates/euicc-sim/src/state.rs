@@ -15,6 +15,7 @@ use rsp_pki::Certificate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::upp_info::UppInfo;
 
 /// Version of the JSON layout written by this crate.
 pub const STATE_FORMAT: u32 = 1;
@@ -147,6 +148,11 @@ pub struct ProfileRecord {
     /// The decrypted profile package (UPP) as received.
     #[serde(with = "b64")]
     pub profile_package: Vec<u8>,
+    /// ICCID, IMSI and SPN read from the package at installation (all `None` when it is
+    /// not a parsable SAIP package). Absent in state files written before this field
+    /// existed; [`EuiccState::load`] then reads them from `profile_package`.
+    #[serde(default)]
+    pub upp_info: UppInfo,
 }
 
 /// The operation a notification reports.
@@ -441,10 +447,11 @@ impl EuiccState {
         Ok(state)
     }
 
-    /// Read a state file.
+    /// Read a state file. Profiles recorded without [`ProfileRecord::upp_info`] (older
+    /// files) get it from their stored package.
     pub fn load(path: &Path) -> Result<EuiccState, SimError> {
         let text = std::fs::read(path).map_err(|e| SimError::io(path, &e))?;
-        let state: EuiccState = serde_json::from_slice(&text).map_err(|e| {
+        let mut state: EuiccState = serde_json::from_slice(&text).map_err(|e| {
             SimError::InvalidInput(format!(
                 "{} is not an eUICC state file: {e}",
                 path.display()
@@ -456,6 +463,9 @@ impl EuiccState {
                 path.display(),
                 state.format
             )));
+        }
+        for p in state.profiles.iter_mut().filter(|p| p.upp_info.is_empty()) {
+            p.upp_info = UppInfo::from_upp(&p.profile_package);
         }
         Ok(state)
     }

@@ -196,6 +196,7 @@ impl UppTemplate {
 pub struct Inventory {
     store: Store,
     sidecar: Sidecar,
+    factory: std::sync::Arc<smdpp_service::factory::Factory>,
 }
 
 impl std::fmt::Debug for Inventory {
@@ -216,7 +217,7 @@ fn sqlite_file(url: &str) -> Option<&str> {
 impl Inventory {
     /// Opens the server's database. A SQLite file must already exist (the server creates it
     /// on its first start): the bench never creates an empty database in the wrong place.
-    pub async fn open(database_url: &str) -> Result<Inventory> {
+    pub async fn open(database_url: &str, kek_file: &Path) -> Result<Inventory> {
         if let Some(file) = sqlite_file(database_url)
             && !Path::new(file).exists()
         {
@@ -229,7 +230,13 @@ impl Inventory {
             .await
             .context("opening the server's database")?;
         let sidecar = Sidecar::new(store.clone());
-        Ok(Inventory { store, sidecar })
+        // The server's key file: the imported packages are sealed at rest like the server's.
+        let factory = smdpp_service::factory_cli::open_factory(&store, kek_file).await?;
+        Ok(Inventory {
+            store,
+            sidecar,
+            factory,
+        })
     }
 
     /// Imports `count` profiles (copies of `template`, ICCIDs of run `run`) and returns their
@@ -250,6 +257,7 @@ impl Inventory {
             let (mid, _) = add_profile(
                 &self.store,
                 &self.sidecar,
+                &self.factory,
                 &upp,
                 None,
                 None,

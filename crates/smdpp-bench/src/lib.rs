@@ -62,6 +62,7 @@
 //! ```
 
 pub mod driver;
+pub mod factory;
 pub mod inventory;
 pub mod procfs;
 pub mod stats;
@@ -352,6 +353,7 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
             data_dir: args.data_dir.clone(),
             database_url: args.database_url.clone(),
             config: args.config.clone(),
+            kek_file: None,
         },
         pki: args.pki.clone(),
         ..ServeArgs::default()
@@ -379,7 +381,7 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         settings.data_dir.display()
     ));
     let t0 = Instant::now();
-    let inventory = Inventory::open(&settings.database_url).await?;
+    let inventory = Inventory::open(&settings.database_url, &settings.kek_file).await?;
     let run_number = inventory::random_run_number()?;
     let imported = inventory
         .import(&template, run_number, args.downloads)

@@ -36,6 +36,7 @@
 //! | `purge_interval_secs` | 60 (expired sessions, old ES2+ call records; 0 disables) |
 //! | `es2_call_retention_secs` | 604800 (7 days) |
 //! | `sqlite_synchronous` | `full` (`normal`: see [`smdpp_store::SqliteSynchronous`]) |
+//! | `kek_file` | `<data_dir>/vault.kek`, created (mode 0600) on first start with an empty database |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -61,11 +62,12 @@ use tokio::net::TcpListener;
 
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::Es2Engine;
+use crate::factory::Factory;
 use crate::keys::{KeySet, ServerKeys};
 use crate::purge::PurgeTask;
 use crate::service::Es9Engine;
 use crate::sidecar::{ProfileMetadata, Sidecar};
-use crate::upp::{demo_upp, generate_matching_id, iccid_from_upp};
+use crate::upp::{generate_matching_id, iccid_from_upp};
 
 /// Where the server's data lives; shared by every subcommand that works on it.
 #[derive(Args, Debug, Clone, Default)]
@@ -79,6 +81,10 @@ pub struct DataArgs {
     /// TOML configuration file.
     #[arg(long = "config", env = "SMDPP_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Key-encryption key file sealing the secrets at rest (default DATA_DIR/vault.kek,
+    /// created with mode 0600 on first use).
+    #[arg(long, env = "SMDPP_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
 }
 
 /// `smdpp serve`.
@@ -163,6 +169,8 @@ pub enum ProfilesCommand {
         #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
         smdp_address: Option<String>,
     },
+    /// Import subscriber data (CSV or JSON lines) as Available profiles of a type.
+    Import(crate::factory_cli::ImportArgs),
     /// List the profiles.
     List {
         /// Data location and configuration file.
@@ -245,6 +253,8 @@ pub struct FileConfig {
     pub es2_call_retention_secs: Option<u64>,
     /// See [`ServeArgs::sqlite_synchronous`]: `"full"` or `"normal"`.
     pub sqlite_synchronous: Option<String>,
+    /// See [`DataArgs::kek_file`].
+    pub kek_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -293,6 +303,8 @@ pub struct Settings {
     pub demo_profile: bool,
     /// SQLite `synchronous` setting.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Key-encryption key file of the vault (secrets at rest).
+    pub kek_file: PathBuf,
 }
 
 /// `host:port`, with the port dropped when it is 443.
@@ -391,6 +403,7 @@ impl ServeArgs {
                 .clone()
                 .or(f.pki.clone())
                 .unwrap_or_else(|| data_dir.join("pki")),
+            kek_file: crate::factory_cli::kek_location(&self.data, &f, &data_dir),
             data_dir,
             database_url,
             dpauth_cert: self.dpauth_cert.clone().or(f.dpauth_cert.clone()),
@@ -515,6 +528,8 @@ pub struct Prepared {
     pub generated_pki: bool,
     /// The Activation Code of the demo profile seeded now, if any.
     pub demo_activation_code: Option<String>,
+    /// Where its QR code (PNG) was written.
+    pub demo_qr: Option<PathBuf>,
     /// The store.
     pub store: Store,
 }
@@ -576,7 +591,13 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
                 .context("TLS certificate (CERT.DP.TLS must be P-256)")?,
         )
     };
+    let factory = crate::factory_cli::open_factory(&store, &settings.kek_file).await?;
+    let sealed = factory.seal_plaintext_upps().await?;
+    if sealed > 0 {
+        tracing::info!(count = sealed, "stored profile packages sealed at rest");
+    }
     let mut demo_activation_code = None;
+    let mut demo_qr = None;
     if settings.demo_profile
         && store
             .list_profiles(&ProfileFilter {
@@ -586,36 +607,32 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             .await?
             .is_empty()
     {
-        let iccid = with_luhn("899990000000000000");
-        let upp = demo_upp(&iccid).ok_or_else(|| anyhow!("demo ICCID"))?;
-        let added = add_profile(
-            &store,
-            &sidecar,
-            &upp,
-            None,
-            None,
-            "smdpp demo",
-            Some("Demo profile".into()),
-        )
-        .await?;
-        demo_activation_code = Some(activation_code(&settings.smdp_address, &added.0, false));
+        let (_, mid) = crate::factory_cli::seed_demo(&store, &factory).await?;
+        let ac = activation_code(&settings.smdp_address, &mid, false);
+        if let Ok(parsed) = ActivationCode::parse(&ac)
+            && let Ok(png) = smdpp_core::qr::png(&parsed)
+        {
+            let path = settings.data_dir.join("demo-activation-code.png");
+            if std::fs::write(&path, png).is_ok() {
+                demo_qr = Some(path);
+            }
+        }
+        demo_activation_code = Some(ac);
     }
     let config = ServiceConfig {
         smdp_address: settings.smdp_address.clone(),
         limits: settings.limits.clone(),
     };
-    let engine = Arc::new(Es9Engine::new(
-        store.clone(),
-        sidecar,
-        Arc::new(keys),
-        config,
-    ));
+    let engine = Arc::new(
+        Es9Engine::new(store.clone(), sidecar, Arc::new(keys), config).with_factory(factory),
+    );
     Ok(Prepared {
         settings,
         engine,
         tls,
         generated_pki,
         demo_activation_code,
+        demo_qr,
         store,
     })
 }
@@ -692,7 +709,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         }
     );
     if let Some(ac) = &prepared.demo_activation_code {
+        println!(
+            "demo inventory: {} test profiles of type {:?} (MCC/MNC 001/01); one is released:",
+            crate::factory_cli::DEMO_PROFILES,
+            crate::factory_cli::DEMO_TYPE
+        );
         println!("demo profile Activation Code: {ac}");
+    }
+    if let Some(qr) = &prepared.demo_qr {
+        println!("its QR code: {}", qr.display());
     }
     println!("run a virtual device against it:");
     println!(
@@ -719,25 +744,6 @@ pub fn serve_blocking(args: ServeArgs) -> Result<()> {
         .block_on(serve(args))
 }
 
-/// Appends the Luhn check digit.
-fn with_luhn(digits: &str) -> String {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{digits}{}", (10 - sum % 10) % 10)
-}
-
 /// `LPA:1$<address>$<matching id>[$$1]`.
 pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool) -> String {
     ActivationCode {
@@ -753,6 +759,7 @@ pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool)
 pub async fn add_profile(
     store: &Store,
     sidecar: &Sidecar,
+    factory: &Factory,
     upp: &[u8],
     matching_id: Option<String>,
     confirmation_code: Option<&str>,
@@ -786,7 +793,8 @@ pub async fn add_profile(
         cc_hash: confirmation_code.map(|cc| Sha256::digest(cc.as_bytes()).to_vec()),
         cc_attempt_limit: None,
         download_attempt_limit: None,
-        upp: Some(upp.to_vec()),
+        // Sealed at rest (its keys are secrets).
+        upp: Some(factory.seal_upp(&iccid, upp)?),
         smds_address: None,
         expires_at: None,
     };
@@ -834,9 +842,15 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
             let (store, sidecar) = open_store(&dir, &url).await?;
+            let factory = crate::factory_cli::open_factory(
+                &store,
+                &crate::factory_cli::kek_location(&data, &f, &dir),
+            )
+            .await?;
             let (mid, iccid) = add_profile(
                 &store,
                 &sidecar,
+                &factory,
                 &bytes,
                 matching_id,
                 confirmation_code.as_deref(),
@@ -851,6 +865,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             );
             store.close().await;
         }
+        ProfilesCommand::Import(a) => crate::factory_cli::import_command(a).await?,
         ProfilesCommand::List { data } => {
             let f = load_file(&data)?;
             let (dir, url) = data_location(&data, &f)?;
@@ -935,14 +950,4 @@ pub fn profiles_blocking(cmd: ProfilesCommand) -> Result<()> {
         .enable_all()
         .build()?
         .block_on(profiles(cmd))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn luhn() {
-        assert_eq!(with_luhn("7992739871"), "79927398713");
-    }
 }

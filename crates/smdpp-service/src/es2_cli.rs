@@ -267,6 +267,7 @@ pub async fn add_operator(
 pub async fn import_inventory(
     store: &Store,
     sidecar: &Sidecar,
+    factory: &crate::factory::Factory,
     operator: &str,
     upp: &[u8],
     profile_type: &str,
@@ -280,7 +281,8 @@ pub async fn import_inventory(
     }
     let mut p = NewProfile::available(iccid.clone(), Some(profile_type));
     p.operator_id = Some(operator.to_owned());
-    p.upp = Some(upp.to_vec());
+    // Sealed at rest (its keys are secrets).
+    p.upp = Some(factory.seal_upp(&iccid, upp)?);
     match store
         .insert_profile(&p, &EventRecord::by("cli").with_cause("orders import"))
         .await
@@ -453,9 +455,17 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     scope.operator
                 );
             }
+            let f = load_file(&scope.data)?;
+            let (dir, _) = data_location(&scope.data, &f)?;
+            let factory = crate::factory_cli::open_factory(
+                &ctx.store,
+                &crate::factory_cli::kek_location(&scope.data, &f, &dir),
+            )
+            .await?;
             let iccid = import_inventory(
                 &ctx.store,
                 &ctx.sidecar,
+                &factory,
                 &scope.operator,
                 &bytes,
                 &profile_type,

@@ -6,6 +6,9 @@
 //! - [`es2`]: [`Es2Engine`], ES2+ (section 5.3) with operators as tenants and the profile
 //!   state machine of section 3.1.6; [`es2_cli`]: `smdpp operators ...` and
 //!   `smdpp orders ...`, which go through the same engine functions.
+//! - [`factory`]: the profile factory at run time: the vault (secrets sealed at rest),
+//!   profile types and their templates, UPP generation at download time; [`factory_cli`]:
+//!   `smdpp profiles import`, `smdpp types ...`, `smdpp keys ...` and the demo inventory.
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
 //! - [`keys`]: the SM-DP+ key sets (one DPauth + DPpb pair per trusted CI) and trust store.
 //! - [`session`]: the persisted per-transaction session record and its state machine.
@@ -23,6 +26,8 @@ pub mod cli;
 pub mod config;
 pub mod es2;
 pub mod es2_cli;
+pub mod factory;
+pub mod factory_cli;
 pub mod failure;
 pub mod keys;
 pub mod outbox;

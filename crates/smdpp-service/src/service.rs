@@ -78,11 +78,12 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::config::ServiceConfig;
+use crate::factory::Factory;
 use crate::failure::Failure;
 use crate::keys::{KeySet, ServerKeys};
 use crate::outbox;
 use crate::session::{EuiccBinding, SessionData, state};
-use crate::sidecar::{CachedBpp, ProfileMetadata, Sidecar};
+use crate::sidecar::{CachedBpp, Sidecar};
 use crate::upp::random_bytes;
 
 /// The actor name written in profile events.
@@ -103,12 +104,37 @@ const TERMINABLE: [ProfileState; 5] = [
 
 type Result<T> = std::result::Result<T, Failure>;
 
+/// What the StoreMetadataRequest and the eligibility check of a profile use: the
+/// per-profile metadata (`smdpp profiles add`, ES2+ orders) or, for an imported profile,
+/// its type's.
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    spn: String,
+    name: String,
+    class: Option<i64>,
+    icon: Option<(u64, Vec<u8>)>,
+    /// profileManagementOperation bits that send notifications to us.
+    notify_bits: Vec<u32>,
+    /// profilePolicyRules bits.
+    ppr_bits: Option<Vec<u32>>,
+}
+
+/// The set bits of a mask `1 << bit` (bits 0..=31).
+fn mask_bits(mask: i64) -> Vec<u32> {
+    (0..32).filter(|b| mask & (1 << b) != 0).collect()
+}
+
+/// Notifications requested when the profile (or its type) does not say: installation and
+/// deletion (section 3.5; bits 0 and 3 of profileManagementOperation).
+const DEFAULT_NOTIFY_BITS: [u32; 2] = [0, 3];
+
 /// The ES9+ engine: implements [`Es9Service`].
 pub struct Es9Engine {
     store: Store,
     sidecar: Sidecar,
     keys: Arc<ServerKeys>,
     config: ServiceConfig,
+    factory: Option<Arc<Factory>>,
 }
 
 impl std::fmt::Debug for Es9Engine {
@@ -161,6 +187,51 @@ impl Es9Engine {
             sidecar,
             keys,
             config,
+            factory: None,
+        }
+    }
+
+    /// Uses `factory` for profile packages: sealed stored packages are opened, and imported
+    /// profiles are generated from their type's template at GetBoundProfilePackage. Without
+    /// a factory only packages stored in the clear can be served.
+    pub fn with_factory(mut self, factory: Arc<Factory>) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// The profile factory, if configured.
+    pub fn factory(&self) -> Option<&Arc<Factory>> {
+        self.factory.as_ref()
+    }
+
+    /// The package of a profile, in a buffer wiped on drop (see [`Factory::upp_for`]).
+    async fn profile_upp(&self, profile: &Profile) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        match (&self.factory, &profile.upp) {
+            (Some(f), _) => f
+                .upp_for(profile)
+                .await
+                .map_err(|e| Failure::Internal(format!("profile package: {e}"))),
+            (None, Some(upp)) if crate::factory::is_plaintext_upp(upp) => {
+                Ok(zeroize::Zeroizing::new(upp.clone()))
+            }
+            (None, _) => Err(Failure::Internal(
+                "profile package needs the vault, which is not configured".into(),
+            )),
+        }
+    }
+
+    /// Size and ProfileHeader version of a profile's package (see
+    /// [`Factory::package_facts`]).
+    async fn package_facts(&self, profile: &Profile) -> Result<(usize, Option<(u8, u8)>)> {
+        match &self.factory {
+            Some(f) => f
+                .package_facts(profile)
+                .await
+                .map_err(|e| Failure::Internal(format!("profile package: {e}"))),
+            None => {
+                let upp = self.profile_upp(profile).await?;
+                Ok((upp.len(), upp_version(&upp)))
+            }
         }
     }
 
@@ -549,9 +620,10 @@ impl Es9Engine {
         // Eligibility (section 3.1.3 steps 3 and 5, Annex F): after the attempt is counted;
         // a failure sets the order to Error (step 5: "Set the Profile ... in 'Error' state")
         // and stops the procedure.
-        let stored_metadata = self.sidecar.get_metadata(&profile.iccid).await?;
+        let stored_metadata = self.stored_metadata(&profile).await?;
+        let facts = self.package_facts(&profile).await?;
         if let Err(f) = self.check_eligibility(
-            &profile,
+            facts,
             stored_metadata.as_ref(),
             &ok.euicc_signed1.value().euicc_info2,
         ) {
@@ -652,12 +724,15 @@ impl Es9Engine {
     /// - the UPP's ProfileHeader version (major, minor) must not be newer than the eUICC's
     ///   `profileVersion`, else `8.2.5/4.3`.
     ///
-    /// forbiddenProfilePolicyRules (section 5.7.8) needs no check: the metadata this server
-    /// sends carries no PPRs. The static check (SEC) is the operator's (Annex F).
+    /// - a profile whose type sets Profile Policy Rules is refused (`8.2.5/4.3`) when the
+    ///   eUICC lists one of them in `forbiddenProfilePolicyRules` (section 5.7.8: "the SM-DP+
+    ///   SHALL not deliver a Profile containing a PPR 'forbidden' by the eUICC").
+    ///
+    /// The static check (SEC) is the operator's (Annex F).
     fn check_eligibility(
         &self,
-        profile: &Profile,
-        metadata: Option<&ProfileMetadata>,
+        (upp_len, upp_version): (usize, Option<(u8, u8)>),
+        metadata: Option<&Meta>,
         info2: &rsp_asn1::euicc_info::EuiccInfo2,
     ) -> Result<()> {
         if !info2.rsp_capability.is_set(RSP_CAP_ADDITIONAL_PROFILE) {
@@ -665,7 +740,6 @@ impl Es9Engine {
                 "the eUICC cannot install an additional profile",
             ));
         }
-        let upp_len = profile.upp.as_ref().map_or(0, Vec::len);
         if let Some(free) = free_nvm(&info2.ext_card_resource)
             && free < u64::try_from(upp_len).unwrap_or(u64::MAX)
         {
@@ -673,7 +747,7 @@ impl Es9Engine {
                 "free non-volatile memory is smaller than the profile package",
             ));
         }
-        let class = metadata.and_then(|m| m.profile_class);
+        let class = metadata.and_then(|m| m.class);
         if class == Some(PROFILE_CLASS_TEST)
             && !info2.rsp_capability.is_set(RSP_CAP_TEST_PROFILE_SUPPORT)
         {
@@ -681,7 +755,17 @@ impl Es9Engine {
                 "test profile for an eUICC without testProfileSupport",
             ));
         }
-        if let Some((major, minor)) = profile.upp.as_deref().and_then(upp_version) {
+        // Section 5.7.8 (forbiddenProfilePolicyRules).
+        if let (Some(pprs), Some(forbidden)) = (
+            metadata.and_then(|m| m.ppr_bits.as_ref()),
+            info2.forbidden_profile_policy_rules.as_ref(),
+        ) && pprs.iter().any(|b| forbidden.is_set(*b))
+        {
+            return Err(Failure::NoEligibleProfile(
+                "the profile carries a policy rule the eUICC forbids",
+            ));
+        }
+        if let Some((major, minor)) = upp_version {
             let v = info2.profile_version.as_bytes();
             if let [em, en, ..] = v
                 && (major, minor) > (*em, *en)
@@ -737,13 +821,51 @@ impl Es9Engine {
         }
     }
 
+    /// The metadata of a profile: its own (stored with the order), else its type's.
+    async fn stored_metadata(&self, p: &Profile) -> Result<Option<Meta>> {
+        if let Some(m) = self.sidecar.get_metadata(&p.iccid).await? {
+            return Ok(Some(Meta {
+                spn: m.service_provider_name,
+                name: m.profile_name,
+                class: m.profile_class,
+                notify_bits: DEFAULT_NOTIFY_BITS.to_vec(),
+                ..Meta::default()
+            }));
+        }
+        let (Some(f), Some(name)) = (&self.factory, p.profile_type.as_deref()) else {
+            return Ok(None);
+        };
+        let t = match f.profile_type(name).await {
+            Ok(t) => t,
+            Err(crate::factory::FactoryError::UnknownType(_)) => return Ok(None),
+            Err(e) => return Err(Failure::Internal(format!("profile type: {e}"))),
+        };
+        let r = &t.row;
+        Ok(Some(Meta {
+            spn: r.service_provider_name.clone(),
+            name: r.profile_name.clone(),
+            class: r.profile_class,
+            icon: match (r.icon_type, &r.icon) {
+                (Some(t), Some(i)) => u64::try_from(t).ok().map(|t| (t, i.clone())),
+                _ => None,
+            },
+            notify_bits: mask_bits(r.notification_events),
+            ppr_bits: r.ppr_bits.map(mask_bits).filter(|b| !b.is_empty()),
+        }))
+    }
+
     /// The StoreMetadataRequest (section 5.5.3) of a profile, from its stored metadata.
-    fn profile_metadata(&self, p: &Profile, m: Option<ProfileMetadata>) -> Result<Vec<u8>> {
+    fn profile_metadata(&self, p: &Profile, m: Option<Meta>) -> Result<Vec<u8>> {
         let iccid = Iccid::from_digits(&p.iccid)
             .ok_or_else(|| Failure::Internal("stored ICCID is not 19/20 digits".into()))?;
-        let (spn, name, class) = match m {
-            Some(m) => (m.service_provider_name, m.profile_name, m.profile_class),
-            None => (String::new(), format!("Profile {}", p.iccid), None),
+        let m = m.unwrap_or_else(|| Meta {
+            name: format!("Profile {}", p.iccid),
+            notify_bits: DEFAULT_NOTIFY_BITS.to_vec(),
+            ..Meta::default()
+        });
+        let (icon_type, icon) = match m.icon {
+            Some((t, i)) => (Some(t), Some(i)),
+            None => (None, None),
         };
         // notificationAddress is an "FQDN" in section 5.5.3; our address keeps its port when
         // it is not 443 (a lab server on 127.0.0.1:8443), or the notifications could not
@@ -751,18 +873,21 @@ impl Es9Engine {
         let host = self.config.smdp_address.clone();
         let smr = StoreMetadataRequest {
             iccid: iccid.0,
-            service_provider_name: spn,
-            profile_name: name,
-            icon_type: None,
-            icon: None,
-            profile_class: class.and_then(|c| u64::try_from(c).ok()),
-            // Installation and deletion notifications come back to us (section 5.5.3, 3.5).
-            notification_configuration_info: Some(vec![NotificationConfigurationInformation {
-                profile_management_operation: rsp_asn1::BitString::from_bits(&[0, 3]),
-                notification_address: host,
-            }]),
+            service_provider_name: m.spn,
+            profile_name: m.name,
+            icon_type,
+            icon,
+            profile_class: m.class.and_then(|c| u64::try_from(c).ok()),
+            // The operations whose notifications come back to us (section 5.5.3, 3.5):
+            // installation and deletion unless the profile type says otherwise.
+            notification_configuration_info: (!m.notify_bits.is_empty()).then(|| {
+                vec![NotificationConfigurationInformation {
+                    profile_management_operation: rsp_asn1::BitString::from_bits(&m.notify_bits),
+                    notification_address: host,
+                }]
+            }),
             profile_owner: None,
-            profile_policy_rules: None,
+            profile_policy_rules: m.ppr_bits,
             extensions: Vec::new(),
         };
         Ok(smr.encode())
@@ -965,10 +1090,11 @@ impl Es9Engine {
                 return Err(Failure::BppRebindRefused);
             }
             _ => {
-                let upp = profile
-                    .upp
-                    .as_deref()
-                    .ok_or_else(|| Failure::Internal("order has no profile package".into()))?;
+                // Generated (or opened) now, wiped when this block ends: nothing
+                // personalized is kept in the clear (the BPP is encrypted under session
+                // keys that are dropped with the one-time key).
+                let upp = self.profile_upp(&profile).await?;
+                let upp = upp.as_slice();
                 let metadata = unhex(&binding.profile_metadata)?;
                 let configure_isdp = ConfigureIsdpRequest::default().encode();
                 let params = BppParams {

@@ -87,9 +87,18 @@ impl Env {
     async fn inventory(&self, operator: &str) -> String {
         let side = self.server.sidecar().await;
         let upp = demo_upp(&format!("8999902{:012}", next())).unwrap();
-        let iccid = import_inventory(self.server.store(), &side, operator, &upp, "T", "SP", None)
-            .await
-            .unwrap();
+        let iccid = import_inventory(
+            self.server.store(),
+            &side,
+            self.server.factory(),
+            operator,
+            &upp,
+            "T",
+            "SP",
+            None,
+        )
+        .await
+        .unwrap();
         side.close().await;
         iccid
     }
@@ -176,6 +185,7 @@ async fn operator_gets_activation_code_and_qr_codes() {
                     data_dir: Some(dir.path().join("data")),
                     database_url: Some(env.db.url.clone()),
                     config: None,
+                    kek_file: None,
                 },
                 operator: "op-a".into(),
             },

@@ -90,6 +90,17 @@ async fn default_serve_generates_everything_and_serves_the_demo_profile() {
     let iccid = smdpp_service::upp::iccid_from_upp(&opened.upp).unwrap();
     assert!(iccid.starts_with("89999"));
     assert_eq!(server.profile(&iccid).await.state, ProfileState::Downloaded);
+    // The demo profile was generated from the built-in template at download time: a full
+    // USIM/ISIM package with the test PLMN 001/01.
+    let upp = saip::Upp::decode(&opened.upp).unwrap();
+    assert_eq!(upp.iccid().unwrap(), iccid);
+    assert!(upp.imsi().unwrap().starts_with("00101"), "{}", upp.imsi().unwrap());
+    assert!(server.prepared.demo_qr.as_ref().unwrap().exists());
+    assert!(data.join("vault.kek").exists());
+    let types = server.store().list_profile_types().await.unwrap();
+    assert_eq!(types.len(), 1);
+    let counts = server.store().count_profiles_of_type("demo").await.unwrap();
+    assert!(counts.contains(&(ProfileState::Available, 4)), "{counts:?}");
     let settings = server.stop().await;
 
     // A second start finds the PKI and a non-empty inventory: nothing generated or seeded.
@@ -152,7 +163,23 @@ async fn profiles_add_list_show() {
     assert_eq!(mid.len(), 29);
     use sha2::Digest;
     assert_eq!(p.cc_hash.unwrap(), sha2::Sha256::digest(b"5678").to_vec());
-    assert_eq!(p.upp.unwrap(), std::fs::read(TS48).unwrap());
+    // Stored sealed (its keys are secrets); the vault opens it to the file's bytes.
+    let stored = p.upp.unwrap();
+    let plain = std::fs::read(TS48).unwrap();
+    assert_ne!(stored, plain);
+    assert!(!smdpp_service::factory::is_plaintext_upp(&stored));
+    let factory =
+        smdpp_service::factory_cli::open_factory(&store, &dir.path().join("data/vault.kek"))
+            .await
+            .unwrap();
+    assert_eq!(
+        factory
+            .open_stored_upp("89000123456789012341", &stored)
+            .await
+            .unwrap()
+            .as_slice(),
+        plain.as_slice()
+    );
     store.close().await;
 }
 

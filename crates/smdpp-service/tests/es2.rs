@@ -94,6 +94,7 @@ impl Env {
                 import_inventory(
                     self.server.store(),
                     &side,
+                    self.server.factory(),
                     operator,
                     &upp,
                     profile_type,

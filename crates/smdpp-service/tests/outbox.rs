@@ -318,6 +318,7 @@ impl Env {
         let iccid = import_inventory(
             self.server.store(),
             &side,
+            self.server.factory(),
             "op-a",
             &upp,
             profile_type,

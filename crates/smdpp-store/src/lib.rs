@@ -17,7 +17,8 @@
 //! `rsp_sessions` (opaque session blobs owned by the core) and
 //! `notifications` (unique on `(eid, seq_number)` for replay detection), and for ES2+
 //! `operators` (tenants, keyed by client-certificate fingerprint) and `es2_calls`
-//! (functionCallIdentifier replay records).
+//! (functionCallIdentifier replay records), and for the profile factory `profile_types`,
+//! `profile_secrets` (sealed subscriber secrets) and `vault_deks` (wrapped DEKs).
 //! Migrations are written once, with `{{BLOB}}`/`{{AUTO_ID}}` placeholders
 //! rendered per [`Backend`], and run on [`Store::connect`].
 //!
@@ -46,6 +47,9 @@ pub use model::{
     Es2CallRecord, EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession,
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
     ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
+};
+pub use store::factory::{
+    DekRecord, IMPORT_CHUNK, ImportOutcome, ImportRow, ImportTx, ProfileType, SealedSecrets,
 };
 pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

@@ -16,6 +16,8 @@ use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
 
+#[path = "factory.rs"]
+pub(crate) mod factory;
 #[path = "outbox.rs"]
 pub(crate) mod outbox;
 
@@ -73,6 +75,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "service", include_str!("../migrations/0002_service.sql")),
     (3, "es2", include_str!("../migrations/0003_es2.sql")),
     (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
+    (5, "factory", include_str!("../migrations/0005_factory.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).

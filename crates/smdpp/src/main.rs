@@ -22,10 +22,20 @@ enum Command {
     /// Run the SM-DP+ (ES9+ over HTTPS). With no configuration it creates ./smdpp-data with a
     /// SQLite database, a test PKI and a demo profile, and listens on 127.0.0.1:8443.
     Serve(smdpp_service::cli::ServeArgs),
-    /// The profile inventory: import UPP files, list, show.
+    /// The profile inventory: import subscriber data (CSV / JSON lines) or UPP files, list, show.
     Profiles {
         #[command(subcommand)]
         command: smdpp_service::cli::ProfilesCommand,
+    },
+    /// Profile types: template, metadata and limits of the profiles imported under them.
+    Types {
+        #[command(subcommand)]
+        command: smdpp_service::factory_cli::TypesCommand,
+    },
+    /// Keys sealing the secrets at rest: status, rotation without downtime.
+    Keys {
+        #[command(subcommand)]
+        command: smdpp_service::factory_cli::KeysCommand,
     },
     /// ES2+ operators (tenants) and their client certificates.
     Operators {
@@ -176,6 +186,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => smdpp_service::cli::serve_blocking(args),
         Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
+        Command::Types { command } => smdpp_service::factory_cli::types_blocking(command),
+        Command::Keys { command } => smdpp_service::factory_cli::keys_blocking(command),
         Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
         Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
         Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),

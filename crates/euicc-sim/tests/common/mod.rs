@@ -176,6 +176,11 @@ pub fn eid_bytes(eid: &str) -> [u8; 16] {
     rsp_asn1::common::Eid::from_digits(eid).unwrap().0
 }
 
+/// The package [`make_bpp`] binds: 3000 bytes that are not a SAIP package.
+pub fn junk_upp() -> Vec<u8> {
+    (0..3000u32).map(|i| (i % 251) as u8).collect()
+}
+
 pub fn make_bpp(
     pki: &TestPki,
     tid: &[u8],
@@ -184,9 +189,21 @@ pub fn make_bpp(
     iccid: &str,
     notif_address: &str,
 ) -> Vec<u8> {
+    make_bpp_with_upp(pki, tid, euicc_otpk, eid, iccid, notif_address, &junk_upp())
+}
+
+/// [`make_bpp`] with a given UPP.
+pub fn make_bpp_with_upp(
+    pki: &TestPki,
+    tid: &[u8],
+    euicc_otpk: &[u8],
+    eid: &str,
+    iccid: &str,
+    notif_address: &str,
+    upp: &[u8],
+) -> Vec<u8> {
     let cfg = rsp_asn1::bpp::ConfigureIsdpRequest::default().encode();
     let meta = store_metadata(iccid, notif_address);
-    let upp: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let eid = eid_bytes(eid);
     build_bpp(
         &BppParams {
@@ -198,7 +215,7 @@ pub fn make_bpp(
             configure_isdp: &cfg,
             store_metadata: &meta,
         },
-        ProfileProtection::SessionKeys { upp: &upp },
+        ProfileProtection::SessionKeys { upp },
         None,
     )
     .unwrap()
@@ -254,6 +271,8 @@ struct DpSession {
 pub struct MiniDp {
     pub pki: Arc<TestPki>,
     pub orders: HashMap<String, Order>,
+    /// The UPP bound for a matching ID ([`junk_upp`] when absent).
+    pub upps: HashMap<String, Vec<u8>>,
     sessions: HashMap<Vec<u8>, DpSession>,
     pub notifications: Vec<Vec<u8>>,
     pub cancels: Vec<Vec<u8>>,
@@ -269,6 +288,7 @@ impl MiniDp {
         MiniDp {
             pki,
             orders: HashMap::new(),
+            upps: HashMap::new(),
             sessions: HashMap::new(),
             notifications: Vec::new(),
             cancels: Vec::new(),
@@ -422,13 +442,15 @@ impl MiniDp {
         }
         s.done = true;
         let eid = s.eid.clone();
-        let bpp = make_bpp(
+        let upp = self.upps.get(mid).cloned().unwrap_or_else(junk_upp);
+        let bpp = make_bpp_with_upp(
             &self.pki,
             &tid,
             &ok.euicc_signed2.value().euicc_otpk,
             &eid,
             &order.iccid,
             &s.address,
+            &upp,
         );
         Ok(es9::GetBoundProfilePackageResponse {
             transaction_id: req.transaction_id.clone(),

@@ -227,6 +227,13 @@ impl Server {
         &self.prepared.store
     }
 
+    pub fn factory(&self) -> &smdpp_service::factory::Factory {
+        self.prepared
+            .engine
+            .factory()
+            .expect("prepare() configures the factory")
+    }
+
     pub async fn sidecar(&self) -> Sidecar {
         Sidecar::connect(&self.settings.database_url).await.unwrap()
     }
@@ -241,6 +248,7 @@ impl Server {
         let r = smdpp_service::cli::add_profile(
             self.store(),
             &side,
+            self.factory(),
             upp,
             mid.map(str::to_owned),
             cc,
@@ -284,6 +292,7 @@ fn prepare_clone(p: &Prepared) -> Prepared {
         tls: p.tls.clone(),
         generated_pki: p.generated_pki,
         demo_activation_code: p.demo_activation_code.clone(),
+        demo_qr: p.demo_qr.clone(),
         store: p.store.clone(),
     }
 }
@@ -306,6 +315,7 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         plain_http: false,
         limits: Limits::default(),
         demo_profile: false,
+        kek_file: data_dir.join("vault.kek"),
         sqlite_synchronous: smdpp_store::SqliteSynchronous::default(),
     }
 }

@@ -1,0 +1,596 @@
+//! The profile factory's tables (migration `0005_factory.sql`): profile types, the sealed
+//! subscriber secrets of imported profiles, and the vault's wrapped data-encryption keys.
+//!
+//! The store never sees a plaintext secret: `profile_secrets.sealed` and the wrapped DEKs are
+//! opaque bytes produced by `smdpp-vault` in the service layer.
+//!
+//! Bulk import goes through an [`ImportTx`]: a write transaction that classifies and inserts
+//! batches of rows (each row = its `profiles` row + its `profile_secrets` row, both or
+//! neither). The caller commits per batch (keep the good rows) or once at the end (all or
+//! nothing).
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Result, Store};
+use crate::StoreError;
+use crate::model::{EpochMillis, ProfileState, normalize_iccid, now_ms};
+use crate::sql::Sql;
+
+/// Rows per multi-row INSERT: 1,000 rows × 9 parameters stays far below the parameter limits
+/// of SQLite (32,766) and PostgreSQL (65,535).
+pub const IMPORT_CHUNK: usize = 1000;
+
+/// A profile type (table `profile_types`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProfileType {
+    /// Unique name, used as ES2+ `profileType`.
+    pub name: String,
+    /// TOML source of the SAIP template the packages are generated from.
+    pub template: String,
+    /// serviceProviderName of the profile metadata (at most 32 bytes).
+    pub service_provider_name: String,
+    /// profileName of the profile metadata (at most 64 bytes).
+    pub profile_name: String,
+    /// profileClass (0 test, 1 provisioning, 2 operational); `None` leaves it out.
+    pub profile_class: Option<i64>,
+    /// iconType (0 JPG, 1 PNG).
+    pub icon_type: Option<i64>,
+    /// The icon file.
+    pub icon: Option<Vec<u8>>,
+    /// profileManagementOperation bits for which the eUICC sends notifications to us
+    /// (bit 0 install, 1 enable, 2 disable, 3 delete), as a bit mask `1 << bit`.
+    pub notification_events: i64,
+    /// profilePolicyRules bits (bit 1 ppr1, bit 2 ppr2) as a mask `1 << bit`; `None` = no PPRs.
+    pub ppr_bits: Option<i64>,
+    /// Confirmation-code attempts allowed for profiles of this type.
+    pub cc_attempt_limit: Option<i64>,
+    /// Download attempts allowed for profiles of this type.
+    pub download_attempt_limit: Option<i64>,
+    /// When the type was created.
+    pub created_at: EpochMillis,
+}
+
+impl std::fmt::Debug for ProfileType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileType")
+            .field("name", &self.name)
+            .field("template_len", &self.template.len())
+            .field("service_provider_name", &self.service_provider_name)
+            .field("profile_name", &self.profile_name)
+            .field("profile_class", &self.profile_class)
+            .field("icon_len", &self.icon.as_ref().map(Vec::len))
+            .field("notification_events", &self.notification_events)
+            .field("ppr_bits", &self.ppr_bits)
+            .field("cc_attempt_limit", &self.cc_attempt_limit)
+            .field("download_attempt_limit", &self.download_attempt_limit)
+            .finish()
+    }
+}
+
+/// A wrapped data-encryption key as stored (table `vault_deks`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DekRecord {
+    /// DEK number (1, 2, ...); the highest is the active one.
+    pub dek_id: i64,
+    /// Id of the key-encryption key that wrapped it.
+    pub kek_id: String,
+    /// The wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
+/// The sealed secrets of one imported profile (table `profile_secrets`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecrets {
+    /// ICCID.
+    pub iccid: String,
+    /// IMSI (not secret).
+    pub imsi: String,
+    /// DEK that sealed `sealed`.
+    pub dek_id: i64,
+    /// The sealed record (opaque to the store).
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecrets")
+            .field("iccid", &self.iccid)
+            .field("imsi", &self.imsi)
+            .field("dek_id", &self.dek_id)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
+/// One row to import: an Available profile of a type, with its sealed secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportRow {
+    /// The secrets (ICCID, IMSI, sealed record).
+    pub secrets: SealedSecrets,
+    /// Profile type (must exist).
+    pub profile_type: String,
+    /// Owning operator (must exist when set).
+    pub operator_id: Option<String>,
+    /// Confirmation-code attempt limit (from the type).
+    pub cc_attempt_limit: Option<i64>,
+    /// Download attempt limit (from the type).
+    pub download_attempt_limit: Option<i64>,
+}
+
+/// What happened to one [`ImportRow`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Inserted (pending the transaction's commit).
+    Inserted,
+    /// The same ICCID with the same IMSI, type and operator is already in the store: a
+    /// re-run of an import; nothing written.
+    AlreadyPresent,
+    /// The ICCID is already used by a different profile (other IMSI, type or operator, or a
+    /// profile that was not imported).
+    DuplicateIccid,
+    /// The IMSI is already used by another ICCID.
+    DuplicateImsi,
+}
+
+/// A write transaction for bulk import; see the module docs. Dropped without
+/// [`ImportTx::commit`], it rolls back.
+pub struct ImportTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for ImportTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTx").finish_non_exhaustive()
+    }
+}
+
+const TYPE_COLS: &str = "name, template, service_provider_name, profile_name, profile_class, \
+     icon_type, icon, notification_events, ppr_bits, cc_attempt_limit, download_attempt_limit, \
+     created_at";
+
+fn type_from_row(row: &AnyRow) -> Result<ProfileType> {
+    Ok(ProfileType {
+        name: row.try_get("name")?,
+        template: row.try_get("template")?,
+        service_provider_name: row.try_get("service_provider_name")?,
+        profile_name: row.try_get("profile_name")?,
+        profile_class: row.try_get("profile_class")?,
+        icon_type: row.try_get("icon_type")?,
+        icon: row.try_get("icon")?,
+        notification_events: row.try_get("notification_events")?,
+        ppr_bits: row.try_get("ppr_bits")?,
+        cc_attempt_limit: row.try_get("cc_attempt_limit")?,
+        download_attempt_limit: row.try_get("download_attempt_limit")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn secrets_from_row(row: &AnyRow) -> Result<SealedSecrets> {
+    Ok(SealedSecrets {
+        iccid: row.try_get("iccid")?,
+        imsi: row.try_get("imsi")?,
+        dek_id: row.try_get("dek_id")?,
+        sealed: row.try_get("sealed")?,
+    })
+}
+
+/// Appends `(p1, p2, ...)` binding `values`.
+fn push_in_list(q: &mut Sql, values: impl IntoIterator<Item = String>) {
+    q.push("(");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(v);
+    }
+    q.push(")");
+}
+
+impl Store {
+    // ---------------------------------------------------------------- profile types
+
+    /// Inserts a profile type; [`StoreError::Duplicate`] if the name is taken.
+    pub async fn insert_profile_type(&self, t: &ProfileType) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut q = Sql::new("INSERT INTO profile_types (");
+        q.push(TYPE_COLS).push(") VALUES (");
+        q.bind(t.name.clone())
+            .push(", ")
+            .bind(t.template.clone())
+            .push(", ")
+            .bind(t.service_provider_name.clone())
+            .push(", ")
+            .bind(t.profile_name.clone())
+            .push(", ")
+            .bind(t.profile_class)
+            .push(", ")
+            .bind(t.icon_type)
+            .push(", ")
+            .bind(t.icon.clone())
+            .push(", ")
+            .bind(t.notification_events)
+            .push(", ")
+            .bind(t.ppr_bits)
+            .push(", ")
+            .bind(t.cc_attempt_limit)
+            .push(", ")
+            .bind(t.download_attempt_limit)
+            .push(", ")
+            .bind(t.created_at)
+            .push(")");
+        match q.build()?.execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
+                    key: "profile type name".into(),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The profile type `name`.
+    pub async fn get_profile_type(&self, name: &str) -> Result<Option<ProfileType>> {
+        let mut q = Sql::new("SELECT ");
+        q.push(TYPE_COLS)
+            .push(" FROM profile_types WHERE name = ")
+            .bind(name.to_owned());
+        q.fetch_optional(&self.pool, type_from_row).await
+    }
+
+    /// Every profile type, by name.
+    pub async fn list_profile_types(&self) -> Result<Vec<ProfileType>> {
+        let mut q = Sql::new("SELECT ");
+        q.push(TYPE_COLS).push(" FROM profile_types ORDER BY name");
+        q.build()?
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(type_from_row)
+            .collect()
+    }
+
+    /// Number of profiles per state for one type (states with none are left out).
+    pub async fn count_profiles_of_type(&self, name: &str) -> Result<Vec<(ProfileState, i64)>> {
+        let mut q = Sql::new("SELECT state, COUNT(*) AS n FROM profiles WHERE profile_type = ");
+        q.bind(name.to_owned())
+            .push(" GROUP BY state ORDER BY state");
+        let rows = q.build()?.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let s: String = r.try_get("state")?;
+            let n: i64 = r.try_get("n")?;
+            out.push((
+                s.parse()
+                    .map_err(|_| StoreError::corrupt("profile state"))?,
+                n,
+            ));
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- vault keys
+
+    /// Every wrapped DEK, by id.
+    pub async fn vault_deks(&self) -> Result<Vec<DekRecord>> {
+        let rows = sqlx::query("SELECT dek_id, kek_id, wrapped FROM vault_deks ORDER BY dek_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DekRecord {
+                    dek_id: r.try_get("dek_id")?,
+                    kek_id: r.try_get("kek_id")?,
+                    wrapped: r.try_get("wrapped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new wrapped DEK; [`StoreError::Duplicate`] if its id exists (another node
+    /// created one first: reload and retry).
+    pub async fn insert_vault_dek(&self, d: &DekRecord) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut q =
+            Sql::new("INSERT INTO vault_deks (dek_id, kek_id, wrapped, created_at) VALUES (");
+        q.bind(d.dek_id)
+            .push(", ")
+            .bind(d.kek_id.clone())
+            .push(", ")
+            .bind(d.wrapped.clone())
+            .push(", ")
+            .bind(now_ms())
+            .push(")");
+        match q.build()?.execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
+                    key: "dek_id".into(),
+                }),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Replaces the wrapping of every DEK in `records` (a KEK re-wrap), in one transaction.
+    /// Each record's DEK must exist.
+    pub async fn rewrap_vault_deks(&self, records: &[DekRecord]) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        for d in records {
+            let mut q = Sql::new("UPDATE vault_deks SET kek_id = ");
+            q.bind(d.kek_id.clone())
+                .push(", wrapped = ")
+                .bind(d.wrapped.clone())
+                .push(" WHERE dek_id = ")
+                .bind(d.dek_id);
+            if q.build()?.execute(&mut *tx).await?.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(StoreError::NotFound);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a DEK record (after no blob uses it any more).
+    pub async fn delete_vault_dek(&self, dek_id: i64) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut q = Sql::new("DELETE FROM vault_deks WHERE dek_id = ");
+        q.bind(dek_id);
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    // ---------------------------------------------------------------- secrets
+
+    /// The sealed secrets of a profile.
+    pub async fn get_sealed_secrets(&self, iccid: &str) -> Result<Option<SealedSecrets>> {
+        let iccid = normalize_iccid(iccid)?;
+        let mut q =
+            Sql::new("SELECT iccid, imsi, dek_id, sealed FROM profile_secrets WHERE iccid = ");
+        q.bind(iccid);
+        q.fetch_optional(&self.pool, secrets_from_row).await
+    }
+
+    /// A page of sealed secrets not sealed under `dek_id` (for re-sealing after a DEK
+    /// rotation), by ICCID after `after`.
+    pub async fn sealed_secrets_not_under(
+        &self,
+        dek_id: i64,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SealedSecrets>> {
+        let mut q =
+            Sql::new("SELECT iccid, imsi, dek_id, sealed FROM profile_secrets WHERE dek_id <> ");
+        q.bind(dek_id);
+        if let Some(a) = after {
+            q.push(" AND iccid > ").bind(a.to_owned());
+        }
+        q.push(" ORDER BY iccid LIMIT ")
+            .bind(i64::from(limit.clamp(1, 10_000)));
+        q.build()?
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(secrets_from_row)
+            .collect()
+    }
+
+    /// Replaces sealed blobs if they are still the ones read (compare-and-set on the old
+    /// blob), in one transaction; returns how many were replaced.
+    pub async fn reseal_secrets(&self, updates: &[(SealedSecrets, Vec<u8>, i64)]) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.begin_write().await?;
+        let mut n = 0;
+        for (old, sealed, dek_id) in updates {
+            let mut q = Sql::new("UPDATE profile_secrets SET sealed = ");
+            q.bind(sealed.clone())
+                .push(", dek_id = ")
+                .bind(*dek_id)
+                .push(" WHERE iccid = ")
+                .bind(old.iccid.clone())
+                .push(" AND sealed = ")
+                .bind(old.sealed.clone());
+            n += q.build()?.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// A page of `(iccid, upp)` of profiles that hold a stored UPP, by ICCID after `after`.
+    pub async fn stored_upps(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut q = Sql::new("SELECT iccid, upp FROM profiles WHERE upp IS NOT NULL");
+        if let Some(a) = after {
+            q.push(" AND iccid > ").bind(a.to_owned());
+        }
+        q.push(" ORDER BY iccid LIMIT ")
+            .bind(i64::from(limit.clamp(1, 10_000)));
+        let rows = q.build()?.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("iccid")?, r.try_get("upp")?)))
+            .collect()
+    }
+
+    /// Replaces a stored UPP if it is still `old` (compare-and-set); whether it was replaced.
+    /// The profile's version is not bumped: the package's content is unchanged, only its
+    /// protection at rest.
+    pub async fn replace_stored_upp(&self, iccid: &str, old: &[u8], new: &[u8]) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut q = Sql::new("UPDATE profiles SET upp = ");
+        q.bind(new.to_vec())
+            .push(" WHERE iccid = ")
+            .bind(iccid.to_owned())
+            .push(" AND upp = ")
+            .bind(old.to_vec());
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    // ---------------------------------------------------------------- import
+
+    /// Starts an import transaction (see [`ImportTx`]). On SQLite it holds this process's
+    /// write turn and the database write lock until committed or dropped.
+    pub async fn begin_import(&self) -> Result<ImportTx> {
+        let turn = match &self.write_gate {
+            Some(m) => Some(std::sync::Arc::clone(m).lock_owned().await),
+            None => None,
+        };
+        let tx = self.begin_write().await?;
+        Ok(ImportTx { tx, _turn: turn })
+    }
+}
+
+impl ImportTx {
+    /// Classifies and inserts `rows` (see [`ImportOutcome`]); the outcome of row `i` is
+    /// element `i`. Rows repeating an ICCID or IMSI of an earlier row of the same call are
+    /// duplicates. Nothing is visible to others before [`ImportTx::commit`].
+    pub async fn insert_batch(&mut self, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>> {
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(IMPORT_CHUNK) {
+            outcomes.extend(self.insert_chunk(chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn insert_chunk(&mut self, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut iccids = Vec::with_capacity(rows.len());
+        for r in rows {
+            iccids.push(normalize_iccid(&r.secrets.iccid)?);
+        }
+        // Existing profiles with these ICCIDs: (type, operator, imported IMSI).
+        let mut q = Sql::new(
+            "SELECT p.iccid AS iccid, p.profile_type AS profile_type, p.operator_id AS operator_id, \
+             s.imsi AS imsi FROM profiles p LEFT JOIN profile_secrets s ON s.iccid = p.iccid \
+             WHERE p.iccid IN ",
+        );
+        push_in_list(&mut q, iccids.iter().cloned());
+        type Existing = (Option<String>, Option<String>, Option<String>);
+        let mut by_iccid: HashMap<String, Existing> = HashMap::new();
+        for r in q.build()?.fetch_all(&mut *self.tx).await? {
+            by_iccid.insert(
+                r.try_get("iccid")?,
+                (
+                    r.try_get("profile_type")?,
+                    r.try_get("operator_id")?,
+                    r.try_get("imsi")?,
+                ),
+            );
+        }
+        // Existing IMSIs: which ICCID holds each.
+        let mut q = Sql::new("SELECT imsi, iccid FROM profile_secrets WHERE imsi IN ");
+        push_in_list(&mut q, rows.iter().map(|r| r.secrets.imsi.clone()));
+        let mut by_imsi: HashMap<String, String> = HashMap::new();
+        for r in q.build()?.fetch_all(&mut *self.tx).await? {
+            by_imsi.insert(r.try_get("imsi")?, r.try_get("iccid")?);
+        }
+
+        let mut outcomes = Vec::with_capacity(rows.len());
+        let mut insert = Vec::with_capacity(rows.len());
+        for (r, iccid) in rows.iter().zip(&iccids) {
+            let outcome = if let Some((t, o, imsi)) = by_iccid.get(iccid) {
+                if t.as_deref() == Some(r.profile_type.as_str())
+                    && o == &r.operator_id
+                    && imsi.as_deref() == Some(r.secrets.imsi.as_str())
+                {
+                    ImportOutcome::AlreadyPresent
+                } else {
+                    ImportOutcome::DuplicateIccid
+                }
+            } else if by_imsi.contains_key(&r.secrets.imsi) {
+                ImportOutcome::DuplicateImsi
+            } else {
+                // Claim both keys so a later row of this chunk is a duplicate.
+                by_iccid.insert(
+                    iccid.clone(),
+                    (None, None, Some(format!("\u{0}{}", r.secrets.imsi))),
+                );
+                by_imsi.insert(r.secrets.imsi.clone(), iccid.clone());
+                insert.push((r, iccid));
+                ImportOutcome::Inserted
+            };
+            outcomes.push(outcome);
+        }
+        if insert.is_empty() {
+            return Ok(outcomes);
+        }
+
+        let now = now_ms();
+        let mut q = Sql::new(
+            "INSERT INTO profiles (iccid, operator_id, profile_type, state, cc_attempt_limit, \
+             download_attempt_limit, created_at, updated_at) VALUES ",
+        );
+        for (i, (r, iccid)) in insert.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind((*iccid).clone())
+                .push(", ")
+                .bind(r.operator_id.clone())
+                .push(", ")
+                .bind(r.profile_type.clone())
+                .push(", ")
+                .bind(ProfileState::Available.as_str())
+                .push(", ")
+                .bind(r.cc_attempt_limit)
+                .push(", ")
+                .bind(r.download_attempt_limit)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        q.build()?.execute(&mut *self.tx).await?;
+
+        let mut q = Sql::new("INSERT INTO profile_secrets (iccid, imsi, dek_id, sealed) VALUES ");
+        for (i, (r, iccid)) in insert.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind((*iccid).clone())
+                .push(", ")
+                .bind(r.secrets.imsi.clone())
+                .push(", ")
+                .bind(r.secrets.dek_id)
+                .push(", ")
+                .bind(r.secrets.sealed.clone())
+                .push(")");
+        }
+        q.build()?.execute(&mut *self.tx).await?;
+
+        // The creation event of each profile (from_state NULL), like `insert_profile`.
+        let mut q = Sql::new(
+            "INSERT INTO profile_events (iccid, at, from_state, to_state, cause, detail, actor) \
+             VALUES ",
+        );
+        for (i, (_, iccid)) in insert.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind((*iccid).clone())
+                .push(", ")
+                .bind(now)
+                .push(", NULL, ")
+                .bind(ProfileState::Available.as_str())
+                .push(", 'imported', NULL, 'import')");
+        }
+        q.build()?.execute(&mut *self.tx).await?;
+        Ok(outcomes)
+    }
+
+    /// Makes every batch inserted so far visible, atomically.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Discards every batch inserted so far.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
