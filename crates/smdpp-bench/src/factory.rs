@@ -5,13 +5,14 @@
 //! does between "this order is being downloaded" and "here is the BPP":
 //!
 //! 1. **Open the sealed secrets.** One AES-256-GCM [`Vault::open`] of the profile's sealed
-//!    secrets record (Ki, OPc, PIN1/PUK1, PIN2/PUK2, ADM1; about 130 bytes of text), sealed
-//!    up front with a vault whose KEK is a [`FileKek`] and whose AAD names the row
-//!    ([`record_aad`]). Only `open` is timed.
-//! 2. **Personalize.** Parse the opened record into a [`Personalization`], run
-//!    [`Template::personalize`] on the built-in USIM+ISIM Milenage template (compiled once,
-//!    before the clock) with that profile's ICCID/IMSI/Ki/OPc/PINs, and encode the UPP to DER
-//!    ([`saip::Upp::encode`]).
+//!    subscriber secrets: the server's own record
+//!    ([`SubscriberSecrets::encode`]: MNC length, Ki, OPc, PIN1/PUK1, PIN2/PUK2, ADM1, SPN;
+//!    about 120 bytes) with the server's additional data ([`secrets_aad`]), sealed up front
+//!    by a vault whose KEK is a [`FileKek`]. Only `open` is timed.
+//! 2. **Personalize.** Decode the opened record ([`SubscriberSecrets::decode`]) into a
+//!    [`Personalization`], run [`Template::personalize`] on the built-in USIM+ISIM Milenage
+//!    template (compiled once, before the clock) and encode the UPP to DER
+//!    ([`saip::Upp::encode`]), as `smdpp_service::factory::Factory::upp_for` does.
 //! 3. **Bind.** [`build_bpp`] with [`ProfileProtection::SessionKeys`] on P-256, as the
 //!    ES9+ GetBoundProfilePackage handler calls it: a fresh otSK.DP.ECKA, ECKA with the
 //!    eUICC's one-time key, the Annex G KDF, `smdpSign`, and SCP03t encrypt+MAC of the
@@ -35,17 +36,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use rsp_asn1::bpp::{
     ConfigureIsdpRequest, NotificationConfigurationInformation, StoreMetadataRequest,
 };
 use rsp_asn1::common::Iccid;
-use rsp_crypto::bpp::{BppParams, ProfileProtection, build_bpp};
+use rsp_crypto::bpp::{BppParams, OpenParams, ProfileProtection, build_bpp, open_bpp};
+use rsp_crypto::otk::AgreementKey;
 use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use saip::personalize::iccid_with_luhn;
-use saip::{OperatorKey, Personalization, SecretText, Template};
+use saip::{OperatorKey, Personalization, SecretText, Template, Upp};
 use serde::Serialize;
-use smdpp_vault::{FileKek, SealedBlob, Vault, record_aad};
+use smdpp_service::factory::{SubscriberSecrets, secrets_aad};
+use smdpp_vault::{FileKek, SealedBlob, Vault};
 use zeroize::Zeroizing;
 
 use crate::stats::percentile;
@@ -155,7 +158,50 @@ impl fmt::Display for FactoryReport {
 /// the eUICC's one-time key generated here).
 pub fn run_factory_bench(iterations: u32) -> Result<FactoryReport> {
     let keys = BenchKeys::generate()?;
-    run_with(iterations, &keys).map(|(report, _)| report)
+    let (report, last) = run_with(iterations, &keys)?;
+    check_last(&keys, &last)?;
+    Ok(report)
+}
+
+/// Untimed self-check of a run: the eUICC side opens the last BPP (smdpSign, ECKA, KDF,
+/// every MAC), which carries the metadata and exactly the UPP personalized in the timed
+/// path, and that UPP is the one personalized from that profile's own identifiers and
+/// secrets.
+fn check_last(keys: &BenchKeys, last: &LastProfile) -> Result<()> {
+    let opened = open_bpp(
+        &last.bpp_der,
+        &OpenParams {
+            curve: CURVE,
+            dp_pb_public: keys.dp_pb.public_key(),
+            euicc_otpk: keys.euicc_ot.public_key(),
+            eid: &EID,
+            expected_transaction_id: Some(&last.transaction_id),
+        },
+        AgreementKey::Custody(&keys.euicc_ot),
+    )
+    .map_err(|e| anyhow!("the BPP does not open: {e}"))?;
+    if opened.upp.as_slice() != last.upp_der.as_slice() {
+        bail!("the UPP in the BPP differs from the personalized one");
+    }
+    if opened.store_metadata != last.store_metadata {
+        bail!("the StoreMetadataRequest in the BPP differs");
+    }
+    let inputs = ProfileInputs::new(last.index)?;
+    let upp = Upp::decode(&opened.upp).context("decoding the UPP of the BPP")?;
+    if upp.iccid()? != inputs.iccid || upp.imsi()? != inputs.imsi {
+        bail!("the UPP in the BPP has another ICCID or IMSI");
+    }
+    let expected = Template::usim_isim_milenage()?
+        .personalize(&personalization(
+            &inputs.iccid,
+            &inputs.imsi,
+            &inputs.record,
+        )?)?
+        .encode();
+    if expected != last.upp_der {
+        bail!("the personalized UPP is not the one of the profile's secrets");
+    }
+    Ok(())
 }
 
 /// The keys of a run: the SM-DP+'s BPP signing key and the eUICC side (which a test needs
@@ -207,9 +253,9 @@ fn run_with(iterations: u32, keys: &BenchKeys) -> Result<(FactoryReport, LastPro
     let mut prepared = Vec::with_capacity(n);
     for i in 0..iterations {
         let p = ProfileInputs::new(i)?;
-        let aad = record_aad("profiles", &p.iccid, "secrets");
+        let aad = secrets_aad(&p.iccid);
         let sealed = vault
-            .seal(p.record.as_bytes(), &aad)
+            .seal(&p.record, &aad)
             .context("sealing the secrets record")?;
         secrets_bytes = p.record.len();
         prepared.push(Prepared {
@@ -238,10 +284,13 @@ fn run_with(iterations: u32, keys: &BenchKeys) -> Result<(FactoryReport, LastPro
             .context("opening the secrets record")?;
         let t1 = Instant::now();
         let perso = personalization(&p.iccid, &p.imsi, &record)?;
-        let upp_der = template
-            .personalize(&perso)
-            .context("personalizing the template")?
-            .encode();
+        // Like the server: the package lives in a buffer wiped on drop.
+        let upp_der = Zeroizing::new(
+            template
+                .personalize(&perso)
+                .context("personalizing the template")?
+                .encode(),
+        );
         let t2 = Instant::now();
         let params = BppParams {
             dp_pb: &keys.dp_pb,
@@ -270,7 +319,7 @@ fn run_with(iterations: u32, keys: &BenchKeys) -> Result<(FactoryReport, LastPro
                 index: i,
                 transaction_id: p.transaction_id,
                 store_metadata: p.store_metadata.clone(),
-                upp_der,
+                upp_der: upp_der.to_vec(),
                 bpp_der: built.der,
             });
         } else {
@@ -297,8 +346,8 @@ fn run_with(iterations: u32, keys: &BenchKeys) -> Result<(FactoryReport, LastPro
 struct ProfileInputs {
     iccid: String,
     imsi: String,
-    /// `ki=..;opc=..;pin1=..;puk1=..;pin2=..;puk2=..;adm1=..` (wiped on drop).
-    record: Zeroizing<String>,
+    /// [`SubscriberSecrets::encode`], as the server seals it at import (wiped on drop).
+    record: Zeroizing<Vec<u8>>,
 }
 
 impl ProfileInputs {
@@ -308,62 +357,34 @@ impl ProfileInputs {
         let iccid = iccid_with_luhn(&format!("89490099{i:010}")).context("ICCID")?;
         let imsi = format!("26201{i:010}");
         let mut rng = SplitMix64(0x5EED_FAC7_0000_0000 ^ u64::from(i));
-        let (k1, k2, o1, o2) = (rng.next(), rng.next(), rng.next(), rng.next());
-        let record = Zeroizing::new(format!(
-            "ki={k1:016x}{k2:016x};opc={o1:016x}{o2:016x};pin1={:04};puk1={:08};pin2={:04};puk2={:08};adm1={:08}",
-            rng.next() % 10_000,
-            rng.next() % 100_000_000,
-            rng.next() % 10_000,
-            rng.next() % 100_000_000,
-            rng.next() % 100_000_000,
-        ));
+        let text = SecretText::from;
+        let ki = text(format!("{:016x}{:016x}", rng.next(), rng.next()));
+        let opc = text(format!("{:016x}{:016x}", rng.next(), rng.next()));
+        let secrets = SubscriberSecrets {
+            mnc_len: 2,
+            ki,
+            operator_key: OperatorKey::Opc(opc),
+            pin1: text(format!("{:04}", rng.next() % 10_000)),
+            puk1: text(format!("{:08}", rng.next() % 100_000_000)),
+            pin2: text(format!("{:04}", rng.next() % 10_000)),
+            puk2: text(format!("{:08}", rng.next() % 100_000_000)),
+            adm1: text(format!("{:08}", rng.next() % 100_000_000)),
+            spn: Some("Factory Bench".into()),
+        };
         Ok(ProfileInputs {
             iccid,
             imsi,
-            record,
+            record: secrets.encode(),
         })
     }
 }
 
-/// A [`Personalization`] from a profile's identifiers and its opened secrets record.
+/// A [`Personalization`] from a profile's identifiers and its opened secrets record, as the
+/// server's `Factory::upp_for` makes it.
 fn personalization(iccid: &str, imsi: &str, record: &[u8]) -> Result<Personalization> {
-    let text = std::str::from_utf8(record).map_err(|_| anyhow!("secrets record is not UTF-8"))?;
-    let (mut ki, mut opc, mut pin1, mut puk1, mut pin2, mut puk2, mut adm1) =
-        (None, None, None, None, None, None, None);
-    for field in text.split(';') {
-        let (name, value) = field
-            .split_once('=')
-            .ok_or_else(|| anyhow!("secrets record: a field without '='"))?;
-        let slot = match name {
-            "ki" => &mut ki,
-            "opc" => &mut opc,
-            "pin1" => &mut pin1,
-            "puk1" => &mut puk1,
-            "pin2" => &mut pin2,
-            "puk2" => &mut puk2,
-            "adm1" => &mut adm1,
-            // The name only, never the value.
-            other => return Err(anyhow!("secrets record: unknown field {other:?}")),
-        };
-        *slot = Some(SecretText::from(value));
-    }
-    let need =
-        |v: Option<SecretText>, what: &str| v.ok_or_else(|| anyhow!("secrets record: no {what}"));
-    Ok(Personalization {
-        iccid: iccid.to_owned(),
-        imsi: imsi.to_owned(),
-        mnc_len: 2,
-        ki: need(ki, "ki")?,
-        operator_key: OperatorKey::Opc(need(opc, "opc")?),
-        pin1: need(pin1, "pin1")?,
-        puk1: need(puk1, "puk1")?,
-        pin2: need(pin2, "pin2")?,
-        puk2: need(puk2, "puk2")?,
-        adm1: need(adm1, "adm1")?,
-        spn: Some("Factory Bench".into()),
-        home_plmn: None,
-        file_overrides: Vec::new(),
-    })
+    let secrets = SubscriberSecrets::decode(record)
+        .ok_or_else(|| anyhow!("the secrets record of {iccid} is malformed"))?;
+    Ok(secrets.personalization(iccid, imsi))
 }
 
 /// The StoreMetadataRequest of a profile, shaped like the server's.
@@ -413,9 +434,6 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsp_crypto::bpp::{OpenParams, open_bpp};
-    use rsp_crypto::otk::AgreementKey;
-    use saip::Upp;
 
     #[test]
     fn factory_bench_produces_openable_bpps() -> Result<()> {
@@ -439,7 +457,8 @@ mod tests {
         assert!(r.bpp_bytes < 2 * r.upp_bytes);
         assert!(r.to_string().contains("build BPP"));
 
-        // The eUICC side opens the last BPP: smdpSign, ECKA, KDF, every MAC.
+        // The eUICC side opens the last BPP and finds the personalized UPP.
+        check_last(&keys, &last)?;
         let opened = open_bpp(
             &last.bpp_der,
             &OpenParams {
@@ -453,22 +472,25 @@ mod tests {
         )
         .map_err(|e| anyhow!("open_bpp: {e}"))?;
         assert!(opened.upp.as_slice() == last.upp_der.as_slice());
-        assert!(opened.store_metadata == last.store_metadata);
+        assert_eq!(
+            Upp::decode(&opened.upp)?.iccid()?,
+            ProfileInputs::new(2)?.iccid
+        );
 
-        // ... and it is the profile personalized from that profile's secrets.
-        let inputs = ProfileInputs::new(last.index)?;
-        let upp = Upp::decode(&opened.upp)?;
-        assert_eq!(upp.iccid()?, inputs.iccid);
-        assert_eq!(upp.imsi()?, inputs.imsi);
-        let template = Template::usim_isim_milenage()?;
-        let expected = template
-            .personalize(&personalization(
-                &inputs.iccid,
-                &inputs.imsi,
-                inputs.record.as_bytes(),
-            )?)?
-            .encode();
-        assert!(expected == last.upp_der, "personalized UPP differs");
+        // A BPP bound to another eUICC key does not open.
+        let other = SoftwareKey::generate(CURVE)?;
+        let wrong = open_bpp(
+            &last.bpp_der,
+            &OpenParams {
+                curve: CURVE,
+                dp_pb_public: keys.dp_pb.public_key(),
+                euicc_otpk: keys.euicc_ot.public_key(),
+                eid: &EID,
+                expected_transaction_id: None,
+            },
+            AgreementKey::Custody(&other),
+        );
+        assert!(wrong.is_err());
         Ok(())
     }
 

@@ -66,6 +66,7 @@ pub mod factory;
 pub mod inventory;
 pub mod procfs;
 pub mod stats;
+pub mod synth;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

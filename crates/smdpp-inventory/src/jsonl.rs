@@ -75,8 +75,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
         Ok(Value::Other("a negative number"))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Other("a fractional number"))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // An integer beyond u64 arrives here too: a 20-digit ICCID written as a number
+        // (89... > u64::MAX) was reported as "a fractional number".
+        Ok(Value::Other(if v.fract() == 0.0 {
+            "a number (leading zeros would be lost)"
+        } else {
+            "a fractional number"
+        }))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
         Ok(Value::Other("a boolean"))

@@ -756,6 +756,7 @@ pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool)
 }
 
 /// Imports a UPP as a Released order; returns `(matching id, iccid)`.
+#[allow(clippy::too_many_arguments)]
 pub async fn add_profile(
     store: &Store,
     sidecar: &Sidecar,
@@ -923,7 +924,33 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
                 "error cause:        {}",
                 p.error_cause.as_deref().unwrap_or("-")
             );
-            println!("upp bytes:          {}", p.upp.as_ref().map_or(0, Vec::len));
+            println!(
+                "profile type:       {}",
+                p.profile_type.as_deref().unwrap_or("-")
+            );
+            println!(
+                "operator:           {}",
+                p.operator_id.as_deref().unwrap_or("-")
+            );
+            // Never a secret: the IMSI, and where the secrets are (sealed, under which key).
+            if let Some(sec) = store.get_sealed_secrets(&p.iccid).await? {
+                println!("imsi:               {}", sec.imsi);
+                println!(
+                    "subscriber secrets: sealed (AES-256-GCM, data-encryption key {})",
+                    sec.dek_id
+                );
+            }
+            if let Some(upp) = &p.upp {
+                println!(
+                    "stored package:     {} bytes, {}",
+                    upp.len(),
+                    if crate::factory::is_plaintext_upp(upp) {
+                        "in the clear (sealed at the next `smdpp serve` start)"
+                    } else {
+                        "sealed"
+                    }
+                );
+            }
             if let Some(m) = sidecar.get_metadata(&p.iccid).await? {
                 println!("service provider:   {}", m.service_provider_name);
                 println!("profile name:       {}", m.profile_name);

@@ -264,6 +264,7 @@ pub async fn add_operator(
 
 /// Imports a UPP as an Available inventory profile of `operator` with `profile_type`;
 /// returns the ICCID.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_inventory(
     store: &Store,
     sidecar: &Sidecar,

@@ -35,7 +35,10 @@ pub enum FactoryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Sealing, opening or key handling failed.
-    #[error("vault: {0}")]
+    // Transparent: with `#[error("vault: {0}")]` and `#[from]` (a source) a `{:#}` chain
+    // printed the vault's message twice (e.g. "key file F: vault: key file F: mode 0644
+    // ...: key file F: mode 0644 ..." from `smdpp keys status`).
+    #[error(transparent)]
     Vault(#[from] VaultError),
     /// A stored record does not decode.
     #[error("stored secrets of {iccid} are malformed")]
@@ -528,18 +531,34 @@ impl Factory {
             if old == active {
                 continue;
             }
-            let left = self
-                .store
-                .sealed_secrets_not_under(i64::from(active), None, 1)
-                .await?
-                .iter()
-                .any(|s| s.dek_id == i64::from(old));
-            if !left && !self.upps_use(old).await? {
+            // Fix: this looked at one row only (the first not under the active DEK), so
+            // with rows left under two old DEKs the second one was deleted while still in
+            // use. Every row left is looked at (after the re-seal there are few).
+            if !self.secrets_use(old, active).await? && !self.upps_use(old).await? {
                 self.vault.retire_dek(old)?;
                 self.store.delete_vault_dek(i64::from(old)).await?;
             }
         }
         Ok((active, done))
+    }
+
+    /// Whether a secrets record is still sealed under `dek_id` (scanning the rows not
+    /// under `active`).
+    async fn secrets_use(&self, dek_id: u32, active: u32) -> Result<bool> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .sealed_secrets_not_under(i64::from(active), after.as_deref(), 1000)
+                .await?;
+            if page.iter().any(|s| s.dek_id == i64::from(dek_id)) {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(s) if page.len() == 1000 => after = Some(s.iccid.clone()),
+                _ => return Ok(false),
+            }
+        }
     }
 
     async fn upps_use(&self, dek_id: u32) -> Result<bool> {

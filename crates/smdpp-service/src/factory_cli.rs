@@ -56,18 +56,19 @@ pub(crate) fn kek_location(d: &DataArgs, file: &FileConfig, data_dir: &Path) -> 
 /// created (mode 0600) when it is missing and the database holds no keys yet; a missing
 /// file for a database that has keys is an error naming the key id it needs.
 pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>> {
-    if !kek_file.exists() {
-        if let Some(r) = store.vault_deks().await?.first() {
-            bail!(
-                "key file {} is missing: the database's secrets are sealed under \
-                 key-encryption key {}",
-                kek_file.display(),
-                r.kek_id
-            );
-        }
+    if !kek_file.exists()
+        && let Some(r) = store.vault_deks().await?.first()
+    {
+        bail!(
+            "key file {} is missing: the database's secrets are sealed under \
+             key-encryption key {}",
+            kek_file.display(),
+            r.kek_id
+        );
     }
-    let (kek, _) = load_or_create_kek(kek_file, true)
-        .with_context(|| format!("key file {}", kek_file.display()))?;
+    // No "key file F" context: every key-file error names the file already (it was
+    // printed twice).
+    let (kek, _) = load_or_create_kek(kek_file, true)?;
     Ok(Arc::new(Factory::open(store.clone(), kek).await?))
 }
 
@@ -256,7 +257,10 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
                 Some(Err(e)) => batch.rejected.push(e),
                 None => {}
             }
-            if done || batch.rows.len() >= batch_rows {
+            // Fix: rejected rows count towards the batch too. Counting only good rows, a
+            // file whose rows are all rejected (a wrong --home-plmn, say) kept every
+            // RowError of the file in memory and reported no progress until its end.
+            if done || batch.rows.len() + batch.rejected.len() >= batch_rows {
                 batch.bytes_read = reader.bytes_read();
                 let full = std::mem::replace(
                     &mut batch,
@@ -420,11 +424,7 @@ pub async fn import_command(a: ImportArgs) -> Result<()> {
             };
             if last.elapsed() >= interval {
                 last = Instant::now();
-                let pct = if total > 0 {
-                    bytes.saturating_mul(100) / total
-                } else {
-                    0
-                };
+                let pct = bytes.saturating_mul(100).checked_div(total).unwrap_or(0);
                 let rate = s.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 let bar: String = (0..30)
                     .map(|i| if i * 100 < pct * 30 { '#' } else { '.' })

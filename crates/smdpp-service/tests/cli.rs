@@ -94,7 +94,11 @@ async fn default_serve_generates_everything_and_serves_the_demo_profile() {
     // USIM/ISIM package with the test PLMN 001/01.
     let upp = saip::Upp::decode(&opened.upp).unwrap();
     assert_eq!(upp.iccid().unwrap(), iccid);
-    assert!(upp.imsi().unwrap().starts_with("00101"), "{}", upp.imsi().unwrap());
+    assert!(
+        upp.imsi().unwrap().starts_with("00101"),
+        "{}",
+        upp.imsi().unwrap()
+    );
     assert!(server.prepared.demo_qr.as_ref().unwrap().exists());
     assert!(data.join("vault.kek").exists());
     let types = server.store().list_profile_types().await.unwrap();

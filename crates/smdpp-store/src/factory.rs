@@ -19,9 +19,12 @@ use crate::StoreError;
 use crate::model::{EpochMillis, ProfileState, normalize_iccid, now_ms};
 use crate::sql::Sql;
 
-/// Rows per multi-row INSERT: 1,000 rows × 9 parameters stays far below the parameter limits
-/// of SQLite (32,766) and PostgreSQL (65,535).
-pub const IMPORT_CHUNK: usize = 1000;
+/// Rows per multi-row statement. Small on purpose: sqlx's SQLite driver looks each bound
+/// parameter up by name, which costs time linear in the statement's parameter count, so a
+/// statement's binding cost grows with the square of its rows. At 1,000 rows per statement a
+/// million-row import spent 85% of its CPU time in `sqlite3_bind_parameter_name` (perf);
+/// at 100 rows it imports five times faster.
+pub const IMPORT_CHUNK: usize = 100;
 
 /// A profile type (table `profile_types`).
 #[derive(Clone, PartialEq, Eq)]
@@ -453,13 +456,22 @@ impl ImportTx {
     /// duplicates. Nothing is visible to others before [`ImportTx::commit`].
     pub async fn insert_batch(&mut self, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>> {
         let mut outcomes = Vec::with_capacity(rows.len());
+        // Fix: the ICCIDs inserted by earlier chunks of this call. A later chunk reads them
+        // back from the database like any stored row, so an exact repeat of a row of an
+        // earlier chunk was classified AlreadyPresent (its own secrets silently dropped)
+        // instead of DuplicateIccid as within one chunk.
+        let mut earlier = std::collections::HashSet::new();
         for chunk in rows.chunks(IMPORT_CHUNK) {
-            outcomes.extend(self.insert_chunk(chunk).await?);
+            outcomes.extend(self.insert_chunk(chunk, &mut earlier).await?);
         }
         Ok(outcomes)
     }
 
-    async fn insert_chunk(&mut self, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>> {
+    async fn insert_chunk(
+        &mut self,
+        rows: &[ImportRow],
+        earlier: &mut std::collections::HashSet<String>,
+    ) -> Result<Vec<ImportOutcome>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -497,7 +509,9 @@ impl ImportTx {
         let mut outcomes = Vec::with_capacity(rows.len());
         let mut insert = Vec::with_capacity(rows.len());
         for (r, iccid) in rows.iter().zip(&iccids) {
-            let outcome = if let Some((t, o, imsi)) = by_iccid.get(iccid) {
+            let outcome = if earlier.contains(iccid) {
+                ImportOutcome::DuplicateIccid
+            } else if let Some((t, o, imsi)) = by_iccid.get(iccid) {
                 if t.as_deref() == Some(r.profile_type.as_str())
                     && o == &r.operator_id
                     && imsi.as_deref() == Some(r.secrets.imsi.as_str())
@@ -515,6 +529,7 @@ impl ImportTx {
                     (None, None, Some(format!("\u{0}{}", r.secrets.imsi))),
                 );
                 by_imsi.insert(r.secrets.imsi.clone(), iccid.clone());
+                earlier.insert(iccid.clone());
                 insert.push((r, iccid));
                 ImportOutcome::Inserted
             };

@@ -88,7 +88,9 @@ impl ProfileState {
 
 impl fmt::Display for ProfileState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`: honour width/alignment (`{:<12}` in `smdpp types show`
+        // and `smdpp profiles list` was ignored, so their columns did not line up).
+        f.pad(self.as_str())
     }
 }
 

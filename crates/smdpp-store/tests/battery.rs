@@ -156,6 +156,14 @@ battery!(
     notification_replay_detected,
     list_profiles_filters_and_pagination,
     reopen_keeps_data,
+    profile_types_insert_get_list_duplicate,
+    vault_deks_insert_duplicate_rewrap_delete,
+    import_outcomes,
+    import_rollback_and_commit,
+    import_batch_larger_than_a_chunk,
+    sealed_secrets_paging_and_reseal_cas,
+    stored_upps_paging_and_replace_cas,
+    count_profiles_of_type_by_state,
 );
 
 fn iccid(n: u32) -> String {
@@ -1062,6 +1070,627 @@ async fn reopen_keeps_data(db: &TestDb) {
     let s3 = db.reconnect().await;
     assert!(s3.get_profile(&iccid(1)).await.unwrap().is_some());
     s3.close().await;
+}
+
+// ---------------------------------------------------------------- profile factory
+
+fn profile_type(name: &str) -> ProfileType {
+    ProfileType {
+        name: name.into(),
+        template: "name = \"t\"\n".into(),
+        service_provider_name: "SPN".into(),
+        profile_name: format!("Profile {name}"),
+        profile_class: Some(2),
+        icon_type: Some(1),
+        icon: Some(vec![0x89, b'P', b'N', b'G', 0, 0xFF]),
+        notification_events: 0b1001,
+        ppr_bits: Some(0b110),
+        cc_attempt_limit: Some(3),
+        download_attempt_limit: Some(7),
+        created_at: T0,
+    }
+}
+
+fn imsi(n: u32) -> String {
+    format!("00101{n:010}")
+}
+
+/// An import row: ICCID `n`, IMSI `imsi_n`, a sealed blob naming both.
+fn import_row(n: u32, imsi_n: u32, ptype: &str, op: Option<&str>) -> ImportRow {
+    ImportRow {
+        secrets: SealedSecrets {
+            iccid: iccid(n),
+            imsi: imsi(imsi_n),
+            dek_id: 1,
+            sealed: format!("sealed {n} {imsi_n}").into_bytes(),
+        },
+        profile_type: ptype.into(),
+        operator_id: op.map(str::to_owned),
+        cc_attempt_limit: Some(4),
+        download_attempt_limit: Some(6),
+    }
+}
+
+/// Imports `rows` in one transaction and commits.
+async fn import(s: &Store, rows: &[ImportRow]) -> Vec<ImportOutcome> {
+    let mut tx = s.begin_import().await.unwrap();
+    let out = tx.insert_batch(rows).await.unwrap();
+    tx.commit().await.unwrap();
+    out
+}
+
+async fn profile_types_insert_get_list_duplicate(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.list_profile_types().await.unwrap().is_empty());
+    assert_eq!(s.get_profile_type("T1").await.unwrap(), None);
+
+    let t1 = profile_type("T1");
+    s.insert_profile_type(&t1).await.unwrap();
+    assert_eq!(s.get_profile_type("T1").await.unwrap(), Some(t1.clone()));
+    // A minimal type keeps its NULLs.
+    let t0 = ProfileType {
+        profile_class: None,
+        icon_type: None,
+        icon: None,
+        ppr_bits: None,
+        cc_attempt_limit: None,
+        download_attempt_limit: None,
+        ..profile_type("A0")
+    };
+    s.insert_profile_type(&t0).await.unwrap();
+    assert_eq!(s.get_profile_type("A0").await.unwrap(), Some(t0.clone()));
+    assert_eq!(
+        s.list_profile_types().await.unwrap(),
+        vec![t0.clone(), t1.clone()],
+        "by name"
+    );
+
+    // The name is unique; the refused insert changes nothing.
+    let other = ProfileType {
+        service_provider_name: "Other".into(),
+        ..profile_type("T1")
+    };
+    match s.insert_profile_type(&other).await {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "profile type name"),
+        r => panic!("expected Duplicate, got {r:?}"),
+    }
+    assert_eq!(s.get_profile_type("T1").await.unwrap(), Some(t1.clone()));
+    assert_eq!(s.list_profile_types().await.unwrap(), vec![t0, t1]);
+    // Names are exact (no case folding).
+    assert_eq!(s.get_profile_type("t1").await.unwrap(), None);
+}
+
+async fn vault_deks_insert_duplicate_rewrap_delete(db: &TestDb) {
+    let s = &db.store;
+    let dek = |id: i64, kek: &str| DekRecord {
+        dek_id: id,
+        kek_id: kek.into(),
+        wrapped: format!("{kek} wraps {id}").into_bytes(),
+    };
+    assert!(s.vault_deks().await.unwrap().is_empty());
+    s.insert_vault_dek(&dek(2, "file:a")).await.unwrap();
+    s.insert_vault_dek(&dek(1, "file:a")).await.unwrap();
+    assert_eq!(
+        s.vault_deks().await.unwrap(),
+        vec![dek(1, "file:a"), dek(2, "file:a")],
+        "by id"
+    );
+    match s.insert_vault_dek(&dek(1, "file:z")).await {
+        Err(StoreError::Duplicate { key }) => assert_eq!(key, "dek_id"),
+        r => panic!("expected Duplicate, got {r:?}"),
+    }
+    assert_eq!(s.vault_deks().await.unwrap()[0], dek(1, "file:a"));
+
+    // Re-wrap: every record replaced.
+    s.rewrap_vault_deks(&[dek(1, "file:b"), dek(2, "file:b")])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.vault_deks().await.unwrap(),
+        vec![dek(1, "file:b"), dek(2, "file:b")]
+    );
+    // All or nothing: a record for a missing DEK (here the last one) changes nothing.
+    assert_eq!(
+        s.rewrap_vault_deks(&[dek(1, "file:c"), dek(2, "file:c"), dek(9, "file:c")])
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        s.vault_deks().await.unwrap(),
+        vec![dek(1, "file:b"), dek(2, "file:b")]
+    );
+    s.rewrap_vault_deks(&[]).await.unwrap();
+
+    assert!(s.delete_vault_dek(1).await.unwrap());
+    assert!(!s.delete_vault_dek(1).await.unwrap());
+    assert!(!s.delete_vault_dek(77).await.unwrap());
+    assert_eq!(s.vault_deks().await.unwrap(), vec![dek(2, "file:b")]);
+    // A deleted id can be used again (a new DEK 1 after a rollback of a rotation).
+    s.insert_vault_dek(&dek(1, "file:b")).await.unwrap();
+    assert_eq!(s.vault_deks().await.unwrap().len(), 2);
+}
+
+async fn import_outcomes(db: &TestDb) {
+    use ImportOutcome::*;
+    let s = &db.store;
+    // A profile that was not imported (uploaded package, no secrets).
+    s.insert_profile(&NewProfile::available(iccid(100), Some("T1")), &ev("t"))
+        .await
+        .unwrap();
+    assert_eq!(
+        import(
+            s,
+            &[
+                import_row(1, 1, "T1", None),
+                import_row(2, 2, "T1", Some("OP")),
+            ]
+        )
+        .await,
+        vec![Inserted, Inserted]
+    );
+
+    let mut padded = import_row(1, 1, "T1", None);
+    padded.secrets.iccid = format!("{}F", iccid(1));
+    padded.secrets.sealed = b"another sealing of the same values".to_vec();
+    let rows = [
+        import_row(1, 1, "T1", None),        // 0: a re-run
+        padded,                              // 1: the same, padded ICCID, other blob
+        import_row(2, 2, "T1", Some("OP")),  // 2: a re-run with its operator
+        import_row(2, 2, "T1", None),        // 3: other operator
+        import_row(2, 2, "T1", Some("OP2")), // 4: other operator
+        import_row(1, 1, "T2", None),        // 5: other type
+        import_row(1, 9, "T1", None),        // 6: other IMSI
+        import_row(100, 100, "T1", None),    // 7: a profile that was not imported
+        import_row(3, 1, "T1", None),        // 8: IMSI of ICCID 1
+        import_row(4, 4, "T1", None),        // 9: new
+        import_row(4, 5, "T1", None),        // 10: ICCID of row 9
+        import_row(5, 4, "T1", None),        // 11: IMSI of row 9
+        import_row(4, 4, "T1", None),        // 12: row 9 again
+        import_row(6, 6, "T1", Some("OP")),  // 13: new
+    ];
+    let out = import(s, &rows).await;
+    assert_eq!(
+        out,
+        vec![
+            AlreadyPresent,
+            AlreadyPresent,
+            AlreadyPresent,
+            DuplicateIccid,
+            DuplicateIccid,
+            DuplicateIccid,
+            DuplicateIccid,
+            DuplicateIccid,
+            DuplicateImsi,
+            Inserted,
+            DuplicateIccid,
+            DuplicateImsi,
+            DuplicateIccid,
+            Inserted,
+        ]
+    );
+
+    // What was inserted, with the values of its row.
+    let p4 = s.get_profile(&iccid(4)).await.unwrap().unwrap();
+    assert_eq!(p4.state, ProfileState::Available);
+    assert_eq!(p4.profile_type.as_deref(), Some("T1"));
+    assert_eq!(p4.operator_id, None);
+    assert_eq!(p4.cc_attempt_limit, Some(4));
+    assert_eq!(p4.download_attempt_limit, Some(6));
+    assert_eq!(p4.upp, None);
+    assert_eq!(p4.version, 0);
+    assert_eq!(
+        s.get_sealed_secrets(&iccid(4)).await.unwrap(),
+        Some(rows[9].secrets.clone())
+    );
+    let p6 = s.get_profile(&iccid(6)).await.unwrap().unwrap();
+    assert_eq!(p6.operator_id.as_deref(), Some("OP"));
+    // Nothing else: the refused rows wrote nothing, the re-runs changed nothing.
+    assert_eq!(s.get_profile(&iccid(3)).await.unwrap(), None);
+    assert_eq!(s.get_profile(&iccid(5)).await.unwrap(), None);
+    assert_eq!(s.get_sealed_secrets(&iccid(100)).await.unwrap(), None);
+    assert_eq!(
+        s.get_sealed_secrets(&iccid(1)).await.unwrap(),
+        Some(import_row(1, 1, "T1", None).secrets)
+    );
+    assert_eq!(
+        s.get_profile(&iccid(2))
+            .await
+            .unwrap()
+            .unwrap()
+            .operator_id
+            .as_deref(),
+        Some("OP")
+    );
+    assert_eq!(
+        s.list_profiles(&ProfileFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(s.events_for(&iccid(1)).await.unwrap().len(), 1);
+    // The padded ICCID finds the stored one.
+    assert_eq!(
+        s.get_sealed_secrets(&format!("{}F", iccid(4)))
+            .await
+            .unwrap()
+            .map(|x| x.iccid),
+        Some(iccid(4))
+    );
+
+    // An invalid ICCID fails the whole call, before anything is written.
+    let mut tx = s.begin_import().await.unwrap();
+    let mut bad = import_row(7, 7, "T1", None);
+    bad.secrets.iccid = "12AB".into();
+    assert!(matches!(
+        tx.insert_batch(&[import_row(8, 8, "T1", None), bad]).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    tx.rollback().await.unwrap();
+    assert_eq!(s.get_profile(&iccid(8)).await.unwrap(), None);
+    // An empty batch is fine.
+    assert_eq!(import(s, &[]).await, vec![]);
+}
+
+async fn import_rollback_and_commit(db: &TestDb) {
+    let s = &db.store;
+    let rows: Vec<ImportRow> = (1..=3).map(|n| import_row(n, n, "T1", None)).collect();
+    let nothing = |s: &Store| {
+        let s = s.clone();
+        async move {
+            for n in 1..=3 {
+                assert_eq!(s.get_profile(&iccid(n)).await.unwrap(), None);
+                assert_eq!(s.get_sealed_secrets(&iccid(n)).await.unwrap(), None);
+                assert!(s.events_for(&iccid(n)).await.unwrap().is_empty());
+            }
+            assert!(s.count_profiles_of_type("T1").await.unwrap().is_empty());
+        }
+    };
+
+    // Rolled back: nothing, even after two batches.
+    let mut tx = s.begin_import().await.unwrap();
+    assert_eq!(
+        tx.insert_batch(&rows[..2]).await.unwrap(),
+        vec![ImportOutcome::Inserted; 2]
+    );
+    // Within the transaction, a later batch sees the earlier one.
+    assert_eq!(
+        tx.insert_batch(&rows).await.unwrap(),
+        vec![
+            ImportOutcome::AlreadyPresent,
+            ImportOutcome::AlreadyPresent,
+            ImportOutcome::Inserted
+        ]
+    );
+    // Not visible to others before the commit.
+    nothing(s).await;
+    tx.rollback().await.unwrap();
+    nothing(s).await;
+
+    // Dropped without commit: rolled back as well.
+    let mut tx = s.begin_import().await.unwrap();
+    tx.insert_batch(&rows).await.unwrap();
+    drop(tx);
+    nothing(s).await;
+
+    // Committed: every row visible, with its creation event.
+    let before = now_ms();
+    let mut tx = s.begin_import().await.unwrap();
+    assert_eq!(
+        tx.insert_batch(&rows).await.unwrap(),
+        vec![ImportOutcome::Inserted; 3]
+    );
+    tx.commit().await.unwrap();
+    for (n, row) in (1..=3).zip(&rows) {
+        let p = s.get_profile(&iccid(n)).await.unwrap().unwrap();
+        assert_eq!(p.state, ProfileState::Available);
+        assert!(p.created_at >= before && p.created_at == p.updated_at);
+        assert_eq!(
+            s.get_sealed_secrets(&iccid(n)).await.unwrap().as_ref(),
+            Some(&row.secrets)
+        );
+        let evs = s.events_for(&iccid(n)).await.unwrap();
+        assert_eq!(evs.len(), 1, "{evs:?}");
+        let e = &evs[0];
+        assert_eq!(e.iccid, iccid(n));
+        assert_eq!(e.from_state, None);
+        assert_eq!(e.to_state, ProfileState::Available);
+        assert_eq!(e.actor, "import");
+        assert_eq!(e.cause.as_deref(), Some("imported"));
+        assert_eq!(e.detail, None);
+        assert_eq!(e.at, p.created_at);
+    }
+    // Other writers are not blocked after the commit.
+    s.insert_profile(&NewProfile::available(iccid(50), None), &ev("t"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.count_profiles_of_type("T1").await.unwrap(),
+        vec![(ProfileState::Available, 3)]
+    );
+}
+
+async fn import_batch_larger_than_a_chunk(db: &TestDb) {
+    use ImportOutcome::*;
+    let s = &db.store;
+    let n = (2 * IMPORT_CHUNK + 7) as u32;
+    let mut rows: Vec<ImportRow> = (1..=n).map(|i| import_row(i, i, "BULK", None)).collect();
+    // In the second chunk: the ICCID of a row of the first chunk with another IMSI, the
+    // IMSI of a row of the first chunk, and a row of the first chunk repeated.
+    let second = IMPORT_CHUNK + 5;
+    rows[second] = import_row(3, 90_001, "BULK", None);
+    rows[second + 1] = import_row(90_002, 4, "BULK", None);
+    rows[second + 2] = import_row(5, 5, "BULK", None);
+    let out = import(s, &rows).await;
+    assert_eq!(out.len(), rows.len());
+    for (i, o) in out.iter().enumerate() {
+        let want = match i {
+            i if i == second => DuplicateIccid,
+            i if i == second + 1 => DuplicateImsi,
+            i if i == second + 2 => DuplicateIccid,
+            _ => Inserted,
+        };
+        assert_eq!(o, &want, "row {i}");
+    }
+    let inserted = i64::from(n) - 3;
+    assert_eq!(
+        s.count_profiles_of_type("BULK").await.unwrap(),
+        vec![(ProfileState::Available, inserted)]
+    );
+    // Every profile has its secrets and its event (spot checks at the chunk edges).
+    for i in [
+        1,
+        IMPORT_CHUNK as u32,
+        IMPORT_CHUNK as u32 + 1,
+        2 * IMPORT_CHUNK as u32 + 1,
+        n,
+    ] {
+        assert_eq!(
+            s.get_sealed_secrets(&iccid(i))
+                .await
+                .unwrap()
+                .map(|x| x.imsi),
+            Some(imsi(i)),
+            "row {i}"
+        );
+        assert_eq!(s.events_for(&iccid(i)).await.unwrap().len(), 1, "row {i}");
+    }
+    let mut all = 0;
+    let mut after = None;
+    loop {
+        let page = s
+            .sealed_secrets_not_under(99, after.as_deref(), 10_000)
+            .await
+            .unwrap();
+        all += page.len();
+        match page.last() {
+            Some(x) => after = Some(x.iccid.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(all as i64, inserted);
+    // A re-run of the whole batch: nothing inserted, so the repeated row is already
+    // present like its original; the two others are refused as before.
+    let again = import(s, &rows).await;
+    for (i, o) in again.iter().enumerate() {
+        let want = match i {
+            i if i == second => DuplicateIccid,
+            i if i == second + 1 => DuplicateImsi,
+            _ => AlreadyPresent,
+        };
+        assert_eq!(o, &want, "re-run row {i}");
+    }
+}
+
+async fn sealed_secrets_paging_and_reseal_cas(db: &TestDb) {
+    let s = &db.store;
+    let rows: Vec<ImportRow> = (1..=25)
+        .map(|n| {
+            let mut r = import_row(n, n, "T1", None);
+            r.secrets.dek_id = if n <= 10 { 1 } else { 2 };
+            r
+        })
+        .collect();
+    import(s, &rows).await;
+
+    // Paging by ICCID.
+    let mut pages = Vec::new();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .sealed_secrets_not_under(3, after.as_deref(), 10)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages.push(page.len());
+        after = page.last().map(|x| x.iccid.clone());
+        seen.extend(page);
+    }
+    assert_eq!(pages, vec![10, 10, 5]);
+    assert_eq!(
+        seen,
+        rows.iter().map(|r| r.secrets.clone()).collect::<Vec<_>>()
+    );
+    // Only the rows not under the given DEK.
+    let not_2 = s.sealed_secrets_not_under(2, None, 100).await.unwrap();
+    assert_eq!(
+        not_2.iter().map(|x| x.iccid.clone()).collect::<Vec<_>>(),
+        (1..=10).map(iccid).collect::<Vec<_>>()
+    );
+    let not_1 = s
+        .sealed_secrets_not_under(1, Some(&iccid(20)), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        not_1.iter().map(|x| x.iccid.clone()).collect::<Vec<_>>(),
+        (21..=25).map(iccid).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.sealed_secrets_not_under(1, None, 0).await.unwrap().len(),
+        1
+    );
+
+    // Re-seal: compare-and-set on the old blob.
+    let stale = SealedSecrets {
+        sealed: b"not what is stored".to_vec(),
+        ..rows[1].secrets.clone()
+    };
+    let missing = import_row(99, 99, "T1", None).secrets;
+    let updates = vec![
+        (rows[0].secrets.clone(), b"new 1".to_vec(), 3),
+        (stale, b"new 2".to_vec(), 3),
+        (missing, b"new 99".to_vec(), 3),
+        (rows[12].secrets.clone(), b"new 13".to_vec(), 3),
+    ];
+    assert_eq!(s.reseal_secrets(&updates).await.unwrap(), 2);
+    let got = |n| {
+        let s = s.clone();
+        async move { s.get_sealed_secrets(&iccid(n)).await.unwrap().unwrap() }
+    };
+    let r1 = got(1).await;
+    assert_eq!((r1.dek_id, r1.sealed.as_slice()), (3, &b"new 1"[..]));
+    assert_eq!(r1.imsi, imsi(1));
+    assert_eq!(
+        got(2).await,
+        rows[1].secrets,
+        "stale old blob: not replaced"
+    );
+    assert_eq!(got(13).await.dek_id, 3);
+    assert_eq!(s.get_sealed_secrets(&iccid(99)).await.unwrap(), None);
+    // Replaying the same updates: every old blob is stale now.
+    assert_eq!(s.reseal_secrets(&updates).await.unwrap(), 0);
+    assert_eq!(got(1).await.sealed, b"new 1".to_vec());
+    assert_eq!(s.reseal_secrets(&[]).await.unwrap(), 0);
+    assert_eq!(
+        s.sealed_secrets_not_under(3, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        23
+    );
+    // Re-sealing changes neither the profile's version nor its history.
+    let p = s.get_profile(&iccid(1)).await.unwrap().unwrap();
+    assert_eq!(p.version, 0);
+    assert_eq!(s.events_for(&iccid(1)).await.unwrap().len(), 1);
+}
+
+async fn stored_upps_paging_and_replace_cas(db: &TestDb) {
+    let s = &db.store;
+    for n in 1..=8u32 {
+        let mut np = NewProfile::available(iccid(n), None);
+        if n != 4 {
+            np.upp = Some(vec![0xA0, n as u8]);
+        }
+        s.insert_profile(&np, &ev("t")).await.unwrap();
+    }
+    // Imported profiles have no stored package.
+    import(s, &[import_row(9, 9, "T1", None)]).await;
+
+    let mut pages = Vec::new();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.stored_upps(after.as_deref(), 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages.push(page.len());
+        after = page.last().map(|x| x.0.clone());
+        seen.extend(page);
+    }
+    assert_eq!(pages, vec![3, 3, 1]);
+    assert_eq!(
+        seen,
+        [1, 2, 3, 5, 6, 7, 8]
+            .iter()
+            .map(|&n| (iccid(n), vec![0xA0, n as u8]))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(s.stored_upps(None, 0).await.unwrap().len(), 1);
+
+    // Compare-and-set on the old package.
+    let before = s.get_profile(&iccid(1)).await.unwrap().unwrap();
+    assert!(
+        s.replace_stored_upp(&iccid(1), &[0xA0, 1], b"\x01sealed")
+            .await
+            .unwrap()
+    );
+    let after_p = s.get_profile(&iccid(1)).await.unwrap().unwrap();
+    assert_eq!(after_p.upp, Some(b"\x01sealed".to_vec()));
+    assert_eq!(after_p.version, before.version, "version not bumped");
+    assert_eq!(s.events_for(&iccid(1)).await.unwrap().len(), 1);
+    // Stale old value, no package, no profile: not replaced.
+    assert!(
+        !s.replace_stored_upp(&iccid(1), &[0xA0, 1], b"\x01again")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_profile(&iccid(1)).await.unwrap().unwrap().upp,
+        Some(b"\x01sealed".to_vec())
+    );
+    assert!(
+        !s.replace_stored_upp(&iccid(4), &[0xA0, 4], b"x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_profile(&iccid(4)).await.unwrap().unwrap().upp, None);
+    assert!(
+        !s.replace_stored_upp(&iccid(77), &[0xA0, 1], b"x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.stored_upps(None, 100).await.unwrap()[0],
+        (iccid(1), b"\x01sealed".to_vec())
+    );
+}
+
+async fn count_profiles_of_type_by_state(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.count_profiles_of_type("A").await.unwrap().is_empty());
+    seed(s, 1, 3, "A").await;
+    seed(s, 10, 1, "B").await;
+    s.insert_profile(&NewProfile::available(iccid(20), None), &ev("t"))
+        .await
+        .unwrap();
+    for (n, state) in [(1, ProfileState::Released), (2, ProfileState::Allocated)] {
+        s.transition(
+            &iccid(n),
+            &Expect::any(),
+            &ProfileUpdate::to_state(state),
+            &ev("t"),
+        )
+        .await
+        .unwrap();
+    }
+    import(
+        s,
+        &[
+            import_row(30, 30, "A", None),
+            import_row(31, 31, "A", Some("OP")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        s.count_profiles_of_type("A").await.unwrap(),
+        vec![
+            (ProfileState::Allocated, 1),
+            (ProfileState::Available, 3),
+            (ProfileState::Released, 1),
+        ],
+        "by state name, states with none left out"
+    );
+    assert_eq!(
+        s.count_profiles_of_type("B").await.unwrap(),
+        vec![(ProfileState::Available, 1)]
+    );
+    assert!(s.count_profiles_of_type("a").await.unwrap().is_empty());
+    assert!(s.count_profiles_of_type("").await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------- non-battery

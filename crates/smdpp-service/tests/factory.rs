@@ -1,0 +1,1408 @@
+//! The profile factory end to end, on SQLite and (when `SMDPP_TEST_PG_URL` is set)
+//! PostgreSQL: streaming import of subscriber inventory files (good rows, all or nothing,
+//! re-runs, bad headers), UPPs generated from a profile type's template and downloaded by
+//! the virtual eUICC over real HTTPS, decoded by Python asn1tools, secrets at rest (nothing
+//! secret in the raw SQLite files), DEK rotation and KEK re-wrap while a server runs, and
+//! the key file checks. Every negative test is named `rejects_*` or says what is refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use common::*;
+use euicc_sim::lpa::{DownloadOptions, DownloadOutcome, Lpa};
+use rsp_crypto::Curve;
+use rsp_pki::TestPki;
+use saip::{OperatorKey, SecretText, TemplateSource, Upp, bcd};
+use smdpp_inventory::{Format, Options, RowError};
+use smdpp_service::factory::{Factory, SubscriberSecrets};
+use smdpp_service::factory_cli::{
+    ImportOptions, ImportSummary, NotifyArg, build_profile_type, import_file, open_factory,
+};
+use smdpp_store::{
+    EventRecord, Expect, Patch, ProfileFilter, ProfileState, ProfileUpdate, Store, StoreError,
+};
+use smdpp_vault::{FileKek, Kek, SealedBlob};
+
+// ------------------------------------------------------------------ inventory rows
+
+const HEADER: &str = "iccid,imsi,ki,opc,pin1,puk1,pin2,puk2,adm1,spn";
+const TYPE: &str = "factory-test";
+const TYPE_SPN: &str = "Factory SP";
+const TYPE_NAME: &str = "Factory test profile";
+
+/// One subscriber of an inventory file.
+#[derive(Clone, Debug)]
+struct Sub {
+    iccid: String,
+    imsi: String,
+    ki: String,
+    opc: String,
+    pin1: String,
+    puk1: String,
+    pin2: String,
+    puk2: String,
+    adm1: String,
+    spn: String,
+}
+
+/// ICCID number `n`: `89 49 0` + 13 digits + the Luhn digit (19 digits).
+fn iccid(n: u64) -> String {
+    saip::personalize::iccid_with_luhn(&format!("89490{n:013}")).unwrap()
+}
+
+/// IMSI number `n` on the test network 001/01.
+fn imsi(n: u64) -> String {
+    format!("00101{n:010}")
+}
+
+impl Sub {
+    /// Subscriber `n`, with values distinct per subscriber.
+    fn new(n: u64) -> Sub {
+        Sub {
+            iccid: iccid(n),
+            imsi: imsi(n),
+            ki: format!("4B49{n:028X}"),
+            opc: format!("4F50{n:028x}"),
+            pin1: format!("{:04}", 1000 + n),
+            puk1: format!("{:08}", 11_000_000 + n),
+            pin2: format!("{:08}", 22_000_000 + n),
+            puk2: format!("{:08}", 33_000_000 + n),
+            adm1: format!("{:08}", 44_000_000 + n),
+            spn: "Factory".into(),
+        }
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            self.iccid,
+            self.imsi,
+            self.ki,
+            self.opc,
+            self.pin1,
+            self.puk1,
+            self.pin2,
+            self.puk2,
+            self.adm1,
+            self.spn
+        )
+    }
+
+    /// What the factory must have sealed for this row.
+    fn secrets(&self) -> SubscriberSecrets {
+        SubscriberSecrets {
+            mnc_len: 2,
+            ki: SecretText::from(self.ki.as_str()),
+            operator_key: OperatorKey::Opc(SecretText::from(self.opc.as_str())),
+            pin1: SecretText::from(self.pin1.as_str()),
+            puk1: SecretText::from(self.puk1.as_str()),
+            pin2: SecretText::from(self.pin2.as_str()),
+            puk2: SecretText::from(self.puk2.as_str()),
+            adm1: SecretText::from(self.adm1.as_str()),
+            spn: Some(self.spn.clone()),
+        }
+    }
+}
+
+fn csv_of(rows: &[&str]) -> String {
+    let mut s = format!("{HEADER}\n");
+    for r in rows {
+        s.push_str(r);
+    }
+    s
+}
+
+fn row_err(line: u64, field: &str, message: &str) -> RowError {
+    RowError {
+        line,
+        field: Some(field.to_owned()),
+        message: message.to_owned(),
+    }
+}
+
+// ------------------------------------------------------------------ store + factory
+
+/// The store of `db` and a factory over it with the key file `<dir>/vault.kek`, like a
+/// CLI process opens them.
+async fn open(dir: &Path, db: &Db) -> (Store, Arc<Factory>) {
+    let store = Store::connect(&db.url).await.unwrap();
+    let factory = open_factory(&store, &dir.join("vault.kek")).await.unwrap();
+    (store, factory)
+}
+
+/// Creates profile type `name` from the built-in USIM+ISIM Milenage template.
+async fn add_type(store: &Store, name: &str) {
+    let t = build_profile_type(
+        name,
+        &TemplateSource::usim_isim_milenage(),
+        TYPE_SPN,
+        TYPE_NAME,
+        None,
+        None,
+        &[NotifyArg::Install, NotifyArg::Delete],
+        &[],
+        Some(5),
+        Some(7),
+    )
+    .unwrap();
+    store.insert_profile_type(&t).await.unwrap();
+}
+
+struct Imported {
+    summary: ImportSummary,
+    /// Every row `on_reject` saw.
+    rejected: Vec<RowError>,
+    /// The bytes read of the last progress report.
+    last_progress: Option<u64>,
+    /// Progress reports (one per batch).
+    progress_calls: usize,
+}
+
+fn options(profile_type: &str, operator: Option<&str>, all: bool, batch: usize) -> ImportOptions {
+    ImportOptions {
+        profile_type: profile_type.to_owned(),
+        operator: operator.map(str::to_owned),
+        all_or_nothing: all,
+        reader: Options::default(),
+        batch_rows: batch,
+    }
+}
+
+async fn import_with(
+    store: &Store,
+    factory: &Arc<Factory>,
+    csv: &str,
+    opts: &ImportOptions,
+) -> anyhow::Result<Imported> {
+    let mut rejected = Vec::new();
+    let mut last_progress = None;
+    let mut progress_calls = 0;
+    let summary = import_file(
+        store,
+        factory,
+        Format::Csv,
+        std::io::Cursor::new(csv.as_bytes().to_vec()),
+        opts,
+        |e| {
+            rejected.push(e.clone());
+            Ok(())
+        },
+        |bytes, _| {
+            last_progress = Some(bytes);
+            progress_calls += 1;
+        },
+    )
+    .await?;
+    Ok(Imported {
+        summary,
+        rejected,
+        last_progress,
+        progress_calls,
+    })
+}
+
+async fn import(
+    store: &Store,
+    factory: &Arc<Factory>,
+    csv: &str,
+    all_or_nothing: bool,
+    batch: usize,
+) -> Imported {
+    import_with(
+        store,
+        factory,
+        csv,
+        &options(TYPE, None, all_or_nothing, batch),
+    )
+    .await
+    .unwrap()
+}
+
+/// The ICCIDs of the profiles of `TYPE`, in order, each checked to be Available.
+async fn available_of_type(store: &Store) -> Vec<String> {
+    let list = store
+        .list_profiles(&ProfileFilter {
+            profile_type: Some(TYPE.into()),
+            limit: Some(1000),
+            ..ProfileFilter::default()
+        })
+        .await
+        .unwrap();
+    for p in &list {
+        assert_eq!(p.state, ProfileState::Available, "{}", p.iccid);
+    }
+    list.into_iter().map(|p| p.iccid).collect()
+}
+
+async fn profile_count(store: &Store) -> usize {
+    store
+        .list_profiles(&ProfileFilter {
+            limit: Some(1000),
+            ..ProfileFilter::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Each of `subs` is an imported, Available profile of `TYPE` (limits from the type, no
+/// operator, no order, no stored package) whose sealed secrets hold exactly its values.
+async fn assert_imported(store: &Store, factory: &Factory, subs: &[&Sub]) {
+    for s in subs {
+        let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(p.state, ProfileState::Available);
+        assert_eq!(p.profile_type.as_deref(), Some(TYPE));
+        assert_eq!(p.operator_id, None);
+        assert_eq!(p.matching_id, None);
+        assert_eq!(p.upp, None);
+        assert_eq!(p.cc_attempt_limit, Some(5));
+        assert_eq!(p.download_attempt_limit, Some(7));
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(sealed.iccid, s.iccid);
+        assert_eq!(sealed.imsi, s.imsi);
+        assert_eq!(
+            i64::from(SealedBlob::parse(&sealed.sealed).unwrap().dek_id()),
+            sealed.dek_id
+        );
+        assert_eq!(factory.open_secrets(&sealed).await.unwrap(), s.secrets());
+    }
+}
+
+// ------------------------------------------------------------------ 1. good rows
+
+async fn import_good_rows_and_report_bad_ones(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let good: Vec<Sub> = [1, 2, 9, 11].into_iter().map(Sub::new).collect();
+
+    // Line 4: the Luhn digit of ICCID 3 is off by one.
+    let mut bad_luhn = Sub::new(3);
+    let last = bad_luhn.iccid.pop().unwrap().to_digit(10).unwrap() as u8;
+    let wrong = (last + 1) % 10;
+    bad_luhn.iccid.push(char::from(b'0' + wrong));
+    // Line 5: a Ki of 30 hex digits.
+    let mut short_ki = Sub::new(4);
+    short_ki.ki.truncate(30);
+    // Line 6: ICCID of line 2 again (with a new IMSI).
+    let mut dup_iccid = Sub::new(5);
+    dup_iccid.iccid = good[0].iccid.clone();
+    // Line 7: IMSI of line 3 again (with a new ICCID).
+    let mut dup_imsi = Sub::new(6);
+    dup_imsi.imsi = good[1].imsi.clone();
+    // Line 8: PIN1 empty.
+    let mut no_pin1 = Sub::new(7);
+    no_pin1.pin1 = String::new();
+    // Line 10: neither OPc nor OP.
+    let mut no_opc = Sub::new(8);
+    no_opc.opc = String::new();
+
+    let csv = csv_of(&[
+        &good[0].csv(),
+        &good[1].csv(),
+        &bad_luhn.csv(),
+        &short_ki.csv(),
+        &dup_iccid.csv(),
+        &dup_imsi.csv(),
+        &no_pin1.csv(),
+        &good[2].csv(),
+        &no_opc.csv(),
+        &good[3].csv(),
+    ]);
+    // Batches of 2 rows: several transactions, rejections spread over them.
+    let out = import(&store, &factory, &csv, false, 2).await;
+    let expected_errors = vec![
+        row_err(
+            4,
+            "iccid",
+            &format!(
+                "ICCID {}: Luhn check digit should be {last}, got {wrong}",
+                bad_luhn.iccid
+            ),
+        ),
+        row_err(
+            5,
+            "ki",
+            "Ki must be exactly 16 bytes (32 hex digits), got 30 hex digits",
+        ),
+        row_err(
+            6,
+            "iccid",
+            &format!(
+                "duplicate ICCID {}: already on an earlier row of this file",
+                good[0].iccid
+            ),
+        ),
+        row_err(
+            7,
+            "imsi",
+            &format!(
+                "duplicate IMSI {}: already on an earlier row of this file",
+                good[1].imsi
+            ),
+        ),
+        row_err(8, "pin1", "required value missing"),
+        row_err(10, "opc", "required value missing (opc or op)"),
+    ];
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 10,
+            imported: 4,
+            already_present: 0,
+            rejected: 6,
+            rolled_back: 0,
+            errors: expected_errors.clone(),
+        }
+    );
+    assert_eq!(out.rejected, expected_errors, "on_reject saw every row");
+    assert_eq!(out.last_progress, Some(csv.len() as u64));
+
+    let mut want: Vec<String> = good.iter().map(|s| s.iccid.clone()).collect();
+    want.sort();
+    assert_eq!(available_of_type(&store).await, want);
+    assert_eq!(profile_count(&store).await, 4);
+    assert_eq!(
+        store.count_profiles_of_type(TYPE).await.unwrap(),
+        vec![(ProfileState::Available, 4)]
+    );
+    assert_imported(&store, &factory, &good.iter().collect::<Vec<_>>()).await;
+    for s in [&bad_luhn, &short_ki, &dup_imsi, &no_pin1, &no_opc] {
+        if saip::personalize::check_iccid(&s.iccid).is_ok() {
+            assert_eq!(
+                store.get_profile(&s.iccid).await.unwrap(),
+                None,
+                "{}",
+                s.iccid
+            );
+            assert_eq!(store.get_sealed_secrets(&s.iccid).await.unwrap(), None);
+        }
+    }
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ 2. all or nothing
+
+async fn all_or_nothing_imports_none_when_a_row_is_bad(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let good: Vec<Sub> = (1..=5).map(Sub::new).collect();
+    let mut bad = Sub::new(6);
+    bad.puk1 = "1234567".into();
+    // The bad row (line 6) comes after two full batches of 2 that were already written
+    // inside the transaction.
+    let csv = csv_of(&[
+        &good[0].csv(),
+        &good[1].csv(),
+        &good[2].csv(),
+        &good[3].csv(),
+        &bad.csv(),
+        &good[4].csv(),
+    ]);
+    let out = import(&store, &factory, &csv, true, 2).await;
+    let errors = vec![row_err(
+        6,
+        "puk1",
+        "PUK1 must be exactly 8 decimal digits (got 7 characters)",
+    )];
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 6,
+            imported: 0,
+            already_present: 0,
+            rejected: 1,
+            rolled_back: 5,
+            errors: errors.clone(),
+        }
+    );
+    assert_eq!(out.rejected, errors);
+    assert_eq!(profile_count(&store).await, 0);
+    assert_eq!(store.count_profiles_of_type(TYPE).await.unwrap(), vec![]);
+    for s in &good {
+        assert_eq!(store.get_sealed_secrets(&s.iccid).await.unwrap(), None);
+    }
+
+    // A conflict only the database sees (ICCID 1 already imported with another IMSI),
+    // found after the rows before it were inserted: everything is rolled back too.
+    let first = import(&store, &factory, &csv_of(&[&good[0].csv()]), false, 2).await;
+    assert_eq!(first.summary.imported, 1);
+    let mut clash = Sub::new(7);
+    clash.iccid = good[0].iccid.clone();
+    let csv = csv_of(&[&good[1].csv(), &good[2].csv(), &clash.csv()]);
+    let out = import(&store, &factory, &csv, true, 2).await;
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 3,
+            imported: 0,
+            already_present: 0,
+            rejected: 1,
+            rolled_back: 2,
+            errors: vec![row_err(
+                4,
+                "iccid",
+                "ICCID already in the inventory with other subscriber data, type or operator"
+            )],
+        }
+    );
+    assert_eq!(available_of_type(&store).await, vec![good[0].iccid.clone()]);
+    assert_eq!(
+        store.get_sealed_secrets(&good[1].iccid).await.unwrap(),
+        None
+    );
+    store.close().await;
+}
+
+async fn all_or_nothing_imports_all_when_every_row_is_good(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let good: Vec<Sub> = (1..=5).map(Sub::new).collect();
+    let rows: Vec<String> = good.iter().map(Sub::csv).collect();
+    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = import(&store, &factory, &csv, true, 2).await;
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 5,
+            imported: 5,
+            already_present: 0,
+            rejected: 0,
+            rolled_back: 0,
+            errors: vec![],
+        }
+    );
+    assert!(out.rejected.is_empty());
+    let mut want: Vec<String> = good.iter().map(|s| s.iccid.clone()).collect();
+    want.sort();
+    assert_eq!(available_of_type(&store).await, want);
+    assert_imported(&store, &factory, &good.iter().collect::<Vec<_>>()).await;
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ 3. re-runs
+
+async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    add_type(&store, "other-type").await;
+    let good: Vec<Sub> = (1..=4).map(Sub::new).collect();
+    let rows: Vec<String> = good.iter().map(Sub::csv).collect();
+    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = import(&store, &factory, &csv, false, 3).await;
+    assert_eq!(first.summary.imported, 4);
+    let sealed_before = store.get_sealed_secrets(&good[0].iccid).await.unwrap();
+
+    for all in [false, true] {
+        let again = import(&store, &factory, &csv, all, 3).await;
+        assert_eq!(
+            again.summary,
+            ImportSummary {
+                rows: 4,
+                imported: 0,
+                already_present: 4,
+                rejected: 0,
+                rolled_back: 0,
+                errors: vec![],
+            },
+            "all_or_nothing={all}"
+        );
+        assert_eq!(profile_count(&store).await, 4);
+        // Nothing was re-sealed or rewritten.
+        assert_eq!(
+            store.get_sealed_secrets(&good[0].iccid).await.unwrap(),
+            sealed_before
+        );
+    }
+
+    // The same ICCID with another IMSI; a new ICCID with an IMSI in use; a present
+    // ICCID + IMSI of another type; then a good new row.
+    let mut other_imsi = Sub::new(5);
+    other_imsi.iccid = good[0].iccid.clone();
+    let mut reused_imsi = Sub::new(6);
+    reused_imsi.imsi = good[1].imsi.clone();
+    let fresh = Sub::new(7);
+    let csv2 = csv_of(&[&other_imsi.csv(), &reused_imsi.csv(), &fresh.csv()]);
+    let out = import(&store, &factory, &csv2, false, 3).await;
+    let iccid_msg = "ICCID already in the inventory with other subscriber data, type or operator";
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 3,
+            imported: 1,
+            already_present: 0,
+            rejected: 2,
+            rolled_back: 0,
+            errors: vec![
+                row_err(2, "iccid", iccid_msg),
+                row_err(3, "imsi", "IMSI already used by another ICCID"),
+            ],
+        }
+    );
+    // Same ICCID and IMSI, other type / with an operator: not "already present".
+    let csv3 = csv_of(&[&good[2].csv()]);
+    let out = import_with(
+        &store,
+        &factory,
+        &csv3,
+        &options("other-type", None, false, 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.rejected, 1);
+    assert_eq!(out.summary.errors, vec![row_err(2, "iccid", iccid_msg)]);
+    smdpp_service::es2_cli::add_operator(&store, "op-x", &client_cert("op-x").cert_der, None)
+        .await
+        .unwrap();
+    let out = import_with(
+        &store,
+        &factory,
+        &csv3,
+        &options(TYPE, Some("op-x"), false, 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.errors, vec![row_err(2, "iccid", iccid_msg)]);
+
+    assert_eq!(profile_count(&store).await, 5);
+    // The rows in conflict left the stored ones alone.
+    assert_imported(&store, &factory, &[&good[0], &good[1], &good[2], &fresh]).await;
+    assert_eq!(store.get_profile(&reused_imsi.iccid).await.unwrap(), None);
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ 4. refusals
+
+async fn rejects_bad_header(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let row = Sub::new(1).csv();
+    let cases = [
+        (
+            format!("{HEADER},colour\n{}", row.replace('\n', ",red\n")),
+            "line 1: unknown column \"colour\"; known columns are iccid, imsi, ki, opc, op, \
+             pin1, puk1, pin2, puk2, adm1, spn, mnc_len",
+        ),
+        (
+            "iccid,imsi,ki,opc,pin1,puk1,pin2,adm1,spn\n8949000000000000018,001010000000001,\
+             000102030405060708090a0b0c0d0e0f,00112233445566778899aabbccddeeff,1234,\
+             12345678,5678,12345678,x\n"
+                .to_owned(),
+            "missing required column puk2",
+        ),
+        (
+            format!(
+                "iccid,imsi,ki,pin1,puk1,pin2,puk2,adm1\n{}",
+                "8949000000000000018,001010000000001,000102030405060708090a0b0c0d0e0f,\
+                 1234,12345678,5678,87654321,12345678\n"
+            ),
+            "missing required column opc (or op)",
+        ),
+        (
+            format!("{HEADER},ICCID\n{row}"),
+            "line 1: column \"iccid\" appears twice",
+        ),
+        (String::new(), "no header row: the file is empty"),
+    ];
+    for all in [false, true] {
+        for (csv, message) in &cases {
+            let err = import_with(&store, &factory, csv, &options(TYPE, None, all, 10))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{message}: accepted"));
+            assert_eq!(err.to_string(), *message);
+        }
+    }
+    assert_eq!(profile_count(&store).await, 0);
+    assert_eq!(
+        store.get_sealed_secrets(&Sub::new(1).iccid).await.unwrap(),
+        None
+    );
+    store.close().await;
+}
+
+async fn rejects_unknown_type(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let csv = csv_of(&[&Sub::new(1).csv()]);
+    let err = import_with(&store, &factory, &csv, &options("nope", None, false, 10))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "unknown profile type \"nope\" (create it with `smdpp types add`)"
+    );
+    assert_eq!(profile_count(&store).await, 0);
+    store.close().await;
+}
+
+async fn rejects_unknown_operator(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let csv = csv_of(&[&Sub::new(1).csv()]);
+    let err = import_with(
+        &store,
+        &factory,
+        &csv,
+        &options(TYPE, Some("nope"), true, 10),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "unknown operator \"nope\" (register it with `smdpp operators add`)"
+    );
+    assert_eq!(profile_count(&store).await, 0);
+    store.close().await;
+}
+
+/// A file whose rows are all rejected (here: IMSIs of another network than `--home-plmn`)
+/// is read batch by batch like any other: every row reported, progress after each batch.
+async fn rejects_every_row_of_another_network(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let subs: Vec<Sub> = (1..=6).map(Sub::new).collect();
+    let rows: Vec<String> = subs.iter().map(Sub::csv).collect();
+    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut opts = options(TYPE, None, false, 2);
+    opts.reader.home_plmn = Some("00102".into());
+    let out = import_with(&store, &factory, &csv, &opts).await.unwrap();
+    let errors: Vec<RowError> = subs
+        .iter()
+        .zip(2..)
+        .map(|(s, line)| {
+            row_err(
+                line,
+                "imsi",
+                &format!(
+                    "IMSI {}: MCC/MNC 00101 does not match the home PLMN 00102",
+                    s.imsi
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        out.summary,
+        ImportSummary {
+            rows: 6,
+            imported: 0,
+            already_present: 0,
+            rejected: 6,
+            rolled_back: 0,
+            errors: errors.clone(),
+        }
+    );
+    assert_eq!(out.rejected, errors);
+    // Three batches of two rejected rows, and the end of the file.
+    assert_eq!(out.progress_calls, 4);
+    assert_eq!(out.last_progress, Some(csv.len() as u64));
+    assert_eq!(profile_count(&store).await, 0);
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ server environment
+
+struct Env {
+    pki: TestPki,
+    server: Server,
+    lpa: Lpa,
+}
+
+async fn env(dir: &Path, db: &Db) -> Env {
+    let pki = make_pki(Curve::NistP256);
+    let pki_dir = dir.join("pki");
+    pki.write_to(&pki_dir).unwrap();
+    let server = Server::start_lpa(settings(&dir.join("data"), pki_dir, db)).await;
+    add_type(server.store(), TYPE).await;
+    let lpa = sim_lpa(&[&pki]);
+    Env { pki, server, lpa }
+}
+
+impl Env {
+    fn factory(&self) -> Arc<Factory> {
+        Arc::clone(self.server.prepared.engine.factory().unwrap())
+    }
+
+    fn kek_file(&self) -> PathBuf {
+        self.server.settings.kek_file.clone()
+    }
+
+    async fn import(&self, subs: &[&Sub]) {
+        let rows: Vec<String> = subs.iter().map(|s| s.csv()).collect();
+        let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = import(self.server.store(), &self.factory(), &csv, true, 100).await;
+        assert_eq!(out.summary.imported, subs.len() as u64, "{:?}", out.summary);
+    }
+
+    /// Releases an imported profile as a download order (as `seed_demo` does); returns
+    /// its MatchingID.
+    async fn release(&self, iccid: &str) -> String {
+        let mid = smdpp_service::upp::generate_matching_id().unwrap();
+        self.server
+            .store()
+            .transition(
+                iccid,
+                &Expect::states(&[ProfileState::Available]),
+                &ProfileUpdate {
+                    state: Some(ProfileState::Released),
+                    matching_id: Patch::Set(mid.clone()),
+                    ..ProfileUpdate::default()
+                },
+                &EventRecord::by("test").with_cause("factory test order"),
+            )
+            .await
+            .unwrap();
+        mid
+    }
+
+    async fn download(&self, euicc: &mut euicc_sim::Euicc, mid: &str) -> DownloadOutcome {
+        let ac = format!("LPA:1${}${mid}", self.server.address());
+        self.lpa
+            .download(euicc, &ac, &DownloadOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+fn hex16(s: &str) -> [u8; 16] {
+    hex::decode(s).unwrap().try_into().unwrap()
+}
+
+/// The eUICC installed exactly the personalization of `s` (decoded with `saip`).
+fn assert_package_of(package: &[u8], s: &Sub) {
+    let upp = Upp::decode(package).unwrap();
+    assert_eq!(upp.iccid().unwrap(), s.iccid);
+    assert_eq!(upp.ef_iccid().unwrap(), s.iccid);
+    assert_eq!(upp.imsi().unwrap(), s.imsi);
+    let aka = upp.aka_parameters();
+    assert_eq!(aka.len(), 2, "USIM and ISIM");
+    for (_, a) in aka {
+        let p = a.algo_parameter().unwrap();
+        assert_eq!(p.key.expose(), hex16(&s.ki));
+        assert_eq!(p.opc.expose(), hex16(&s.opc));
+    }
+    let code = |v: &str| {
+        let mut b = [0xFFu8; 8];
+        b[..v.len()].copy_from_slice(v.as_bytes());
+        b
+    };
+    assert_eq!(upp.pin(0x01).unwrap().expose(), code(&s.pin1));
+    assert_eq!(upp.pin(0x81).unwrap().expose(), code(&s.pin2));
+    assert_eq!(upp.pin(0x0A).unwrap().expose(), code(&s.adm1));
+    assert_eq!(upp.puk(0x01).unwrap().expose(), code(&s.puk1));
+    assert_eq!(upp.puk(0x81).unwrap().expose(), code(&s.puk2));
+}
+
+// ------------------------------------------------------------------ 5. secrets at rest
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn raw_database_file_reveals_no_secret(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let subs: Vec<Sub> = (0..3u64)
+        .map(|i| {
+            let mut s = Sub::new(100 + i);
+            s.ki = format!("A1B2C3D4E5F60718293A4B5C6D7E8F9{i}");
+            s.opc = format!("0F1E2D3C4B5A69788796A5B4C3D2E1F{i}");
+            s.pin1 = format!("7391826{i}");
+            s.puk1 = format!("5820391{i}");
+            s.pin2 = format!("4619283{i}");
+            s.puk2 = format!("9182736{i}");
+            s.adm1 = format!("3847291{i}");
+            s
+        })
+        .collect();
+    e.import(&subs.iter().collect::<Vec<_>>()).await;
+    let ts48 = std::fs::read(TS48).unwrap();
+    let (ts48_mid, ts48_iccid) = e.server.add(&ts48, None, None).await;
+    let mid = e.release(&subs[0].iccid).await;
+    let mut euicc = sim_euicc(&e.pki);
+    let out = e.download(&mut euicc, &mid).await;
+    assert_eq!(out.iccid, subs[0].iccid);
+    assert!(out.notification_sent);
+    assert_package_of(&euicc.state().profiles[0].profile_package, &subs[0]);
+    let out = e.download(&mut euicc, &ts48_mid).await;
+    assert_eq!(out.iccid, ts48_iccid);
+    assert_eq!(euicc.state().profiles[1].profile_package, ts48);
+    for iccid in [&subs[0].iccid, &ts48_iccid] {
+        assert_eq!(e.server.profile(iccid).await.state, ProfileState::Installed);
+    }
+    // Both packages exist at rest only sealed.
+    let stored = e.server.profile(&ts48_iccid).await.upp.unwrap();
+    assert_eq!(SealedBlob::parse(&stored).unwrap().dek_id(), 1);
+    e.server.stop().await;
+
+    let ts48_upp = Upp::decode(&ts48).unwrap();
+    let ts48_aka = ts48_upp.aka_parameters();
+    assert!(!ts48_aka.is_empty());
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for (_, a) in &ts48_aka {
+        let p = a.algo_parameter().unwrap();
+        // The TS.48 Ki is a real value; its OPc may be all zeros, which any page of the
+        // file holds and says nothing about the key: such a value is not searched for.
+        assert!(p.key.expose().iter().any(|&b| b != p.key.expose()[0]));
+        for k in [p.key.expose(), p.opc.expose()] {
+            if k.iter().any(|&b| b != k[0]) {
+                keys.push(k.to_vec());
+            }
+        }
+    }
+    for s in &subs {
+        keys.push(hex16(&s.ki).to_vec());
+        keys.push(hex16(&s.opc).to_vec());
+    }
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for k in &keys {
+        needles.push((format!("raw {}", hex::encode(k)), k.clone()));
+        needles.push((
+            format!("upper {}", hex::encode(k)),
+            hex::encode_upper(k).into_bytes(),
+        ));
+        needles.push((
+            format!("lower {}", hex::encode(k)),
+            hex::encode(k).into_bytes(),
+        ));
+    }
+    for s in &subs {
+        for v in [&s.pin1, &s.puk1, &s.pin2, &s.puk2, &s.adm1] {
+            needles.push((format!("ascii {v}"), v.clone().into_bytes()));
+        }
+    }
+
+    let db_file = dir.join("smdpp.db");
+    let mut files = vec![db_file.clone()];
+    for suffix in ["-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db_file.display()));
+        if p.exists() {
+            files.push(p);
+        }
+    }
+    let mut all = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for (what, n) in &needles {
+            assert!(!find(&bytes, n), "{} contains {what}", f.display());
+        }
+        all.extend_from_slice(&bytes);
+    }
+    // The scan reads the data: what is stored in the clear is found.
+    for s in &subs {
+        assert!(find(&all, s.imsi.as_bytes()), "IMSI {} not found", s.imsi);
+        assert!(
+            find(&all, s.iccid.as_bytes()),
+            "ICCID {} not found",
+            s.iccid
+        );
+    }
+    assert!(find(&all, ts48_iccid.as_bytes()));
+}
+
+// ------------------------------------------------------------------ 6. download
+
+async fn virtual_euicc_downloads_an_imported_profile(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let s = Sub::new(42);
+    e.import(&[&s]).await;
+    let mid = e.release(&s.iccid).await;
+    let mut euicc = sim_euicc(&e.pki);
+    let out = e.download(&mut euicc, &mid).await;
+    assert_eq!(out.iccid, s.iccid);
+    assert_eq!(out.service_provider_name, TYPE_SPN);
+    assert_eq!(out.profile_name, TYPE_NAME);
+    assert_eq!(out.upp_info.header_iccid.as_deref(), Some(s.iccid.as_str()));
+    assert_eq!(out.upp_info.ef_iccid.as_deref(), Some(s.iccid.as_str()));
+    assert_eq!(out.upp_info.imsi.as_deref(), Some(s.imsi.as_str()));
+    assert_eq!(out.upp_info.ef_spn.as_deref(), Some(s.spn.as_str()));
+    assert!(out.notification_sent, "{:?}", out.notification_error);
+    let p = e.server.profile(&s.iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(euicc.eid()));
+    let installed = &euicc.state().profiles;
+    assert_eq!(installed.len(), 1);
+    assert_package_of(&installed[0].profile_package, &s);
+    // The server generates the same package again (nothing random in it).
+    let again = e.server.factory().upp_for(&p).await.unwrap();
+    assert_eq!(again.as_slice(), installed[0].profile_package.as_slice());
+    e.server.stop().await;
+}
+
+// ------------------------------------------------------------------ 7. asn1tools
+
+const ASN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/asn1/PE_Definitions-3.3.1.asn"
+);
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../saip/tests/asn1tools/template_interop.py"
+);
+
+fn python_ready() -> Result<(), String> {
+    match Command::new("python3")
+        .args(["-c", "import asn1tools"])
+        .output()
+    {
+        Err(e) => Err(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Err(format!(
+            "asn1tools not importable: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Runs the asn1tools script on the PEs of `upp`; returns its reply.
+fn asn1tools_decode(upp: &[u8]) -> serde_json::Value {
+    let mut r = rsp_asn1::Reader::new(upp);
+    let mut pes = Vec::new();
+    while !r.is_empty() {
+        pes.push(hex::encode(r.read().unwrap().raw));
+    }
+    let request = serde_json::json!({"asn": ASN, "pes": pes}).to_string();
+    let mut child = Command::new("python3")
+        .arg(SCRIPT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "asn1tools script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decoded = reply["pes"].as_array().unwrap();
+    assert_eq!(decoded.len(), pes.len());
+    for (i, pe) in decoded.iter().enumerate() {
+        assert!(pe["error"].is_null(), "PE #{i}: asn1tools: {}", pe["error"]);
+        assert_eq!(
+            pe["same"], true,
+            "PE #{i} ({}): re-encoding differs",
+            pe["type"]
+        );
+    }
+    reply
+}
+
+async fn asn1tools_decodes_a_generated_upp(dir: &Path, db: &Db) {
+    if let Err(why) = python_ready() {
+        if std::env::var("SMDPP_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("SMDPP_REQUIRE_INTEROP=1 but the asn1tools interop cannot run: {why}");
+        }
+        eprintln!("SKIP asn1tools_decodes_a_generated_upp: {why}");
+        return;
+    }
+    let e = env(dir, db).await;
+    let mut s = Sub::new(77);
+    s.ki = "000102030405060708090A0B0C0D0E0F".into();
+    s.opc = "f0e0d0c0b0a090807060504030201000".into();
+    s.pin1 = "4711".into();
+    s.puk1 = "31415926".into();
+    s.pin2 = "0815".into();
+    s.puk2 = "27182818".into();
+    s.adm1 = "16180339".into();
+    e.import(&[&s]).await;
+    let profile = e.server.profile(&s.iccid).await;
+    let upp = e.server.factory().upp_for(&profile).await.unwrap();
+    let upp = upp.to_vec();
+    let reply = tokio::task::spawn_blocking(move || asn1tools_decode(&upp))
+        .await
+        .unwrap();
+    let v = &reply["values"];
+    assert_eq!(
+        v["header_iccid"],
+        hex::encode(bcd::iccid_to_plain(&s.iccid).unwrap()).as_str()
+    );
+    let f = &v["files"];
+    assert_eq!(
+        f["mf/ef-iccid"],
+        hex::encode(bcd::iccid_to_ef(&s.iccid).unwrap()).as_str()
+    );
+    // IMSI 001010000000077: length 8, parity nibble 9, then swapped digit pairs.
+    assert_eq!(s.imsi, "001010000000077");
+    assert_eq!(f["usim/ef-imsi"], "080910100000000077");
+    let aka = v["aka"].as_array().unwrap();
+    assert_eq!(aka.len(), 2);
+    for a in aka {
+        assert_eq!(a["algorithm"], 1);
+        assert_eq!(a["key"], "000102030405060708090a0b0c0d0e0f");
+        assert_eq!(a["opc"], "f0e0d0c0b0a090807060504030201000");
+    }
+    let has = |list: &serde_json::Value, k: u64, val: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[0] == k && p[1] == val)
+    };
+    let pins = &v["pins"];
+    assert!(has(pins, 1, "34373131ffffffff"), "PIN1 {pins:?}");
+    assert!(has(pins, 0x81, "30383135ffffffff"), "PIN2 {pins:?}");
+    assert!(has(pins, 0x0A, &hex::encode("16180339")), "ADM1 {pins:?}");
+    let puks = &v["puks"];
+    assert!(has(puks, 1, &hex::encode("31415926")), "PUK1 {puks:?}");
+    assert!(has(puks, 0x81, &hex::encode("27182818")), "PUK2 {puks:?}");
+    e.server.stop().await;
+}
+
+// ------------------------------------------------------------------ 8. key rotation
+
+async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let subs: Vec<Sub> = (1..=4).map(Sub::new).collect();
+    e.import(&subs.iter().collect::<Vec<_>>()).await;
+    let ts48 = std::fs::read(TS48).unwrap();
+    let (ts48_mid, ts48_iccid) = e.server.add(&ts48, None, None).await;
+    let server_factory = e.factory();
+    assert_eq!(server_factory.vault().dek_ids(), vec![1]);
+
+    // A second process: its own connection and factory, from the same key file.
+    let cli_store = Store::connect(&db.url).await.unwrap();
+    let cli = open_factory(&cli_store, &e.kek_file()).await.unwrap();
+    let mut progress = Vec::new();
+    let (new_id, resealed) = cli.rotate_dek(|n| progress.push(n)).await.unwrap();
+    assert_eq!(new_id, 2);
+    assert_eq!(resealed, 5, "4 secrets records + 1 stored package");
+    assert_eq!(progress.last(), Some(&5));
+    assert_eq!(cli.vault().dek_ids(), vec![2]);
+    let deks = cli_store.vault_deks().await.unwrap();
+    assert_eq!(deks.iter().map(|d| d.dek_id).collect::<Vec<_>>(), vec![2]);
+    for s in &subs {
+        let sealed = cli_store
+            .get_sealed_secrets(&s.iccid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sealed.dek_id, 2);
+        assert_eq!(SealedBlob::parse(&sealed.sealed).unwrap().dek_id(), 2);
+        assert_eq!(cli.open_secrets(&sealed).await.unwrap(), s.secrets());
+    }
+    let stored = e.server.profile(&ts48_iccid).await.upp.unwrap();
+    assert_eq!(SealedBlob::parse(&stored).unwrap().dek_id(), 2);
+    // The server has not seen DEK 2 yet.
+    assert_eq!(server_factory.vault().dek_ids(), vec![1]);
+    assert_eq!(server_factory.vault().active_dek_id(), 1);
+
+    // The running server opens blobs of DEK 2 by reloading the keys.
+    let mut euicc = sim_euicc(&e.pki);
+    let mid = e.release(&subs[0].iccid).await;
+    let out = e.download(&mut euicc, &mid).await;
+    assert_eq!(out.iccid, subs[0].iccid);
+    assert_eq!(out.upp_info.imsi.as_deref(), Some(subs[0].imsi.as_str()));
+    assert_package_of(&euicc.state().profiles[0].profile_package, &subs[0]);
+    assert_eq!(server_factory.vault().dek_ids(), vec![1, 2]);
+    let out = e.download(&mut euicc, &ts48_mid).await;
+    assert_eq!(out.iccid, ts48_iccid);
+    assert_eq!(euicc.state().profiles[1].profile_package, ts48);
+
+    // Re-wrap under a new key-encryption key.
+    let old_kek = e.kek_file();
+    let old_id = FileKek::load(&old_kek).unwrap().id().to_owned();
+    let new_kek = dir.join("new-vault.kek");
+    let kek = Arc::new(FileKek::create(&new_kek).unwrap());
+    let new_id = kek.id().to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(cli.rewrap(kek).await.unwrap(), new_id);
+    let deks = cli_store.vault_deks().await.unwrap();
+    assert_eq!(deks.len(), 1);
+    assert_eq!(deks[0].dek_id, 2);
+    assert_eq!(deks[0].kek_id, new_id);
+
+    // The old key file no longer opens the database; the message names both keys.
+    let err = open_factory(&cli_store, &old_kek)
+        .await
+        .expect_err("old key file refused")
+        .to_string();
+    assert!(err.contains(&old_id), "{err}");
+    assert!(err.contains(&new_id), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "the database's data-encryption keys are wrapped by key-encryption key {new_id}, \
+             but the key file holds {old_id}: configure the key file the database was set up \
+             with (kek_file)"
+        )
+    );
+    // The new one does, and opens secrets and packages.
+    let reopened = open_factory(&cli_store, &new_kek).await.unwrap();
+    assert_eq!(reopened.vault().kek_id(), new_id);
+    for s in &subs {
+        let sealed = cli_store
+            .get_sealed_secrets(&s.iccid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reopened.open_secrets(&sealed).await.unwrap(), s.secrets());
+    }
+    let p = e.server.profile(&ts48_iccid).await;
+    assert_eq!(
+        reopened.upp_for(&p).await.unwrap().as_slice(),
+        ts48.as_slice()
+    );
+
+    // The running server is not affected by the re-wrap.
+    let mid = e.release(&subs[1].iccid).await;
+    let out = e.download(&mut euicc, &mid).await;
+    assert_eq!(out.iccid, subs[1].iccid);
+    assert_package_of(&euicc.state().profiles[2].profile_package, &subs[1]);
+    cli_store.close().await;
+    e.server.stop().await;
+}
+
+/// Rows sealed by a process that still seals under an older DEK (an import that started
+/// before the rotation) and stored after the rotation's re-seal pass keep their DEK: with
+/// rows left under two old DEKs, neither is deleted.
+async fn rotation_keeps_every_old_dek_still_in_use(dir: &Path, db: &Db) {
+    let (store, f1) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let a: Vec<Sub> = (10..=12).map(Sub::new).collect();
+    let rows: Vec<String> = a.iter().map(Sub::csv).collect();
+    let out = import(
+        &store,
+        &f1,
+        &csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>()),
+        false,
+        10,
+    )
+    .await;
+    assert_eq!(out.summary.imported, 3);
+    let kek = dir.join("vault.kek");
+
+    // Inserts `s` sealed by `f` (whose active DEK is older) while a rotation runs.
+    let late_import = |f: &Arc<Factory>, s: &Sub| {
+        let csv = csv_of(&[&s.csv()]);
+        let (store, f) = (store.clone(), Arc::clone(f));
+        tokio::task::block_in_place(move || {
+            tokio::runtime::Handle::current().block_on(async move {
+                let out = import(&store, &f, &csv, false, 10).await;
+                assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
+            })
+        });
+    };
+
+    // Rotation to DEK 2; meanwhile f1 (DEK 1) stores b.
+    let b = Sub::new(1);
+    let f2 = open_factory(&store, &kek).await.unwrap();
+    let mut first = true;
+    let (id, _) = f2
+        .rotate_dek(|_| {
+            if std::mem::take(&mut first) {
+                late_import(&f1, &b);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 2);
+    let ids = |v: Vec<smdpp_store::DekRecord>| v.iter().map(|d| d.dek_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2]);
+    assert_eq!(
+        store
+            .get_sealed_secrets(&b.iccid)
+            .await
+            .unwrap()
+            .unwrap()
+            .dek_id,
+        1
+    );
+
+    // Rotation to DEK 3; meanwhile f1 (DEK 1) stores c and f2 (DEK 2) stores d.
+    let (c, d) = (Sub::new(2), Sub::new(3));
+    let f3 = open_factory(&store, &kek).await.unwrap();
+    let mut first = true;
+    let (id, _) = f3
+        .rotate_dek(|_| {
+            if std::mem::take(&mut first) {
+                late_import(&f1, &c);
+                late_import(&f2, &d);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 3);
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(
+        store
+            .get_sealed_secrets(&c.iccid)
+            .await
+            .unwrap()
+            .unwrap()
+            .dek_id,
+        1
+    );
+    assert_eq!(
+        store
+            .get_sealed_secrets(&d.iccid)
+            .await
+            .unwrap()
+            .unwrap()
+            .dek_id,
+        2
+    );
+    // Every row opens in a new process.
+    let f4 = open_factory(&store, &kek).await.unwrap();
+    for s in a.iter().chain([&b, &c, &d]) {
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(
+            f4.open_secrets(&sealed).await.unwrap(),
+            s.secrets(),
+            "{}",
+            s.iccid
+        );
+    }
+    // The next rotation re-seals them all and retires both old DEKs.
+    let (id, n) = f4.rotate_dek(|_| {}).await.unwrap();
+    assert_eq!((id, n), (4, 6));
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![4]);
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ 9. key file
+
+async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
+    let store = Store::connect(&db.url).await.unwrap();
+    // A fresh database and no key file: the key file is created, mode 0600, and DEK 1.
+    let kek = dir.join("keys").join("vault.kek");
+    let factory = open_factory(&store, &kek).await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kek).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let id = FileKek::load(&kek).unwrap().id().to_owned();
+    assert_eq!(factory.vault().kek_id(), id);
+    let deks = store.vault_deks().await.unwrap();
+    assert_eq!(deks.len(), 1);
+    assert_eq!((deks[0].dek_id, deks[0].kek_id.as_str()), (1, id.as_str()));
+
+    // Missing: refused, naming the file and the key id; no new key file is made.
+    let missing = dir.join("elsewhere.kek");
+    let err = open_factory(&store, &missing)
+        .await
+        .expect_err("missing key file refused")
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "key file {} is missing: the database's secrets are sealed under \
+             key-encryption key {id}",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
+
+    // Another key: refused with both ids.
+    let other = dir.join("other.kek");
+    let other_id = FileKek::create(&other).unwrap().id().to_owned();
+    let err = open_factory(&store, &other)
+        .await
+        .expect_err("wrong key file refused")
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "the database's data-encryption keys are wrapped by key-encryption key {id}, \
+             but the key file holds {other_id}: configure the key file the database was set \
+             up with (kek_file)"
+        )
+    );
+
+    // A key file others can read: refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = open_factory(&store, &kek).await.expect_err("0644 refused");
+        // The whole chain, each part once.
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "key file {}: mode 0644 gives group/other access; it must be 0600 or \
+                 stricter (chmod 600)",
+                kek.display()
+            )
+        );
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // The right one still opens, and nothing was added by the refusals.
+    open_factory(&store, &kek).await.unwrap();
+    assert_eq!(store.vault_deks().await.unwrap(), deks);
+    // A duplicate type name is refused by the store.
+    add_type(&store, TYPE).await;
+    let t = store.get_profile_type(TYPE).await.unwrap().unwrap();
+    assert!(matches!(
+        store.insert_profile_type(&t).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ runners
+
+/// `names` on SQLite and PostgreSQL, `sqlite_only` on SQLite.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?; sqlite_only: $($only:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $only() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = super::Db::sqlite(dir.path());
+                    super::$only(dir.path(), &db).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = super::Db::sqlite(dir.path());
+                    super::$name(dir.path(), &db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(dir.path(), &db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    import_good_rows_and_report_bad_ones,
+    all_or_nothing_imports_none_when_a_row_is_bad,
+    all_or_nothing_imports_all_when_every_row_is_good,
+    rerunning_an_import_is_harmless,
+    rejects_bad_header,
+    rejects_unknown_type,
+    rejects_unknown_operator,
+    rejects_every_row_of_another_network,
+    virtual_euicc_downloads_an_imported_profile,
+    asn1tools_decodes_a_generated_upp,
+    dek_rotation_reseals_everything_while_serving,
+    rotation_keeps_every_old_dek_still_in_use,
+    wrong_or_missing_kek_file_is_refused;
+    // The raw database file is what a copy of the disk shows.
+    sqlite_only: raw_database_file_reveals_no_secret,
+);
