@@ -312,10 +312,11 @@ impl Factory {
         if let Some(r) = records.iter().find(|r| r.kek_id != kek.id()) {
             return Err(FactoryError::Keys(format!(
                 "the database's data-encryption keys are wrapped by key-encryption key {}, \
-                 but the key file holds {}: configure the key file the database was set up \
-                 with (kek_file)",
+                 but the key file holds {}: point kek_file (--kek-file, SMDPP_KEK_FILE) at the \
+                 key file whose id is {}",
                 r.kek_id,
-                kek.id()
+                kek.id(),
+                r.kek_id
             )));
         }
         let vault = Vault::load(kek, &from_records(&records)?)?;
@@ -475,11 +476,22 @@ impl Factory {
 
     /// Creates a new DEK, stores it, and re-seals every stored secret record and package
     /// under it (in batches, each row compare-and-set, so a running server keeps working:
-    /// it opens blobs of either DEK, reloading the new one on first sight). Old DEKs whose
-    /// blobs are all re-sealed are deleted. Returns `(new dek id, rows re-sealed)`.
+    /// it opens blobs of either DEK, reloading the new one on first sight). Old DEKs are
+    /// kept: a process started before the rotation (a server, an import) keeps sealing
+    /// under the DEK it knows until it reloads, and what it writes must stay readable;
+    /// [`Factory::retire_unused`] deletes them later. Returns `(new dek id, rows re-sealed)`.
     pub async fn rotate_dek(&self, mut progress: impl FnMut(u64)) -> Result<(u32, u64)> {
+        // Another process may have rotated since this one loaded the keys: start from the
+        // stored set, so the new id is the next free one.
+        self.vault
+            .refresh(&from_records(&self.store.vault_deks().await?)?)?;
         let record = self.vault.rotate_dek()?;
-        self.store.insert_vault_dek(&to_record(&record)).await?;
+        if let Err(e) = self.store.insert_vault_dek(&to_record(&record)).await {
+            // Not stored (a concurrent rotation took the id): forget it again, so nothing
+            // is sealed under a key no other process can read.
+            let _ = self.vault.abandon_dek(record.dek_id);
+            return Err(e.into());
+        }
         let active = record.dek_id;
         let mut done = 0u64;
         // Secrets records.
@@ -526,20 +538,33 @@ impl Factory {
                 _ => break,
             }
         }
-        // Retire DEKs nothing uses any more (a row changed concurrently keeps its DEK).
+        Ok((active, done))
+    }
+
+    /// Deletes every DEK other than the active one that no stored secrets record or
+    /// package uses any more (`smdpp keys retire`); returns their ids. Run it only when
+    /// every process started before the last rotation has been restarted (or has re-read
+    /// the keys): such a process may still seal new records under an old DEK.
+    pub async fn retire_unused(&self) -> Result<Vec<u32>> {
+        let records = from_records(&self.store.vault_deks().await?)?;
+        self.vault.refresh(&records)?;
+        let active = self.vault.active_dek_id();
+        let mut retired = Vec::new();
         for old in self.vault.dek_ids() {
             if old == active {
                 continue;
             }
-            // Fix: this looked at one row only (the first not under the active DEK), so
-            // with rows left under two old DEKs the second one was deleted while still in
-            // use. Every row left is looked at (after the re-seal there are few).
+            // Every row not under the active DEK is looked at (after a re-seal there are
+            // few), so no DEK still in use is deleted.
             if !self.secrets_use(old, active).await? && !self.upps_use(old).await? {
                 self.vault.retire_dek(old)?;
-                self.store.delete_vault_dek(i64::from(old)).await?;
+                // Deleted here, or already by another process: report only ours.
+                if self.store.delete_vault_dek(i64::from(old)).await? {
+                    retired.push(old);
+                }
             }
         }
-        Ok((active, done))
+        Ok(retired)
     }
 
     /// Whether a secrets record is still sealed under `dek_id` (scanning the rows not
@@ -581,7 +606,9 @@ impl Factory {
 
     /// Re-wraps every DEK under `new_kek` and stores the new wrappings in one transaction.
     /// Sealed data does not change. The caller switches the configuration to the new key
-    /// file; a running server keeps its unwrapped DEKs and is not affected.
+    /// file; a running server keeps its unwrapped DEKs and is not affected, but it cannot
+    /// unwrap a DEK created under the new KEK: restart servers with the new key file before
+    /// the next DEK rotation.
     pub async fn rewrap(&self, new_kek: Arc<dyn Kek>) -> Result<String> {
         let records = self.vault.rewrap(Arc::clone(&new_kek))?;
         let records: Vec<DekRecord> = records.iter().map(to_record).collect();

@@ -66,10 +66,16 @@ pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>
             r.kek_id
         );
     }
-    // No "key file F" context: every key-file error names the file already (it was
-    // printed twice).
+    // Errors of the key file itself name the file already; a key mismatch gets it below.
     let (kek, _) = load_or_create_kek(kek_file, true)?;
-    Ok(Arc::new(Factory::open(store.clone(), kek).await?))
+    match Factory::open(store.clone(), kek).await {
+        Ok(f) => Ok(Arc::new(f)),
+        // A key mismatch does not name the file read: add it.
+        Err(e @ crate::factory::FactoryError::Keys(_)) => {
+            Err(anyhow!("key file {}: {e}", kek_file.display()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
@@ -792,7 +798,7 @@ pub enum KeysCommand {
         data: DataArgs,
     },
     /// Rotate keys without downtime: by default a new data-encryption key, under which every
-    /// stored secret is re-sealed (old keys are deleted when nothing uses them); with
+    /// stored secret is re-sealed (old keys are kept until `smdpp keys retire`); with
     /// `--new-kek FILE`, a new key-encryption key at FILE that re-wraps the data-encryption
     /// keys (no secret is re-sealed).
     Rotate {
@@ -802,6 +808,13 @@ pub enum KeysCommand {
         /// Create a new key-encryption key file here (must not exist) and re-wrap under it.
         #[arg(long)]
         new_kek: Option<PathBuf>,
+    },
+    /// Delete the old data-encryption keys no stored secret uses any more. Run it only after
+    /// every server and import started before the last rotation has been restarted.
+    Retire {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -830,7 +843,8 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
                         .await?;
                     println!(
                         "new data-encryption key {id} active; {n} records re-sealed in {:.1} s; \
-                         keys kept: {:?}",
+                         keys kept: {:?} (`smdpp keys retire` deletes the unused ones once every \
+                         server has been restarted)",
                         started.elapsed().as_secs_f64(),
                         factory.vault().dek_ids()
                     );
@@ -851,14 +865,29 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
                     println!(
                         "Set kek_file (or --kek-file / SMDPP_KEK_FILE) to {} before the next \
                          start; running servers are not affected. Keep the old key file until \
-                         then.",
+                         then, and restart the servers before the next `smdpp keys rotate`.",
                         path.display()
                     );
                 }
             }
             store.close().await;
         }
+        KeysCommand::Retire { data } => retire(data).await?,
     }
+    Ok(())
+}
+
+async fn retire(data: DataArgs) -> Result<()> {
+    let (store, factory) = open_all(&data).await?;
+    let retired = factory.retire_unused().await;
+    store.close().await;
+    let retired = retired?;
+    if retired.is_empty() {
+        println!("no data-encryption key to retire");
+    } else {
+        println!("retired data-encryption keys {retired:?}");
+    }
+    println!("keys kept: {:?}", factory.vault().dek_ids());
     Ok(())
 }
 

@@ -1079,9 +1079,14 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     assert_eq!(new_id, 2);
     assert_eq!(resealed, 5, "4 secrets records + 1 stored package");
     assert_eq!(progress.last(), Some(&5));
-    assert_eq!(cli.vault().dek_ids(), vec![2]);
+    // The old DEK is kept: the server still seals under it until it reloads the keys.
+    assert_eq!(cli.vault().dek_ids(), vec![1, 2]);
+    assert_eq!(cli.vault().active_dek_id(), 2);
     let deks = cli_store.vault_deks().await.unwrap();
-    assert_eq!(deks.iter().map(|d| d.dek_id).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        deks.iter().map(|d| d.dek_id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     for s in &subs {
         let sealed = cli_store
             .get_sealed_secrets(&s.iccid)
@@ -1119,9 +1124,12 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     assert_ne!(new_id, old_id);
     assert_eq!(cli.rewrap(kek).await.unwrap(), new_id);
     let deks = cli_store.vault_deks().await.unwrap();
-    assert_eq!(deks.len(), 1);
-    assert_eq!(deks[0].dek_id, 2);
-    assert_eq!(deks[0].kek_id, new_id);
+    assert_eq!(
+        deks.iter()
+            .map(|d| (d.dek_id, d.kek_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, new_id.as_str()), (2, new_id.as_str())]
+    );
 
     // The old key file no longer opens the database; the message names both keys.
     let err = open_factory(&cli_store, &old_kek)
@@ -1133,9 +1141,10 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     assert_eq!(
         err,
         format!(
-            "the database's data-encryption keys are wrapped by key-encryption key {new_id}, \
-             but the key file holds {old_id}: configure the key file the database was set up \
-             with (kek_file)"
+            "key file {}: the database's data-encryption keys are wrapped by key-encryption \
+             key {new_id}, but the key file holds {old_id}: point kek_file (--kek-file, \
+             SMDPP_KEK_FILE) at the key file whose id is {new_id}",
+            old_kek.display()
         )
     );
     // The new one does, and opens secrets and packages.
@@ -1165,8 +1174,8 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
 }
 
 /// Rows sealed by a process that still seals under an older DEK (an import that started
-/// before the rotation) and stored after the rotation's re-seal pass keep their DEK: with
-/// rows left under two old DEKs, neither is deleted.
+/// before the rotation) and stored after the rotation's re-seal pass keep their DEK: a
+/// rotation deletes no DEK, and with rows left under two old DEKs retiring deletes neither.
 async fn rotation_keeps_every_old_dek_still_in_use(dir: &Path, db: &Db) {
     let (store, f1) = open(dir, db).await;
     add_type(&store, TYPE).await;
@@ -1264,10 +1273,139 @@ async fn rotation_keeps_every_old_dek_still_in_use(dir: &Path, db: &Db) {
             s.iccid
         );
     }
-    // The next rotation re-seals them all and retires both old DEKs.
+    // Both old DEKs are still in use (c under 1, d under 2): retiring deletes nothing.
+    assert_eq!(f4.retire_unused().await.unwrap(), Vec::<u32>::new());
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(f4.vault().dek_ids(), vec![1, 2, 3]);
+    // The next rotation re-seals them all, keeping the old DEKs; retiring then deletes them.
     let (id, n) = f4.rotate_dek(|_| {}).await.unwrap();
     assert_eq!((id, n), (4, 6));
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3, 4]);
+    assert_eq!(f4.retire_unused().await.unwrap(), vec![1, 2, 3]);
     assert_eq!(ids(store.vault_deks().await.unwrap()), vec![4]);
+    assert_eq!(f4.vault().dek_ids(), vec![4]);
+    let f5 = open_factory(&store, &kek).await.unwrap();
+    for s in a.iter().chain([&b, &c, &d]) {
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(sealed.dek_id, 4, "{}", s.iccid);
+        assert_eq!(
+            f5.open_secrets(&sealed).await.unwrap(),
+            s.secrets(),
+            "{}",
+            s.iccid
+        );
+    }
+    store.close().await;
+}
+
+/// `smdpp keys retire`: after two rotations, a factory opened before the first one (a
+/// server not restarted) still seals under DEK 1; retiring deletes DEK 2, which nothing
+/// uses, and keeps DEK 1, and every record still opens. Once a rotation has re-sealed
+/// everything, retiring deletes every old DEK and keeps only the active one.
+async fn retire_deletes_only_unused_old_deks(dir: &Path, db: &Db) {
+    let (store, f1) = open(dir, db).await;
+    add_type(&store, TYPE).await;
+    let kek = dir.join("vault.kek");
+    let ids = |v: Vec<smdpp_store::DekRecord>| v.iter().map(|d| d.dek_id).collect::<Vec<_>>();
+    let import_one = |f: Arc<Factory>, s: Sub| {
+        let store = store.clone();
+        async move {
+            let out = import(&store, &f, &csv_of(&[&s.csv()]), false, 10).await;
+            assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
+        }
+    };
+    let dek_of = |s: Sub| {
+        let store = store.clone();
+        async move {
+            store
+                .get_sealed_secrets(&s.iccid)
+                .await
+                .unwrap()
+                .unwrap()
+                .dek_id
+        }
+    };
+    let a: Vec<Sub> = (20..=22).map(Sub::new).collect();
+    let rows: Vec<String> = a.iter().map(Sub::csv).collect();
+    let out = import(
+        &store,
+        &f1,
+        &csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>()),
+        false,
+        10,
+    )
+    .await;
+    assert_eq!(out.summary.imported, 3);
+    // A fresh database: nothing to retire.
+    assert_eq!(f1.retire_unused().await.unwrap(), Vec::<u32>::new());
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1]);
+
+    // Opened before the first rotation: it knows DEK 1 only and seals under it.
+    let stale = open_factory(&store, &kek).await.unwrap();
+
+    // Rotation to DEK 2; afterwards the stale factory stores b under DEK 1.
+    assert_eq!(f1.rotate_dek(|_| {}).await.unwrap(), (2, 3));
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2]);
+    let b = Sub::new(4);
+    import_one(Arc::clone(&stale), b.clone()).await;
+    assert_eq!(dek_of(b.clone()).await, 1);
+
+    // Rotation to DEK 3 (a new process); afterwards the stale factory stores c under DEK 1.
+    let f2 = open_factory(&store, &kek).await.unwrap();
+    assert_eq!(f2.rotate_dek(|_| {}).await.unwrap(), (3, 4));
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
+    let c = Sub::new(5);
+    import_one(Arc::clone(&stale), c.clone()).await;
+    assert_eq!(stale.vault().dek_ids(), vec![1]);
+    for s in a.iter().chain([&b]) {
+        assert_eq!(dek_of(s.clone()).await, 3, "{}", s.iccid);
+    }
+    assert_eq!(dek_of(c.clone()).await, 1);
+
+    // Retiring (a new process) deletes DEK 2 only: DEK 1 still seals c.
+    let f3 = open_factory(&store, &kek).await.unwrap();
+    assert_eq!(f3.retire_unused().await.unwrap(), vec![2]);
+    assert_eq!(f3.vault().dek_ids(), vec![1, 3]);
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3]);
+    // Again: nothing more to retire.
+    assert_eq!(f3.retire_unused().await.unwrap(), Vec::<u32>::new());
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3]);
+    // Every record opens in a new process, and in the stale one (reloading DEK 3).
+    let fresh = open_factory(&store, &kek).await.unwrap();
+    assert_eq!(fresh.vault().dek_ids(), vec![1, 3]);
+    for f in [&fresh, &stale] {
+        for s in a.iter().chain([&b, &c]) {
+            let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+            assert_eq!(
+                f.open_secrets(&sealed).await.unwrap(),
+                s.secrets(),
+                "{}",
+                s.iccid
+            );
+        }
+    }
+    assert_eq!(stale.vault().dek_ids(), vec![1, 3]);
+
+    // Another rotation re-seals everything under DEK 4; retiring then deletes DEKs 1 and 3.
+    let f4 = open_factory(&store, &kek).await.unwrap();
+    assert_eq!(f4.rotate_dek(|_| {}).await.unwrap(), (4, 5));
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3, 4]);
+    assert_eq!(f4.retire_unused().await.unwrap(), vec![1, 3]);
+    assert_eq!(f4.vault().dek_ids(), vec![4]);
+    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![4]);
+    assert_eq!(f4.retire_unused().await.unwrap(), Vec::<u32>::new());
+    let fresh = open_factory(&store, &kek).await.unwrap();
+    assert_eq!(fresh.vault().dek_ids(), vec![4]);
+    for s in a.iter().chain([&b, &c]) {
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(sealed.dek_id, 4, "{}", s.iccid);
+        assert_eq!(
+            fresh.open_secrets(&sealed).await.unwrap(),
+            s.secrets(),
+            "{}",
+            s.iccid
+        );
+    }
     store.close().await;
 }
 
@@ -1316,9 +1454,10 @@ async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
     assert_eq!(
         err,
         format!(
-            "the database's data-encryption keys are wrapped by key-encryption key {id}, \
-             but the key file holds {other_id}: configure the key file the database was set \
-             up with (kek_file)"
+            "key file {}: the database's data-encryption keys are wrapped by key-encryption \
+             key {id}, but the key file holds {other_id}: point kek_file (--kek-file, \
+             SMDPP_KEK_FILE) at the key file whose id is {id}",
+            other.display()
         )
     );
 
@@ -1402,6 +1541,7 @@ both_backends!(
     asn1tools_decodes_a_generated_upp,
     dek_rotation_reseals_everything_while_serving,
     rotation_keeps_every_old_dek_still_in_use,
+    retire_deletes_only_unused_old_deks,
     wrong_or_missing_kek_file_is_refused;
     // The raw database file is what a copy of the disk shows.
     sqlite_only: raw_database_file_reveals_no_secret,

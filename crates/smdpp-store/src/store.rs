@@ -522,6 +522,12 @@ impl Store {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
                             .await?;
+                        // Deleted and overwritten content is zeroed, not left in free pages:
+                        // a package stored in the clear by an older version and sealed in
+                        // place, or a deleted session, leaves nothing readable in the file.
+                        sqlx::query("PRAGMA secure_delete = ON")
+                            .execute(&mut *conn)
+                            .await?;
                         sqlx::query(AssertSqlSafe(format!(
                             "PRAGMA synchronous = {}",
                             synchronous.as_str()

@@ -242,6 +242,20 @@ impl Vault {
             .ok_or(VaultError::UnknownDek(dek_id))
     }
 
+    /// Undoes [`Vault::rotate_dek`] whose record could not be persisted: forgets DEK
+    /// `dek_id` if it is the active one and an older DEK remains (which becomes active).
+    pub fn abandon_dek(&self, dek_id: u32) -> Result<(), VaultError> {
+        let mut inner = self.write();
+        let (active, _) = inner.active()?;
+        if dek_id != active || inner.deks.len() < 2 {
+            return Err(VaultError::Records(format!(
+                "data-encryption key {dek_id} is not a rotation that can be undone"
+            )));
+        }
+        inner.deks.remove(&dek_id);
+        Ok(())
+    }
+
     /// Wraps every DEK under `new_kek`, switches the vault to it and returns the new
     /// records to persist (replacing the old ones by `dek_id`). Sealed data is untouched.
     /// Nothing changes if a wrap fails.

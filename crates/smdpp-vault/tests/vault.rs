@@ -410,3 +410,25 @@ fn vault_is_shareable_across_threads() {
     }
     assert_eq!(v.active_dek_id(), 2);
 }
+
+#[test]
+fn abandoned_rotation_restores_the_previous_key() {
+    let v = Vault::create(kek()).unwrap();
+    let sealed = v.seal(b"secret", &aad("8949000000000000018", "x")).unwrap();
+    let r = v.rotate_dek().unwrap();
+    assert_eq!(v.active_dek_id(), 2);
+    v.abandon_dek(r.dek_id).unwrap();
+    assert_eq!(v.active_dek_id(), 1);
+    assert_eq!(v.dek_ids(), vec![1]);
+    assert_eq!(
+        v.open(&sealed, &aad("8949000000000000018", "x"))
+            .unwrap()
+            .as_slice(),
+        b"secret"
+    );
+    // Only the active key of a vault with another key can be abandoned.
+    assert!(matches!(v.abandon_dek(1), Err(VaultError::Records(_))));
+    let r = v.rotate_dek().unwrap();
+    assert!(matches!(v.abandon_dek(1), Err(VaultError::Records(_))));
+    assert_eq!(r.dek_id, 2);
+}

@@ -1,7 +1,8 @@
 //! The profile factory's commands as processes, on a temporary data directory (SQLite):
 //! `smdpp types add|list|show`, `smdpp profiles import` (CSV and JSON lines, rejected rows,
 //! the report file, `--all-or-nothing`, re-runs), `smdpp profiles show` of an imported
-//! profile, and `smdpp keys status|rotate` (a new DEK, a new KEK file), with the exact
+//! profile, and `smdpp keys status|rotate|retire` (a new DEK, a new KEK file, deleting
+//! unused DEKs), with the exact
 //! messages and exit status of each.
 //!
 //! Every command's stdout and stderr is checked for the subscriber secrets of the inventory
@@ -24,6 +25,10 @@ const ADM1: &str = "93017465";
 const SECRETS: [&str; 7] = [KI, OPC, PIN1, PUK1, PIN2, PUK2, ADM1];
 
 const HEADER: &str = "iccid,imsi,ki,opc,pin1,puk1,pin2,puk2,adm1";
+
+/// The end of the `smdpp keys rotate` line.
+const RETIRE_HINT: &str =
+    "(`smdpp keys retire` deletes the unused ones once every server has been restarted)";
 
 /// A profile package whose ICCID is [`UPP_ICCID`] (an uploaded, not imported, profile).
 fn ts48(name: &str) -> PathBuf {
@@ -938,14 +943,17 @@ fn keys_status_and_rotate() {
     let out = env.ok(&["keys", "rotate"]);
     assert_eq!(
         untimed(&out),
-        "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [2]\n"
+        format!(
+            "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [1, 2] \
+             {RETIRE_HINT}\n"
+        )
     );
     assert_eq!(
         env.key_status(&[]),
         (
             kek.clone(),
             "active DEK:           2".to_owned(),
-            "DEKs:                 [2]".to_owned()
+            "DEKs:                 [1, 2]".to_owned()
         )
     );
     assert!(
@@ -958,7 +966,18 @@ fn keys_status_and_rotate() {
     let out = env.ok(&["keys", "rotate"]);
     assert_eq!(
         untimed(&out),
-        "new data-encryption key 3 active; 4 records re-sealed in _ s; keys kept: [3]\n"
+        format!(
+            "new data-encryption key 3 active; 4 records re-sealed in _ s; keys kept: \
+             [1, 2, 3] {RETIRE_HINT}\n"
+        )
+    );
+    assert_eq!(
+        env.key_status(&[]),
+        (
+            kek.clone(),
+            "active DEK:           3".to_owned(),
+            "DEKs:                 [1, 2, 3]".to_owned()
+        )
     );
     let file = env.write("more.csv", &csv(&[good(4)]));
     assert_eq!(env.import(&file, &[]).code, Some(0));
@@ -995,7 +1014,8 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
         lines[1],
         format!(
             "Set kek_file (or --kek-file / SMDPP_KEK_FILE) to {nf} before the next start; \
-             running servers are not affected. Keep the old key file until then."
+             running servers are not affected. Keep the old key file until then, and restart \
+             the servers before the next `smdpp keys rotate`."
         )
     );
     #[cfg(unix)]
@@ -1007,9 +1027,10 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
 
     // The old key file (still the default DATA_DIR/vault.kek) no longer opens the database.
     let stderr = format!(
-        "error: the database's data-encryption keys are wrapped by key-encryption key {new}, \
-         but the key file holds {old}: configure the key file the database was set up with \
-         (kek_file)\n"
+        "error: key file {}: the database's data-encryption keys are wrapped by \
+         key-encryption key {new}, but the key file holds {old}: point kek_file (--kek-file, \
+         SMDPP_KEK_FILE) at the key file whose id is {new}\n",
+        env.data().join("vault.kek").display()
     );
     env.refused(&["keys", "status"], &stderr);
     env.refused(
@@ -1040,7 +1061,90 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
     );
     assert_eq!(
         untimed(&env.ok(&["keys", "rotate", "--kek-file", nf])),
-        "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [2]\n"
+        format!(
+            "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [1, 2] \
+             {RETIRE_HINT}\n"
+        )
+    );
+    // Both DEKs are wrapped under the new key (the old key file still refused), and
+    // retiring the unused one works under it.
+    env.refused(&["keys", "retire"], &stderr);
+    assert_eq!(
+        env.ok(&["keys", "retire", "--kek-file", nf]),
+        "retired data-encryption keys [1]\nkeys kept: [2]\n"
+    );
+}
+
+#[test]
+fn keys_retire() {
+    let env = Env::new();
+    env.add_type("T1");
+    let file = env.write("inv.csv", &csv(&[good(1), good(2)]));
+    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let (kek, _, _) = env.key_status(&[]);
+    let status = |active: &str, deks: &str| {
+        (
+            kek.clone(),
+            format!("active DEK:           {active}"),
+            format!("DEKs:                 {deks}"),
+        )
+    };
+    // Only the active DEK: nothing to retire.
+    assert_eq!(
+        env.ok(&["keys", "retire"]),
+        "no data-encryption key to retire\nkeys kept: [1]\n"
+    );
+    assert_eq!(env.key_status(&[]), status("1", "[1]"));
+
+    // One rotation: DEK 1 is kept until retired.
+    let out = env.ok(&["keys", "rotate"]);
+    assert_eq!(
+        untimed(&out),
+        format!(
+            "new data-encryption key 2 active; 2 records re-sealed in _ s; keys kept: [1, 2] \
+             {RETIRE_HINT}\n"
+        )
+    );
+    assert_eq!(env.key_status(&[]), status("2", "[1, 2]"));
+    assert_eq!(
+        env.ok(&["keys", "retire"]),
+        "retired data-encryption keys [1]\nkeys kept: [2]\n"
+    );
+    assert_eq!(env.key_status(&[]), status("2", "[2]"));
+    assert_eq!(
+        env.ok(&["keys", "retire"]),
+        "no data-encryption key to retire\nkeys kept: [2]\n"
+    );
+
+    // Two rotations (a stored package too): both old DEKs are retired at once.
+    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
+    env.ok(&["profiles", "add", "--upp", upp.to_str().unwrap()]);
+    for (id, n, kept) in [(3, 3, "[2, 3]"), (4, 3, "[2, 3, 4]")] {
+        assert_eq!(
+            untimed(&env.ok(&["keys", "rotate"])),
+            format!(
+                "new data-encryption key {id} active; {n} records re-sealed in _ s; keys kept: \
+                 {kept} {RETIRE_HINT}\n"
+            )
+        );
+    }
+    assert_eq!(
+        env.ok(&["keys", "retire"]),
+        "retired data-encryption keys [2, 3]\nkeys kept: [4]\n"
+    );
+    assert_eq!(env.key_status(&[]), status("4", "[4]"));
+    // Everything still opens under DEK 4.
+    for i in [iccid(1), iccid(2)] {
+        assert!(
+            env.ok(&["profiles", "show", &i])
+                .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 4)\n")
+        );
+    }
+    let file = env.write("more.csv", &csv(&[good(3)]));
+    assert_eq!(env.import(&file, &[]).code, Some(0));
+    assert!(
+        env.ok(&["profiles", "show", &iccid(3)])
+            .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 4)\n")
     );
 }
 
