@@ -7,12 +7,13 @@
 #
 # SMDPP_BINARY defaults to target/debug/smdpp (build it first: cargo build -p smdpp).
 # PROFILE overrides the UPP to download (default: ../shared/profiles/ts48/
-# TS48v4_SAIP2.3_BERTLV.der next to the repository).
+# TS48v4_SAIP2.3_BERTLV.der next to the repository). PROFILE=demo downloads the demo profile
+# `serve` seeded instead: generated from the built-in template at download time.
 #
 # What it does, in a temporary directory that is removed at the end:
 #   1. starts `smdpp serve` on a free 127.0.0.1 port with a fresh data directory (SQLite);
 #   2. `smdpp euicc init` (a virtual eUICC from the server's generated test PKI);
-#   3. `smdpp profiles add` of the TS.48 profile;
+#   3. `smdpp profiles add` of the TS.48 profile (or, with PROFILE=demo, the demo order);
 #   4. runs lpac (LPAC_APDU=stdio LPAC_HTTP=curl), each command bridged to a fresh
 #      `smdpp euicc lpac-stdio --state FILE` by a small Python bridge: lpac's stdout lines of
 #      type "apdu" go to the virtual eUICC's stdin (one per line) and its one-line reply goes
@@ -38,7 +39,7 @@ command -v python3 >/dev/null || die "python3 is required for the APDU bridge"
 if ! command -v "$LPAC" >/dev/null 2>&1 && [ ! -x "$LPAC" ]; then
     die "lpac not found (set LPAC=/path/to/lpac)"
 fi
-[ -r "$PROFILE" ] || die "profile $PROFILE not readable (set PROFILE=...)"
+[ "$PROFILE" = demo ] || [ -r "$PROFILE" ] || die "profile $PROFILE not readable (set PROFILE=...)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/smdpp-lpac.XXXXXX")
 SERVER_PID=
@@ -70,10 +71,16 @@ echo "== smdpp serve on https://$ADDR (data $DATA)"
 
 "$SMDPP" euicc init --state "$STATE" --pki "$DATA/pki" >"$WORK/init.log" 2>&1 \
     || { cat "$WORK/init.log" >&2; die "smdpp euicc init failed"; }
-ADD_OUT=$("$SMDPP" profiles add --data-dir "$DATA" --upp "$PROFILE" --smdp-address "$ADDR" 2>&1) \
-    || { echo "$ADD_OUT" >&2; die "smdpp profiles add failed"; }
-ICCID=$(echo "$ADD_OUT" | sed -n 's/^added profile \([0-9]*\).*/\1/p')
-MATCHING_ID=$(echo "$ADD_OUT" | sed -n 's/^Activation Code: LPA:1\$[^$]*\$\([^$]*\).*/\1/p')
+if [ "$PROFILE" = demo ]; then
+    MATCHING_ID=$(sed -n 's/^demo profile Activation Code: LPA:1\$[^$]*\$\([^$]*\).*/\1/p' "$WORK/serve.log")
+    ICCID=$("$SMDPP" profiles list --data-dir "$DATA" | awk -v m="$MATCHING_ID" '$0 ~ "mid="m {print $1}')
+    ADD_OUT=$(cat "$WORK/serve.log")
+else
+    ADD_OUT=$("$SMDPP" profiles add --data-dir "$DATA" --upp "$PROFILE" --smdp-address "$ADDR" 2>&1) \
+        || { echo "$ADD_OUT" >&2; die "smdpp profiles add failed"; }
+    ICCID=$(echo "$ADD_OUT" | sed -n 's/^added profile \([0-9]*\).*/\1/p')
+    MATCHING_ID=$(echo "$ADD_OUT" | sed -n 's/^Activation Code: LPA:1\$[^$]*\$\([^$]*\).*/\1/p')
+fi
 [ -n "$ICCID" ] && [ -n "$MATCHING_ID" ] || { echo "$ADD_OUT" >&2; die "could not read ICCID/MatchingID"; }
 echo "== profile $ICCID, MatchingID $MATCHING_ID"
 

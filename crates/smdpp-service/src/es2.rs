@@ -268,6 +268,18 @@ impl Es2Engine {
             ProfileState::Confirmed
         };
         let limits = &self.config.limits;
+        // Per-order limits: the profile's own, else its profile type's, else the server's.
+        // (A profile that went back to Available lost its own; its type still has them.)
+        let type_limits = match &p.profile_type {
+            Some(t) => self
+                .store
+                .get_profile_type(t)
+                .await
+                .map_err(internal)?
+                .map(|t| (t.cc_attempt_limit, t.download_attempt_limit)),
+            None => None,
+        }
+        .unwrap_or((None, None));
         let event = EventRecord::by(Self::actor(operator)).with_cause(if req.release_flag {
             "ConfirmOrder releaseFlag=true"
         } else {
@@ -293,10 +305,15 @@ impl Es2Engine {
                     Patch::Set(Sha256::digest(cc.expose().as_bytes()).to_vec())
                 }),
                 cc_attempts: CounterOp::Set(0),
-                cc_attempt_limit: Patch::Set(p.cc_attempt_limit.unwrap_or(limits.cc_attempt_limit)),
+                cc_attempt_limit: Patch::Set(
+                    p.cc_attempt_limit
+                        .or(type_limits.0)
+                        .unwrap_or(limits.cc_attempt_limit),
+                ),
                 download_attempts: CounterOp::Set(0),
                 download_attempt_limit: Patch::Set(
                     p.download_attempt_limit
+                        .or(type_limits.1)
                         .unwrap_or(limits.download_attempt_limit),
                 ),
                 smds_address: req.smds_address.clone().map_or(Patch::Clear, Patch::Set),

@@ -934,6 +934,272 @@ async fn virtual_euicc_downloads_an_imported_profile(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+// ------------------------------------------------------------------ 6b. ES2+ by type
+
+/// An ES2+ call over mutual-TLS HTTPS as `operator` with the client certificate `cert`
+/// and a fresh functionCallIdentifier (as tests/es2.rs makes them); the response JSON.
+async fn es2_call(
+    server: &Server,
+    operator: &str,
+    cert: &ClientCert,
+    function: &str,
+    mut body: serde_json::Value,
+) -> serde_json::Value {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let fci = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    body["header"] = serde_json::json!({"functionRequesterIdentifier": operator,
+        "functionCallIdentifier": format!("FACTORY-{fci}")});
+    let (status, bytes) = https_request(
+        server.addr,
+        &server.tls_leaf,
+        "POST",
+        &format!("/gsma/rsp2/es2plus/{function}"),
+        &body.to_string(),
+        Some(cert),
+    )
+    .await;
+    assert_eq!(status, 200, "{function}");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn es2_ok(v: &serde_json::Value) {
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
+        "{v}"
+    );
+}
+
+/// Imported inventory served over ES2+: DownloadOrder by `profileType` claims one of the
+/// operator's Available imported profiles of that type (never one of another type);
+/// ConfirmOrder gives the order the type's limits, also after a CancelOrder back to
+/// Available cleared the profile's own; the virtual eUICC downloads the imported
+/// subscriber with the Activation Code and Confirmation Code; none left is `8.2.5/3.7`.
+async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db: &Db) {
+    const ES2_TYPE: &str = "es2-type";
+    const OP: &str = "op-factory";
+    let e = env(dir, db).await;
+    let store = e.server.store();
+    // cc_attempts 2, download_attempts 4: neither is the server default (3 and 5).
+    let t = build_profile_type(
+        ES2_TYPE,
+        &TemplateSource::usim_isim_milenage(),
+        TYPE_SPN,
+        TYPE_NAME,
+        None,
+        None,
+        &[NotifyArg::Install, NotifyArg::Delete],
+        &[],
+        Some(2),
+        Some(4),
+    )
+    .unwrap();
+    store.insert_profile_type(&t).await.unwrap();
+    let defaults = smdpp_service::Limits::default();
+    assert_ne!(
+        (defaults.cc_attempt_limit, defaults.download_attempt_limit),
+        (2, 4)
+    );
+    let cert = client_cert("op-factory.example");
+    store
+        .insert_operator(&smdpp_store::NewOperator {
+            id: OP.into(),
+            cert_sha256: Some(smdpp_service::es2::cert_fingerprint(&cert.cert_der)),
+            cert_subject: None,
+            callback_url: None,
+        })
+        .await
+        .unwrap();
+
+    // 3 rows of the type for the operator, 1 row of another type (TYPE) for it too.
+    let subs: Vec<Sub> = (60..63).map(Sub::new).collect();
+    let rows: Vec<String> = subs.iter().map(Sub::csv).collect();
+    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = import_with(
+        store,
+        &e.factory(),
+        &csv,
+        &options(ES2_TYPE, Some(OP), true, 100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.imported, 3, "{:?}", out.summary);
+    let other = Sub::new(70);
+    let out = import_with(
+        store,
+        &e.factory(),
+        &csv_of(&[&other.csv()]),
+        &options(TYPE, Some(OP), true, 100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
+    let sub_of = |iccid: &str| -> Sub {
+        subs.iter()
+            .find(|s| s.iccid == iccid)
+            .unwrap_or_else(|| panic!("{iccid} is not one of the imported rows of {ES2_TYPE}"))
+            .clone()
+    };
+    let call = |function: &'static str, body: serde_json::Value| {
+        es2_call(&e.server, OP, &cert, function, body)
+    };
+
+    // Order 1: by type, released with a Confirmation Code, downloaded.
+    let r = call(
+        "downloadOrder",
+        serde_json::json!({"profileType": ES2_TYPE}),
+    )
+    .await;
+    es2_ok(&r);
+    let first = sub_of(r["iccid"].as_str().unwrap());
+    let p = e.server.profile(&first.iccid).await;
+    assert_eq!(p.state, ProfileState::Allocated);
+    assert_eq!(p.operator_id.as_deref(), Some(OP));
+    assert_eq!(p.profile_type.as_deref(), Some(ES2_TYPE));
+    let r = call(
+        "confirmOrder",
+        serde_json::json!({"iccid": first.iccid, "confirmationCode": "4711",
+            "releaseFlag": true}),
+    )
+    .await;
+    es2_ok(&r);
+    let mid = r["matchingId"].as_str().unwrap().to_owned();
+    assert_eq!(r["smdpAddress"], e.server.address());
+    let p = e.server.profile(&first.iccid).await;
+    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(p.matching_id.as_deref(), Some(mid.as_str()));
+    assert_eq!(p.cc_attempt_limit, Some(2));
+    assert_eq!(p.download_attempt_limit, Some(4));
+    let mut euicc = sim_euicc(&e.pki);
+    let ac = format!("LPA:1${}${mid}$$1", e.server.address());
+    let out = e
+        .lpa
+        .download(
+            &mut euicc,
+            &ac,
+            &DownloadOptions {
+                confirmation_code: Some("4711".into()),
+                ..DownloadOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.iccid, first.iccid);
+    assert_eq!(out.upp_info.ef_iccid.as_deref(), Some(first.iccid.as_str()));
+    assert_eq!(out.upp_info.imsi.as_deref(), Some(first.imsi.as_str()));
+    assert!(out.notification_sent, "{:?}", out.notification_error);
+    assert_package_of(&euicc.state().profiles[0].profile_package, &first);
+    let p = e.server.profile(&first.iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(euicc.eid()));
+
+    // Order 2: by type (another profile), confirmed, cancelled back to Available.
+    let r = call(
+        "downloadOrder",
+        serde_json::json!({"profileType": ES2_TYPE}),
+    )
+    .await;
+    es2_ok(&r);
+    let second = sub_of(r["iccid"].as_str().unwrap());
+    assert_ne!(second.iccid, first.iccid);
+    let r = call(
+        "confirmOrder",
+        serde_json::json!({"iccid": second.iccid, "confirmationCode": "1234",
+            "releaseFlag": false}),
+    )
+    .await;
+    es2_ok(&r);
+    let p = e.server.profile(&second.iccid).await;
+    assert_eq!(p.state, ProfileState::Confirmed);
+    assert_eq!(
+        (p.cc_attempt_limit, p.download_attempt_limit),
+        (Some(2), Some(4))
+    );
+    es2_ok(
+        &call(
+            "cancelOrder",
+            serde_json::json!({"iccid": second.iccid,
+                "finalProfileStatusIndicator": "Available"}),
+        )
+        .await,
+    );
+    let p = e.server.profile(&second.iccid).await;
+    assert_eq!(p.state, ProfileState::Available);
+    assert_eq!((p.cc_attempt_limit, p.download_attempt_limit), (None, None));
+    assert_eq!((p.matching_id, p.eid, p.cc_hash), (None, None, None));
+    assert_eq!(p.operator_id.as_deref(), Some(OP));
+
+    // The cancelled profile ordered again (by its ICCID): the limits come from the type.
+    let r = call(
+        "downloadOrder",
+        serde_json::json!({"iccid": second.iccid, "profileType": ES2_TYPE}),
+    )
+    .await;
+    es2_ok(&r);
+    assert_eq!(r["iccid"], second.iccid.as_str());
+    assert_eq!(
+        e.server.profile(&second.iccid).await.state,
+        ProfileState::Allocated
+    );
+    let r = call(
+        "confirmOrder",
+        serde_json::json!({"iccid": second.iccid, "releaseFlag": true}),
+    )
+    .await;
+    es2_ok(&r);
+    let p = e.server.profile(&second.iccid).await;
+    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(
+        (p.cc_attempt_limit, p.download_attempt_limit),
+        (Some(2), Some(4))
+    );
+
+    // The third by type; then none of the type is Available: 8.2.5/3.7, and the profile
+    // of the other type is not taken.
+    let r = call(
+        "downloadOrder",
+        serde_json::json!({"profileType": ES2_TYPE}),
+    )
+    .await;
+    es2_ok(&r);
+    let third = sub_of(r["iccid"].as_str().unwrap());
+    let mut seen = [&first.iccid, &second.iccid, &third.iccid];
+    seen.sort();
+    let mut all: Vec<&String> = subs.iter().map(|s| &s.iccid).collect();
+    all.sort();
+    assert_eq!(seen.to_vec(), all, "each imported row ordered once");
+    let r = call(
+        "downloadOrder",
+        serde_json::json!({"profileType": ES2_TYPE}),
+    )
+    .await;
+    let fes = &r["header"]["functionExecutionStatus"];
+    assert_eq!(fes["status"], "Failed", "{r}");
+    // `8.2.5/3.7` Unavailable of Table 24 (`status::PROFILE_TYPE_UNAVAILABLE`): the
+    // operator has profiles of the type, none Available.
+    let unavailable = &smdpp_core::status::PROFILE_TYPE_UNAVAILABLE;
+    assert_eq!(
+        (unavailable.subject(), unavailable.reason()),
+        ("8.2.5", "3.7")
+    );
+    assert_eq!(fes["statusCodeData"]["subjectCode"], "8.2.5", "{r}");
+    assert_eq!(fes["statusCodeData"]["reasonCode"], "3.7", "{r}");
+    assert!(r.get("iccid").is_none(), "{r}");
+    let p = e.server.profile(&other.iccid).await;
+    assert_eq!(p.state, ProfileState::Available);
+    assert_eq!(p.profile_type.as_deref(), Some(TYPE));
+    let mut counts = store.count_profiles_of_type(ES2_TYPE).await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        vec![
+            (ProfileState::Allocated, 1),
+            (ProfileState::Installed, 1),
+            (ProfileState::Released, 1),
+        ]
+    );
+    e.server.stop().await;
+}
+
 // ------------------------------------------------------------------ 7. asn1tools
 
 const ASN: &str = concat!(
@@ -1538,6 +1804,7 @@ both_backends!(
     rejects_unknown_operator,
     rejects_every_row_of_another_network,
     virtual_euicc_downloads_an_imported_profile,
+    es2_download_order_by_type_delivers_an_imported_profile,
     asn1tools_decodes_a_generated_upp,
     dek_rotation_reseals_everything_while_serving,
     rotation_keeps_every_old_dek_still_in_use,
