@@ -24,23 +24,12 @@ pub const MAX_DOWNLOADS: usize = 1_000_000;
 /// store and transfer, like the file contents of a real profile.
 const FILLER_TAG: u8 = 0x04;
 
-/// Appends the Luhn check digit to a string of decimal digits.
+/// Appends the Luhn check digit to a string of decimal digits (`0` for a non-digit input).
 pub fn with_luhn(digits: &str) -> String {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b.wrapping_sub(b'0'));
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{digits}{}", (10 - sum % 10) % 10)
+    format!(
+        "{digits}{}",
+        saip::personalize::luhn_digit(digits).unwrap_or(0)
+    )
 }
 
 /// Whether `iccid` is all digits with a correct Luhn check digit.

@@ -9,25 +9,6 @@ use std::io::Write;
 
 use anyhow::Result;
 
-/// Luhn check digit of a string of decimal digits.
-fn luhn(digits: &str) -> u32 {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b.wrapping_sub(b'0'));
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    (10 - sum % 10) % 10
-}
-
 /// Writes a CSV inventory of `rows` rows (header included) to `w`; `start` is the index of
 /// the first row (to make files that do not overlap).
 pub fn write_inventory_csv(w: &mut impl Write, rows: u64, start: u64, seed: u64) -> Result<()> {
@@ -38,7 +19,7 @@ pub fn write_inventory_csv(w: &mut impl Write, rows: u64, start: u64, seed: u64)
         writeln!(
             w,
             "{body}{},00101{i:010},{:032X},{:032X},{:04},{:08},{:04},{:08},{:08},Bench",
-            luhn(&body),
+            saip::personalize::luhn_digit(&body).unwrap_or(0),
             x.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
             x.wrapping_mul(0xC2B2_AE3D_27D4_EB4F_1656_67B1_9E37_79F9) ^ 0xA5A5,
             i % 10_000,
