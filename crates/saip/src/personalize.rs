@@ -594,7 +594,7 @@ fn spn_octets(spn: &str) -> Res<Vec<u8>> {
 }
 
 /// A PLMN in the 3-octet coding of TS 24.008 10.5.1.3 (MNC digit 3 = F for 2-digit MNCs).
-fn plmn_octets(plmn: &str) -> [u8; 3] {
+pub fn plmn_octets(plmn: &str) -> [u8; 3] {
     let d: Vec<u8> = plmn.bytes().map(|b| b.wrapping_sub(b'0')).collect();
     let at = |i: usize| d.get(i).copied().unwrap_or(0x0F);
     let mnc3 = if d.len() == 6 { at(5) } else { 0x0F };

@@ -8,50 +8,15 @@
 //! `SMDPP_REQUIRE_INTEROP=1`, in which case it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod asn1tools;
 
 use saip::{Upp, bcd};
 
-const ASN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/asn1/PE_Definitions-3.3.1.asn"
-);
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/profiles/ts48");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/asn1tools/pe_interop.py");
-
-fn python_ready() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import asn1tools"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 not runnable: {e}")),
-        Ok(o) if !o.status.success() => Err(format!(
-            "asn1tools not importable: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
-fn split_pes(bytes: &[u8]) -> Vec<String> {
-    let mut r = rsp_asn1::Reader::new(bytes);
-    let mut v = Vec::new();
-    while !r.is_empty() {
-        v.push(hex::encode(r.read().unwrap().raw));
-    }
-    v
-}
 
 #[test]
 fn asn1tools_decodes_personalized_pes() {
-    if let Err(why) = python_ready() {
-        if std::env::var("SMDPP_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("SMDPP_REQUIRE_INTEROP=1 but the asn1tools interop cannot run: {why}");
-        }
-        eprintln!(
-            "SKIP asn1tools_decodes_personalized_pes: {why} (set SMDPP_REQUIRE_INTEROP=1 to make this fatal)"
-        );
+    if !asn1tools::ready("asn1tools_decodes_personalized_pes") {
         return;
     }
     let iccid = "8949000000000000017";
@@ -74,30 +39,12 @@ fn asn1tools_decodes_personalized_pes() {
         upp.set_ki_opc(&ki, &opc).unwrap();
         upp.set_pin(1, pin1).unwrap();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        upps.push(serde_json::json!({"name": name, "pes": split_pes(&upp.encode())}));
+        upps.push(serde_json::json!({"name": name, "pes": asn1tools::split_pes(&upp.encode())}));
     }
-    let request = serde_json::json!({"asn": ASN, "upps": upps}).to_string();
-
-    let mut child = Command::new("python3")
-        .arg(SCRIPT)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "asn1tools script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let reply = asn1tools::run(
+        asn1tools::PE_SCRIPT,
+        &serde_json::json!({"asn": asn1tools::ASN, "upps": upps}),
     );
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = reply["upps"].as_array().unwrap();
     assert_eq!(results.len(), files.len());
 

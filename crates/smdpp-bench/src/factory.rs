@@ -374,7 +374,7 @@ impl ProfileInputs {
         Ok(ProfileInputs {
             iccid,
             imsi,
-            record: secrets.encode(),
+            record: secrets.encode().context("secrets record")?,
         })
     }
 }

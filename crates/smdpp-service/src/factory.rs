@@ -11,8 +11,10 @@
 //! - an uploaded package (`smdpp profiles add --upp`): `profiles.upp` holds the package
 //!   sealed the same way (additional data `profiles`, ICCID, `upp`). A package stored in the
 //!   clear by an older version (it starts with a ProfileHeader tag `A0`, a sealed blob with
-//!   its version byte `01`) is still read, and [`Factory::seal_plaintext_upps`] (run by
-//!   `smdpp serve` at start) seals it in place.
+//!   its version byte `01`) is not served ([`Factory::open_stored_upp`] refuses it);
+//!   [`Factory::seal_plaintext_upps`] (run by `smdpp serve` at start) seals it in place;
+//! - a profile type: its template's TOML source sealed the same way (additional data
+//!   `profile_types`, type name, `template`).
 //!
 //! At download time [`Factory::upp_for`] opens the secrets, personalizes the type's template
 //! and returns the package in a buffer that is wiped on drop; the caller protects it into
@@ -140,15 +142,14 @@ impl SubscriberSecrets {
     /// The record: `01 || mnc_len || op_kind (0 OPc, 1 OP) || has_spn`, then Ki, OPc/OP,
     /// PIN1, PUK1, PIN2, PUK2, ADM1 and SPN (empty when absent), each as one length byte and
     /// its UTF-8 text. Returned in a buffer wiped on drop.
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+    /// `None` when a field is longer than 255 bytes (validated input never is).
+    pub fn encode(&self) -> Option<Zeroizing<Vec<u8>>> {
         let (kind, op) = match &self.operator_key {
             OperatorKey::Opc(s) => (0u8, s),
             OperatorKey::Op(s) => (1u8, s),
         };
-        let mut out = Zeroizing::new(Vec::with_capacity(128));
-        out.extend_from_slice(&[SECRETS_V1, self.mnc_len, kind, u8::from(self.spn.is_some())]);
         let spn = self.spn.as_deref().unwrap_or("");
-        for s in [
+        let fields = [
             self.ki.expose(),
             op.expose(),
             self.pin1.expose(),
@@ -157,14 +158,36 @@ impl SubscriberSecrets {
             self.puk2.expose(),
             self.adm1.expose(),
             spn,
-        ] {
-            // Every field was validated (at most 32 hex digits / 32-byte SPN); a longer
-            // one is cut rather than wrapped around.
-            let b = &s.as_bytes()[..s.len().min(255)];
-            out.push(b.len() as u8);
-            out.extend_from_slice(b);
+        ];
+        // Exact capacity: the buffer never grows, so no unwiped copy is left behind.
+        let len = 4 + fields.iter().map(|f| 1 + f.len()).sum::<usize>();
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        out.extend_from_slice(&[SECRETS_V1, self.mnc_len, kind, u8::from(self.spn.is_some())]);
+        for f in fields {
+            out.push(u8::try_from(f.len()).ok()?);
+            out.extend_from_slice(f.as_bytes());
         }
-        out
+        Some(out)
+    }
+
+    /// Whether two records hold the same values, hex keys compared without regard to case
+    /// (`0a..` and `0A..` are one Ki).
+    pub fn same_values(&self, other: &SubscriberSecrets) -> bool {
+        let hex_eq = |a: &SecretText, b: &SecretText| a.expose().eq_ignore_ascii_case(b.expose());
+        let op_eq = match (&self.operator_key, &other.operator_key) {
+            (OperatorKey::Opc(a), OperatorKey::Opc(b))
+            | (OperatorKey::Op(a), OperatorKey::Op(b)) => hex_eq(a, b),
+            _ => false,
+        };
+        self.mnc_len == other.mnc_len
+            && hex_eq(&self.ki, &other.ki)
+            && op_eq
+            && self.pin1 == other.pin1
+            && self.puk1 == other.puk1
+            && self.pin2 == other.pin2
+            && self.puk2 == other.puk2
+            && hex_eq(&self.adm1, &other.adm1)
+            && self.spn == other.spn
     }
 
     /// Parses [`SubscriberSecrets::encode`]'s output.
@@ -213,6 +236,11 @@ impl SubscriberSecrets {
 /// The additional data binding a sealed secrets record to its row.
 pub fn secrets_aad(iccid: &str) -> Vec<u8> {
     record_aad("profile_secrets", iccid, "sealed")
+}
+
+/// The additional data binding a sealed template source to its profile type.
+pub fn template_aad(type_name: &str) -> Vec<u8> {
+    record_aad("profile_types", type_name, "template")
 }
 
 /// The additional data binding a sealed stored package to its row.
@@ -352,9 +380,30 @@ impl Factory {
 
     /// Seals a secrets record for `iccid`; returns the blob and the DEK id that sealed it.
     pub fn seal_secrets(&self, iccid: &str, s: &SubscriberSecrets) -> Result<(Vec<u8>, i64)> {
-        let blob = self.vault.seal(&s.encode(), &secrets_aad(iccid))?;
+        let record = s.encode().ok_or_else(|| FactoryError::Corrupt {
+            iccid: iccid.to_owned(),
+        })?;
+        let blob = self.vault.seal(&record, &secrets_aad(iccid))?;
         let dek = i64::from(blob.dek_id());
         Ok((blob.into_bytes(), dek))
+    }
+
+    /// Whether two sealed records of `iccid` hold the same secrets (both open, equal). A
+    /// record that does not open counts as different.
+    pub fn same_secrets(&self, iccid: &str, a: &[u8], b: &[u8]) -> bool {
+        let aad = secrets_aad(iccid);
+        match (
+            self.vault.open_bytes(a, &aad),
+            self.vault.open_bytes(b, &aad),
+        ) {
+            (Ok(x), Ok(y)) => {
+                match (SubscriberSecrets::decode(&x), SubscriberSecrets::decode(&y)) {
+                    (Some(x), Some(y)) => x.same_values(&y),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
     }
 
     /// Opens a stored secrets record.
@@ -370,10 +419,15 @@ impl Factory {
         Ok(self.vault.seal(upp, &upp_aad(iccid))?.into_bytes())
     }
 
-    /// The package held in `profiles.upp` (sealed, or a clear one stored by an older version).
+    /// The package held in `profiles.upp`. Only a sealed one: a package in the clear (left
+    /// by an older version; `smdpp serve` seals those at start) is refused, so a row written
+    /// into the database without the key cannot inject a package of its choosing.
     pub async fn open_stored_upp(&self, iccid: &str, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if is_plaintext_upp(stored) {
-            return Ok(Zeroizing::new(stored.to_vec()));
+            return Err(FactoryError::Keys(format!(
+                "the package of {iccid} is stored in the clear; `smdpp serve` seals such \
+                 packages when it starts"
+            )));
         }
         self.open_blob(stored, &upp_aad(iccid)).await
     }
@@ -388,10 +442,13 @@ impl Factory {
             .get_profile_type(name)
             .await?
             .ok_or_else(|| FactoryError::UnknownType(name.to_owned()))?;
-        let template = Template::compile(&TemplateSource::from_toml(row.template.clone()))
-            .map_err(|e| FactoryError::Template {
-                name: name.to_owned(),
-                why: e.to_string(),
+        let text = self.open_template(&row).await?;
+        let template =
+            Template::compile(&TemplateSource::from_toml(text.as_str())).map_err(|e| {
+                FactoryError::Template {
+                    name: name.to_owned(),
+                    why: e.to_string(),
+                }
             })?;
         let upp = template.upp().encode();
         let t = Arc::new(CompiledType {
@@ -404,6 +461,32 @@ impl Factory {
             m.insert(name.to_owned(), Arc::clone(&t));
         }
         Ok(t)
+    }
+
+    /// Stores a profile type (from `build_profile_type`, whose `template` holds the TOML
+    /// source), its template sealed: a template may hold keys shared by every profile of
+    /// the type. [`StoreError::Duplicate`] if the name is taken.
+    pub async fn add_profile_type(&self, t: &ProfileType) -> Result<()> {
+        let mut sealed = t.clone();
+        sealed.template = self
+            .vault
+            .seal(&t.template, &template_aad(&t.name))?
+            .into_bytes();
+        Ok(self.store.insert_profile_type(&sealed).await?)
+    }
+
+    /// The TOML source of a stored type's template. Like any blob, one sealed under a DEK
+    /// this process has not seen (a rotation by another process re-seals templates too)
+    /// reloads the keys.
+    pub async fn open_template(&self, row: &ProfileType) -> Result<Zeroizing<String>> {
+        let plain = self
+            .open_blob(&row.template, &template_aad(&row.name))
+            .await?;
+        let text = std::str::from_utf8(&plain).map_err(|_| FactoryError::Template {
+            name: row.name.clone(),
+            why: "stored template is not UTF-8".into(),
+        })?;
+        Ok(Zeroizing::new(text.to_owned()))
     }
 
     fn cached_type(&self, name: &str) -> Option<Arc<CompiledType>> {
@@ -455,27 +538,27 @@ impl Factory {
     /// Seals every package stored in the clear (by a version before the vault); returns how
     /// many. Safe to run while serving: each row is replaced only if unchanged.
     pub async fn seal_plaintext_upps(&self) -> Result<u64> {
-        let mut after: Option<String> = None;
         let mut n = 0;
         loop {
-            let page = self.store.stored_upps(after.as_deref(), 500).await?;
+            let page = self.store.plaintext_upps(500).await?;
+            let mut sealed_now = 0;
             for (iccid, upp) in &page {
-                if is_plaintext_upp(upp) {
-                    let sealed = self.seal_upp(iccid, upp)?;
-                    if self.store.replace_stored_upp(iccid, upp, &sealed).await? {
-                        n += 1;
-                    }
+                let sealed = self.seal_upp(iccid, upp)?;
+                if self.store.replace_stored_upp(iccid, upp, &sealed).await? {
+                    sealed_now += 1;
                 }
             }
-            match page.last() {
-                Some((iccid, _)) if page.len() == 500 => after = Some(iccid.clone()),
-                _ => return Ok(n),
+            n += sealed_now;
+            // Done when a page comes back short, or nothing of a page could be replaced
+            // (every row changed under us: the next start takes them).
+            if page.len() < 500 || sealed_now == 0 {
+                return Ok(n);
             }
         }
     }
 
-    /// Creates a new DEK, stores it, and re-seals every stored secret record and package
-    /// under it (in batches, each row compare-and-set, so a running server keeps working:
+    /// Creates a new DEK, stores it, and re-seals every stored secret record, profile-type
+    /// template and package under it (in batches, each row compare-and-set, so a running server keeps working:
     /// it opens blobs of either DEK, reloading the new one on first sight). Old DEKs are
     /// kept: a process started before the rotation (a server, an import) keeps sealing
     /// under the DEK it knows until it reloads, and what it writes must stay readable;
@@ -512,6 +595,20 @@ impl Factory {
             match page.last() {
                 Some(s) if page.len() == 1000 => after = Some(s.iccid.clone()),
                 _ => break,
+            }
+        }
+        // Templates of the profile types.
+        for t in self.store.list_profile_types().await? {
+            let blob = SealedBlob::parse(&t.template)?;
+            if self.vault.needs_reseal(&blob) {
+                let new = self.vault.reseal(&blob, &template_aad(&t.name))?;
+                if self
+                    .store
+                    .replace_type_template(&t.name, &t.template, new.as_bytes())
+                    .await?
+                {
+                    done += 1;
+                }
             }
         }
         // Stored packages.
@@ -556,10 +653,15 @@ impl Factory {
             }
             // Every row not under the active DEK is looked at (after a re-seal there are
             // few), so no DEK still in use is deleted.
-            if !self.secrets_use(old, active).await? && !self.upps_use(old).await? {
-                self.vault.retire_dek(old)?;
-                // Deleted here, or already by another process: report only ours.
+            if !self.secrets_use(old, active).await?
+                && !self.upps_use(old).await?
+                && !self.templates_use(old).await?
+            {
+                // Deleted here (not already by another process, and no record stored under
+                // it in between: the foreign key refuses the delete then); only then is it
+                // forgotten in memory.
                 if self.store.delete_vault_dek(i64::from(old)).await? {
+                    self.vault.retire_dek(old)?;
                     retired.push(old);
                 }
             }
@@ -584,6 +686,15 @@ impl Factory {
                 _ => return Ok(false),
             }
         }
+    }
+
+    async fn templates_use(&self, dek_id: u32) -> Result<bool> {
+        Ok(self
+            .store
+            .list_profile_types()
+            .await?
+            .iter()
+            .any(|t| SealedBlob::parse(&t.template).is_ok_and(|b| b.dek_id() == dek_id)))
     }
 
     async fn upps_use(&self, dek_id: u32) -> Result<bool> {
@@ -645,16 +756,23 @@ mod tests {
     #[test]
     fn secrets_record_round_trips() {
         let s = sample();
-        let enc = s.encode();
+        let enc = s.encode().unwrap();
+        assert_eq!(enc.capacity(), enc.len());
         assert_eq!(SubscriberSecrets::decode(&enc).unwrap(), s);
         let mut none = s.clone();
         none.spn = None;
-        assert_eq!(SubscriberSecrets::decode(&none.encode()).unwrap(), none);
+        assert_eq!(
+            SubscriberSecrets::decode(&none.encode().unwrap()).unwrap(),
+            none
+        );
+        let mut long = s.clone();
+        long.spn = Some("x".repeat(256));
+        assert!(long.encode().is_none());
     }
 
     #[test]
     fn rejects_malformed_secrets_records() {
-        let enc = sample().encode();
+        let enc = sample().encode().unwrap();
         for cut in 0..enc.len() {
             assert!(
                 SubscriberSecrets::decode(&enc[..cut]).is_none(),
@@ -670,6 +788,19 @@ mod tests {
         let mut bad = enc.to_vec();
         bad[2] = 7;
         assert!(SubscriberSecrets::decode(&bad).is_none());
+    }
+
+    #[test]
+    fn same_values_ignores_hex_case_only() {
+        let a = sample();
+        let mut b = sample();
+        b.ki = "000102030405060708090a0b0c0d0e0f".into();
+        assert!(a.same_values(&b));
+        b.pin1 = "4321".into();
+        assert!(!a.same_values(&b));
+        let mut c = sample();
+        c.operator_key = OperatorKey::Opc("101112131415161718191A1B1C1D1E1F".into());
+        assert!(!a.same_values(&c));
     }
 
     #[test]

@@ -56,8 +56,20 @@ pub(crate) fn kek_location(d: &DataArgs, file: &FileConfig, data_dir: &Path) -> 
 /// created (mode 0600) when it is missing and the database holds no keys yet; a missing
 /// file for a database that has keys is an error naming the key id it needs.
 pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>> {
+    open_factory_with(store, kek_file, true).await
+}
+
+/// [`open_factory`]; with `create` false a database without keys is an error, whether or
+/// not the key file exists, and no key file is made (commands that only look at keys must
+/// not make any).
+pub async fn open_factory_with(
+    store: &Store,
+    kek_file: &Path,
+    create: bool,
+) -> Result<Arc<Factory>> {
+    let deks = store.vault_deks().await?;
     if !kek_file.exists()
-        && let Some(r) = store.vault_deks().await?.first()
+        && let Some(r) = deks.first()
     {
         bail!(
             "key file {} is missing: the database's secrets are sealed under \
@@ -66,8 +78,12 @@ pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>
             r.kek_id
         );
     }
+    // Before the key file is read: on a fresh data directory there is none either.
+    if !create && deks.is_empty() {
+        bail!("the database has no keys yet (nothing was sealed in it)");
+    }
     // Errors of the key file itself name the file already; a key mismatch gets it below.
-    let (kek, _) = load_or_create_kek(kek_file, true)?;
+    let (kek, _) = load_or_create_kek(kek_file, create)?;
     match Factory::open(store.clone(), kek).await {
         Ok(f) => Ok(Arc::new(f)),
         // A key mismatch does not name the file read: add it.
@@ -79,11 +95,20 @@ pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>
 }
 
 async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
+    open_all_with(data, true).await
+}
+
+async fn open_all_with(data: &DataArgs, create: bool) -> Result<(Store, Arc<Factory>)> {
     let f = load_file(data)?;
     let (dir, url) = data_location(data, &f)?;
     let (store, _) = crate::cli::open_store(&dir, &url).await?;
-    let factory = open_factory(&store, &kek_location(data, &f, &dir)).await?;
-    Ok((store, factory))
+    match open_factory_with(&store, &kek_location(data, &f, &dir), create).await {
+        Ok(factory) => Ok((store, factory)),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
 }
 
 // ------------------------------------------------------------------ import
@@ -209,6 +234,12 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(2);
     let batch_rows = opts.batch_rows.max(1);
     let fac = Arc::clone(factory);
+    // Every row is personalized once with the type's template (and the result dropped):
+    // a row the template cannot take is rejected now, not at download time.
+    let compiled = factory
+        .profile_type(&ptype.name)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     let template = ImportRow {
         secrets: SealedSecrets {
             iccid: String::new(),
@@ -241,7 +272,19 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
             let done = next.is_none();
             match next {
                 Some(Ok(row)) => {
-                    let secrets = SubscriberSecrets::from_personalization(&row.personalization());
+                    let p = row.personalization();
+                    if let Err(e) = compiled.template.personalize(&p) {
+                        batch.rejected.push(RowError {
+                            line: row.line,
+                            field: None,
+                            message: format!(
+                                "does not fit the template of type {:?}: {e}",
+                                compiled.row.name
+                            ),
+                        });
+                        continue;
+                    }
+                    let secrets = SubscriberSecrets::from_personalization(&p);
                     match fac.seal_secrets(&row.iccid, &secrets) {
                         Ok((sealed, dek_id)) => {
                             let mut r = template.clone();
@@ -309,12 +352,16 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
         // reading to report every bad row, but stop writing.
         let writing = !(opts.all_or_nothing && summary.rejected > 0);
         if !batch.rows.is_empty() {
+            // A re-run row is "already present" only with the same secrets.
+            let same = |r: &ImportRow, stored: &[u8]| {
+                factory.same_secrets(&r.secrets.iccid, &r.secrets.sealed, stored)
+            };
             let outcomes = match (&mut one_tx, writing) {
-                (Some(t), true) => t.insert_batch(&batch.rows).await?,
+                (Some(t), true) => t.insert_batch_checked(&batch.rows, same).await?,
                 (Some(_), false) => Vec::new(),
                 (None, _) => {
                     let mut t = store.begin_import().await?;
-                    let o = t.insert_batch(&batch.rows).await?;
+                    let o = t.insert_batch_checked(&batch.rows, same).await?;
                     t.commit().await?;
                     o
                 }
@@ -340,6 +387,15 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
                     ImportOutcome::DuplicateImsi => reject(
                         &mut summary,
                         row_error(*line, "imsi", "IMSI already used by another ICCID"),
+                    )?,
+                    ImportOutcome::ChangedSecrets => reject(
+                        &mut summary,
+                        row_error(
+                            *line,
+                            "iccid",
+                            "ICCID already imported with other values (Ki, OPc/OP, PIN, PUK, \
+                             ADM1, SPN or MNC length differ); nothing changed",
+                        ),
                     )?,
                 }
             }
@@ -376,9 +432,26 @@ pub async fn import_command(a: ImportArgs) -> Result<()> {
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut report = match &a.report {
         Some(p) => {
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-            );
+            let mut f = std::io::BufWriter::new({
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create(true).truncate(true);
+                // ICCIDs and IMSIs: not for other users.
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                let file = o
+                    .open(p)
+                    .with_context(|| format!("creating {}", p.display()))?;
+                // `mode` applies to a new file only: an existing one (an earlier report) is
+                // made private too before anything is written to it. Only a regular file: not
+                // /dev/null or a terminal.
+                #[cfg(unix)]
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    use std::os::unix::fs::PermissionsExt;
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .with_context(|| format!("making {} private (mode 0600)", p.display()))?;
+                }
+                file
+            });
             writeln!(f, "line,field,reason")?;
             Some(f)
         }
@@ -647,7 +720,8 @@ pub fn build_profile_type(
     });
     Ok(ProfileType {
         name: name.to_owned(),
-        template: template.text().to_owned(),
+        // The TOML source; `Factory::add_profile_type` seals it before it is stored.
+        template: template.text().as_bytes().to_vec(),
         service_provider_name: spn.to_owned(),
         profile_name: profile_name.to_owned(),
         profile_class: class.map(|c| match c {
@@ -704,18 +778,16 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                 a.cc_attempts,
                 a.download_attempts,
             )?;
-            let f = load_file(&a.data)?;
-            let (dir, url) = data_location(&a.data, &f)?;
-            let (store, _) = crate::cli::open_store(&dir, &url).await?;
-            match store.insert_profile_type(&t).await {
+            let (store, factory) = open_all(&a.data).await?;
+            let added = factory.add_profile_type(&t).await;
+            store.close().await;
+            match added {
                 Ok(()) => println!("profile type {} created", t.name),
-                Err(smdpp_store::StoreError::Duplicate { .. }) => {
-                    store.close().await;
-                    bail!("a profile type named {:?} already exists", t.name)
-                }
+                Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
+                    ..
+                })) => bail!("a profile type named {:?} already exists", t.name),
                 Err(e) => return Err(e.into()),
             }
-            store.close().await;
         }
         TypesCommand::List { data } => {
             let f = load_file(&data)?;
@@ -739,14 +811,13 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             store.close().await;
         }
         TypesCommand::Show { data, name } => {
-            let f = load_file(&data)?;
-            let (dir, url) = data_location(&data, &f)?;
-            let (store, _) = crate::cli::open_store(&dir, &url).await?;
+            let (store, factory) = open_all_with(&data, false).await?;
             let t = store
                 .get_profile_type(&name)
                 .await?
                 .ok_or_else(|| anyhow!("no profile type {name:?}"))?;
-            let template = Template::compile(&TemplateSource::from_toml(t.template.clone()))
+            let text = factory.open_template(&t).await?;
+            let template = Template::compile(&TemplateSource::from_toml(text.as_str()))
                 .map_err(|e| anyhow!("stored template: {e}"))?;
             println!("name:                 {}", t.name);
             println!("template:             {}", template.name());
@@ -822,7 +893,7 @@ pub enum KeysCommand {
 pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Status { data } => {
-            let (store, factory) = open_all(&data).await?;
+            let (store, factory) = open_all_with(&data, false).await?;
             let v = factory.vault();
             println!("key-encryption key:   {}", v.kek_id());
             println!("active DEK:           {}", v.active_dek_id());
@@ -878,7 +949,7 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
 }
 
 async fn retire(data: DataArgs) -> Result<()> {
-    let (store, factory) = open_all(&data).await?;
+    let (store, factory) = open_all_with(&data, false).await?;
     let retired = factory.retire_unused().await;
     store.close().await;
     let retired = retired?;
@@ -933,8 +1004,11 @@ pub async fn seed_demo(store: &Store, factory: &Arc<Factory>) -> Result<(String,
             None,
             None,
         )?;
-        match store.insert_profile_type(&t).await {
-            Ok(()) | Err(smdpp_store::StoreError::Duplicate { .. }) => {}
+        match factory.add_profile_type(&t).await {
+            Ok(())
+            | Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
+                ..
+            })) => {}
             Err(e) => return Err(e.into()),
         }
     }

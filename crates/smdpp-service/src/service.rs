@@ -117,6 +117,9 @@ struct Meta {
     notify_bits: Vec<u32>,
     /// profilePolicyRules bits.
     ppr_bits: Option<Vec<u32>>,
+    /// profileOwner (MCC/MNC of the IMSI), sent with PPRs: the eUICC checks PPRs against
+    /// its Rules Authorisation Table by Profile Owner (SGP.22 section 2.9.2).
+    owner: Option<rsp_asn1::common::OperatorId>,
 }
 
 /// The set bits of a mask `1 << bit` (bits 0..=31).
@@ -841,6 +844,25 @@ impl Es9Engine {
             Err(e) => return Err(Failure::Internal(format!("profile type: {e}"))),
         };
         let r = &t.row;
+        let ppr_bits = r.ppr_bits.map(mask_bits).filter(|b| !b.is_empty());
+        let owner = match (&ppr_bits, self.store.get_sealed_secrets(&p.iccid).await?) {
+            (Some(_), Some(sealed)) => {
+                let secrets = f
+                    .open_secrets(&sealed)
+                    .await
+                    .map_err(|e| Failure::Internal(format!("subscriber secrets: {e}")))?;
+                let plmn = sealed
+                    .imsi
+                    .get(..3 + usize::from(secrets.mnc_len))
+                    .unwrap_or_default();
+                Some(rsp_asn1::common::OperatorId {
+                    mcc_mnc: saip::personalize::plmn_octets(plmn),
+                    gid1: None,
+                    gid2: None,
+                })
+            }
+            _ => None,
+        };
         Ok(Some(Meta {
             spn: r.service_provider_name.clone(),
             name: r.profile_name.clone(),
@@ -850,7 +872,8 @@ impl Es9Engine {
                 _ => None,
             },
             notify_bits: mask_bits(r.notification_events),
-            ppr_bits: r.ppr_bits.map(mask_bits).filter(|b| !b.is_empty()),
+            ppr_bits,
+            owner,
         }))
     }
 
@@ -886,7 +909,7 @@ impl Es9Engine {
                     notification_address: host,
                 }]
             }),
-            profile_owner: None,
+            profile_owner: m.owner,
             profile_policy_rules: m.ppr_bits,
             extensions: Vec::new(),
         };

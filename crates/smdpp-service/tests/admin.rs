@@ -32,10 +32,8 @@ fn next() -> u64 {
 
 async fn env(dir: &Path) -> Env {
     let db = Db::sqlite(dir);
-    let pki = make_pki(Curve::NistP256);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let server = Server::start_lpa(settings(&dir.join("data"), pki_dir, &db)).await;
+    let (_, s) = pki_settings(dir, &db, Curve::NistP256);
+    let server = Server::start_lpa(s).await;
     let op_a = client_cert("operator-a.example");
     let op_b = client_cert("operator-b.example");
     add_operator(server.store(), "op-a", &op_a.cert_der, None)
@@ -62,24 +60,9 @@ impl Env {
     }
 
     /// An ES2+ call that must succeed.
-    async fn es2(&self, operator: &str, function: &str, mut body: Value) -> Value {
-        body["header"] = json!({"functionRequesterIdentifier": operator,
-            "functionCallIdentifier": format!("ADMIN-{}", next())});
-        let (st, bytes) = https_request(
-            self.server.addr,
-            &self.server.tls_leaf,
-            "POST",
-            &format!("/gsma/rsp2/es2plus/{function}"),
-            &body.to_string(),
-            Some(self.cert(operator)),
-        )
-        .await;
-        assert_eq!(st, 200);
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(
-            v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
-            "{v}"
-        );
+    async fn es2(&self, operator: &str, function: &str, body: Value) -> Value {
+        let v = es2_call(&self.server, operator, self.cert(operator), function, body).await;
+        assert_es2_success(function, &v);
         v
     }
 

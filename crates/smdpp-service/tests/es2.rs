@@ -40,10 +40,7 @@ async fn env_with(
     db: &Db,
     tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
 ) -> Env {
-    let pki = make_pki(Curve::NistP256);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let mut s = settings(&dir.join("data"), pki_dir, db);
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     tweak(&mut s);
     let server = Server::start_lpa(s).await;
     let lpa = sim_lpa(&[&pki]);
@@ -71,12 +68,6 @@ async fn env_with(
 
 async fn env(dir: &Path, db: &Db) -> Env {
     env_with(dir, db, |_| {}).await
-}
-
-static CALLS: AtomicU64 = AtomicU64::new(0);
-
-fn fci() -> String {
-    format!("FCI-{}", CALLS.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Env {
@@ -111,30 +102,18 @@ impl Env {
 
     /// Raw ES2+ call: (HTTP status, response JSON).
     async fn raw(&self, function: &str, body: &str, client: Option<&ClientCert>) -> (u16, Value) {
-        let (st, bytes) = https_request(
-            self.server.addr,
-            &self.server.tls_leaf,
-            "POST",
-            &format!("/gsma/rsp2/es2plus/{function}"),
-            body,
-            client,
-        )
-        .await;
+        let (st, bytes) = es2_request(&self.server, function, body, client).await;
         (st, serde_json::from_slice(&bytes).unwrap())
     }
 
     /// An ES2+ call as `operator` ("op-a"/"op-b") with a fresh functionCallIdentifier.
-    async fn call(&self, operator: &str, function: &str, mut body: Value) -> Value {
-        body["header"] = json!({"functionRequesterIdentifier": operator,
-            "functionCallIdentifier": fci()});
+    async fn call(&self, operator: &str, function: &str, body: Value) -> Value {
         let cert = if operator == "op-a" {
             &self.op_a
         } else {
             &self.op_b
         };
-        let (st, v) = self.raw(function, &body.to_string(), Some(cert)).await;
-        assert_eq!(st, 200);
-        v
+        es2_call(&self.server, operator, cert, function, body).await
     }
 
     async fn state(&self, iccid: &str) -> (ProfileState, i64) {
@@ -1085,32 +1064,6 @@ async fn concurrent_confirm_orders(dir: &Path, db: &Db) {
     );
     let e = std::sync::Arc::into_inner(e).unwrap_or_else(|| panic!("env still shared"));
     e.server.stop().await;
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    super::$name(dir.path(), &db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(dir.path(), &db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

@@ -19,17 +19,10 @@ struct Env {
 }
 
 async fn env(dir: &Path, db: &Db, curve: Curve) -> Env {
-    let pki = make_pki(curve);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let mut s = settings(&dir.join("data"), pki_dir, db);
+    let (pki, mut s) = pki_settings(dir, db, curve);
     if curve != Curve::NistP256 {
         // TLS is P-256 only: the DPtls of a separate P-256 PKI.
-        let tls = make_pki(Curve::NistP256);
-        let tls_dir = dir.join("tls");
-        tls.write_to(&tls_dir).unwrap();
-        s.dptls_cert = Some(tls_dir.join("dptls.pem"));
-        s.dptls_key = Some(tls_dir.join("dptls.key"));
+        separate_tls_pki(dir, &mut s);
     }
     let server = Server::start(s).await;
     Env { pki, server }
@@ -131,10 +124,7 @@ async fn rejects_wrong_cc_then_limit(dir: &Path, db: &Db) {
 
 async fn rejects_download_attempts_exceeded(dir: &Path, db: &Db) {
     let e = {
-        let pki = make_pki(Curve::NistP256);
-        let pki_dir = dir.join("pki");
-        pki.write_to(&pki_dir).unwrap();
-        let mut s = settings(&dir.join("data"), pki_dir, db);
+        let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
         s.limits.download_attempt_limit = 2;
         Env {
             server: Server::start(s).await,
@@ -491,10 +481,7 @@ async fn rejects_initiate_checks(dir: &Path, db: &Db) {
 /// the server also trusts, and verifies the server with the SGP.26 CI.
 async fn sgp26_certificates(dir: &Path, db: &Db) {
     let base = "/work/shared/certs/sgp26";
-    let pki = make_pki(Curve::NistP256);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let mut s = settings(&dir.join("data"), pki_dir, db);
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     s.dpauth_cert = Some(format!("{base}/DPauth/CERT_S_SM_DPauth_ECDSA_NIST.der").into());
     s.dpauth_key = Some(format!("{base}/DPauth/SK_S_SM_DPauth_ECDSA_NIST.pem").into());
     s.dppb_cert = Some(format!("{base}/DPpb/CERT_S_SM_DPpb_ECDSA_NIST.der").into());
@@ -970,33 +957,6 @@ async fn rejects_expired_order(dir: &Path, db: &Db) {
             .is_none()
     );
     e.server.stop().await;
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    std::fs::create_dir_all(dir.path()).unwrap();
-                    super::$name(dir.path(), &db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(dir.path(), &db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

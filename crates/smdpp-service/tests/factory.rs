@@ -7,10 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
+// The asn1tools interop of crates/saip's tests (its scripts live there).
+#[path = "../../saip/tests/asn1tools/mod.rs"]
+mod asn1tools;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::*;
@@ -21,10 +22,11 @@ use saip::{OperatorKey, SecretText, TemplateSource, Upp, bcd};
 use smdpp_inventory::{Format, Options, RowError};
 use smdpp_service::factory::{Factory, SubscriberSecrets};
 use smdpp_service::factory_cli::{
-    ImportOptions, ImportSummary, NotifyArg, build_profile_type, import_file, open_factory,
+    ImportOptions, ImportSummary, NotifyArg, PprArg, build_profile_type, import_file, open_factory,
 };
 use smdpp_store::{
-    EventRecord, Expect, Patch, ProfileFilter, ProfileState, ProfileUpdate, Store, StoreError,
+    EventRecord, Expect, NewProfile, Patch, ProfileFilter, ProfileMetadata, ProfileState,
+    ProfileUpdate, Store, StoreError,
 };
 use smdpp_vault::{FileKek, Kek, SealedBlob};
 
@@ -117,11 +119,37 @@ fn csv_of(rows: &[&str]) -> String {
     s
 }
 
+/// The file of `subs`, one row each.
+fn csv_of_subs<'a>(subs: impl IntoIterator<Item = &'a Sub>) -> String {
+    let rows: Vec<String> = subs.into_iter().map(Sub::csv).collect();
+    csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn row_err(line: u64, field: &str, message: &str) -> RowError {
     RowError {
         line,
         field: Some(field.to_owned()),
         message: message.to_owned(),
+    }
+}
+
+/// An import's summary: rows read, imported, already present, rejected, rolled back, and
+/// the rejected rows' errors.
+fn summary(
+    rows: u64,
+    imported: u64,
+    already_present: u64,
+    rejected: u64,
+    rolled_back: u64,
+    errors: Vec<RowError>,
+) -> ImportSummary {
+    ImportSummary {
+        rows,
+        imported,
+        already_present,
+        rejected,
+        rolled_back,
+        errors,
     }
 }
 
@@ -135,8 +163,9 @@ async fn open(dir: &Path, db: &Db) -> (Store, Arc<Factory>) {
     (store, factory)
 }
 
-/// Creates profile type `name` from the built-in USIM+ISIM Milenage template.
-async fn add_type(store: &Store, name: &str) {
+/// Creates profile type `name` from the built-in USIM+ISIM Milenage template with the
+/// limits `cc_attempts` and `download_attempts`.
+async fn add_type_with_limits(f: &Factory, name: &str, cc_attempts: i64, download_attempts: i64) {
     let t = build_profile_type(
         name,
         &TemplateSource::usim_isim_milenage(),
@@ -146,11 +175,17 @@ async fn add_type(store: &Store, name: &str) {
         None,
         &[NotifyArg::Install, NotifyArg::Delete],
         &[],
-        Some(5),
-        Some(7),
+        Some(cc_attempts),
+        Some(download_attempts),
     )
     .unwrap();
-    store.insert_profile_type(&t).await.unwrap();
+    // Through the factory: the template is stored sealed.
+    f.add_profile_type(&t).await.unwrap();
+}
+
+/// Creates profile type `name` (limits 5 and 7).
+async fn add_type(f: &Factory, name: &str) {
+    add_type_with_limits(f, name, 5, 7).await;
 }
 
 struct Imported {
@@ -223,6 +258,20 @@ async fn import(
     .unwrap()
 }
 
+/// Imports the file of `subs`; every row must be imported.
+async fn import_all<'a>(
+    store: &Store,
+    factory: &Arc<Factory>,
+    subs: impl IntoIterator<Item = &'a Sub>,
+    all_or_nothing: bool,
+    batch: usize,
+) {
+    let subs: Vec<&Sub> = subs.into_iter().collect();
+    let csv = csv_of_subs(subs.iter().copied());
+    let out = import(store, factory, &csv, all_or_nothing, batch).await;
+    assert_eq!(out.summary.imported, subs.len() as u64, "{:?}", out.summary);
+}
+
 /// The ICCIDs of the profiles of `TYPE`, in order, each checked to be Available.
 async fn available_of_type(store: &Store) -> Vec<String> {
     let list = store
@@ -273,11 +322,55 @@ async fn assert_imported(store: &Store, factory: &Factory, subs: &[&Sub]) {
     }
 }
 
+/// The ids of the DEKs in the database.
+async fn dek_ids(store: &Store) -> Vec<i64> {
+    let deks = store.vault_deks().await.unwrap();
+    deks.iter().map(|d| d.dek_id).collect()
+}
+
+/// The DEK that seals the secrets of `s`.
+async fn dek_of(store: &Store, s: &Sub) -> i64 {
+    store
+        .get_sealed_secrets(&s.iccid)
+        .await
+        .unwrap()
+        .unwrap()
+        .dek_id
+}
+
+/// `factory` opens the sealed secrets of each of `subs` to exactly its values; with
+/// `dek`, each is sealed under that DEK (the record's id and the blob's own).
+async fn assert_opens<'a>(
+    store: &Store,
+    factory: &Factory,
+    subs: impl IntoIterator<Item = &'a Sub>,
+    dek: Option<i64>,
+) {
+    for s in subs {
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        if let Some(dek) = dek {
+            assert_eq!(sealed.dek_id, dek, "{}", s.iccid);
+            assert_eq!(
+                i64::from(SealedBlob::parse(&sealed.sealed).unwrap().dek_id()),
+                dek,
+                "{}",
+                s.iccid
+            );
+        }
+        assert_eq!(
+            factory.open_secrets(&sealed).await.unwrap(),
+            s.secrets(),
+            "{}",
+            s.iccid
+        );
+    }
+}
+
 // ------------------------------------------------------------------ 1. good rows
 
 async fn import_good_rows_and_report_bad_ones(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let good: Vec<Sub> = [1, 2, 9, 11].into_iter().map(Sub::new).collect();
 
     // Line 4: the Luhn digit of ICCID 3 is off by one.
@@ -350,14 +443,7 @@ async fn import_good_rows_and_report_bad_ones(dir: &Path, db: &Db) {
     ];
     assert_eq!(
         out.summary,
-        ImportSummary {
-            rows: 10,
-            imported: 4,
-            already_present: 0,
-            rejected: 6,
-            rolled_back: 0,
-            errors: expected_errors.clone(),
-        }
+        summary(10, 4, 0, 6, 0, expected_errors.clone())
     );
     assert_eq!(out.rejected, expected_errors, "on_reject saw every row");
     assert_eq!(out.last_progress, Some(csv.len() as u64));
@@ -389,7 +475,7 @@ async fn import_good_rows_and_report_bad_ones(dir: &Path, db: &Db) {
 
 async fn all_or_nothing_imports_none_when_a_row_is_bad(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let good: Vec<Sub> = (1..=5).map(Sub::new).collect();
     let mut bad = Sub::new(6);
     bad.puk1 = "1234567".into();
@@ -409,17 +495,7 @@ async fn all_or_nothing_imports_none_when_a_row_is_bad(dir: &Path, db: &Db) {
         "puk1",
         "PUK1 must be exactly 8 decimal digits (got 7 characters)",
     )];
-    assert_eq!(
-        out.summary,
-        ImportSummary {
-            rows: 6,
-            imported: 0,
-            already_present: 0,
-            rejected: 1,
-            rolled_back: 5,
-            errors: errors.clone(),
-        }
-    );
+    assert_eq!(out.summary, summary(6, 0, 0, 1, 5, errors.clone()));
     assert_eq!(out.rejected, errors);
     assert_eq!(profile_count(&store).await, 0);
     assert_eq!(store.count_profiles_of_type(TYPE).await.unwrap(), vec![]);
@@ -437,18 +513,18 @@ async fn all_or_nothing_imports_none_when_a_row_is_bad(dir: &Path, db: &Db) {
     let out = import(&store, &factory, &csv, true, 2).await;
     assert_eq!(
         out.summary,
-        ImportSummary {
-            rows: 3,
-            imported: 0,
-            already_present: 0,
-            rejected: 1,
-            rolled_back: 2,
-            errors: vec![row_err(
+        summary(
+            3,
+            0,
+            0,
+            1,
+            2,
+            vec![row_err(
                 4,
                 "iccid",
                 "ICCID already in the inventory with other subscriber data, type or operator"
-            )],
-        }
+            )]
+        )
     );
     assert_eq!(available_of_type(&store).await, vec![good[0].iccid.clone()]);
     assert_eq!(
@@ -460,22 +536,11 @@ async fn all_or_nothing_imports_none_when_a_row_is_bad(dir: &Path, db: &Db) {
 
 async fn all_or_nothing_imports_all_when_every_row_is_good(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let good: Vec<Sub> = (1..=5).map(Sub::new).collect();
-    let rows: Vec<String> = good.iter().map(Sub::csv).collect();
-    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let csv = csv_of_subs(&good);
     let out = import(&store, &factory, &csv, true, 2).await;
-    assert_eq!(
-        out.summary,
-        ImportSummary {
-            rows: 5,
-            imported: 5,
-            already_present: 0,
-            rejected: 0,
-            rolled_back: 0,
-            errors: vec![],
-        }
-    );
+    assert_eq!(out.summary, summary(5, 5, 0, 0, 0, vec![]));
     assert!(out.rejected.is_empty());
     let mut want: Vec<String> = good.iter().map(|s| s.iccid.clone()).collect();
     want.sort();
@@ -488,11 +553,10 @@ async fn all_or_nothing_imports_all_when_every_row_is_good(dir: &Path, db: &Db) 
 
 async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
-    add_type(&store, "other-type").await;
+    add_type(&factory, TYPE).await;
+    add_type(&factory, "other-type").await;
     let good: Vec<Sub> = (1..=4).map(Sub::new).collect();
-    let rows: Vec<String> = good.iter().map(Sub::csv).collect();
-    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let csv = csv_of_subs(&good);
     let first = import(&store, &factory, &csv, false, 3).await;
     assert_eq!(first.summary.imported, 4);
     let sealed_before = store.get_sealed_secrets(&good[0].iccid).await.unwrap();
@@ -501,14 +565,7 @@ async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
         let again = import(&store, &factory, &csv, all, 3).await;
         assert_eq!(
             again.summary,
-            ImportSummary {
-                rows: 4,
-                imported: 0,
-                already_present: 4,
-                rejected: 0,
-                rolled_back: 0,
-                errors: vec![],
-            },
+            summary(4, 0, 4, 0, 0, vec![]),
             "all_or_nothing={all}"
         );
         assert_eq!(profile_count(&store).await, 4);
@@ -531,17 +588,17 @@ async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
     let iccid_msg = "ICCID already in the inventory with other subscriber data, type or operator";
     assert_eq!(
         out.summary,
-        ImportSummary {
-            rows: 3,
-            imported: 1,
-            already_present: 0,
-            rejected: 2,
-            rolled_back: 0,
-            errors: vec![
+        summary(
+            3,
+            1,
+            0,
+            2,
+            0,
+            vec![
                 row_err(2, "iccid", iccid_msg),
                 row_err(3, "imsi", "IMSI already used by another ICCID"),
-            ],
-        }
+            ]
+        )
     );
     // Same ICCID and IMSI, other type / with an operator: not "already present".
     let csv3 = csv_of(&[&good[2].csv()]);
@@ -579,7 +636,7 @@ async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
 
 async fn rejects_bad_header(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let row = Sub::new(1).csv();
     let cases = [
         (
@@ -625,51 +682,47 @@ async fn rejects_bad_header(dir: &Path, db: &Db) {
     store.close().await;
 }
 
-async fn rejects_unknown_type(dir: &Path, db: &Db) {
+/// A good one-row file imported with `opts` is refused as a whole with `message`.
+async fn assert_import_refused(dir: &Path, db: &Db, opts: &ImportOptions, message: &str) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let csv = csv_of(&[&Sub::new(1).csv()]);
-    let err = import_with(&store, &factory, &csv, &options("nope", None, false, 10))
+    let err = import_with(&store, &factory, &csv, opts)
         .await
         .err()
         .unwrap();
-    assert_eq!(
-        err.to_string(),
-        "unknown profile type \"nope\" (create it with `smdpp types add`)"
-    );
+    assert_eq!(err.to_string(), message);
     assert_eq!(profile_count(&store).await, 0);
     store.close().await;
 }
 
-async fn rejects_unknown_operator(dir: &Path, db: &Db) {
-    let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
-    let csv = csv_of(&[&Sub::new(1).csv()]);
-    let err = import_with(
-        &store,
-        &factory,
-        &csv,
-        &options(TYPE, Some("nope"), true, 10),
+async fn rejects_unknown_type(dir: &Path, db: &Db) {
+    assert_import_refused(
+        dir,
+        db,
+        &options("nope", None, false, 10),
+        "unknown profile type \"nope\" (create it with `smdpp types add`)",
     )
-    .await
-    .err()
-    .unwrap();
-    assert_eq!(
-        err.to_string(),
-        "unknown operator \"nope\" (register it with `smdpp operators add`)"
-    );
-    assert_eq!(profile_count(&store).await, 0);
-    store.close().await;
+    .await;
+}
+
+async fn rejects_unknown_operator(dir: &Path, db: &Db) {
+    assert_import_refused(
+        dir,
+        db,
+        &options(TYPE, Some("nope"), true, 10),
+        "unknown operator \"nope\" (register it with `smdpp operators add`)",
+    )
+    .await;
 }
 
 /// A file whose rows are all rejected (here: IMSIs of another network than `--home-plmn`)
 /// is read batch by batch like any other: every row reported, progress after each batch.
 async fn rejects_every_row_of_another_network(dir: &Path, db: &Db) {
     let (store, factory) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&factory, TYPE).await;
     let subs: Vec<Sub> = (1..=6).map(Sub::new).collect();
-    let rows: Vec<String> = subs.iter().map(Sub::csv).collect();
-    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let csv = csv_of_subs(&subs);
     let mut opts = options(TYPE, None, false, 2);
     opts.reader.home_plmn = Some("00102".into());
     let out = import_with(&store, &factory, &csv, &opts).await.unwrap();
@@ -687,17 +740,7 @@ async fn rejects_every_row_of_another_network(dir: &Path, db: &Db) {
             )
         })
         .collect();
-    assert_eq!(
-        out.summary,
-        ImportSummary {
-            rows: 6,
-            imported: 0,
-            already_present: 0,
-            rejected: 6,
-            rolled_back: 0,
-            errors: errors.clone(),
-        }
-    );
+    assert_eq!(out.summary, summary(6, 0, 0, 6, 0, errors.clone()));
     assert_eq!(out.rejected, errors);
     // Three batches of two rejected rows, and the end of the file.
     assert_eq!(out.progress_calls, 4);
@@ -715,11 +758,9 @@ struct Env {
 }
 
 async fn env(dir: &Path, db: &Db) -> Env {
-    let pki = make_pki(Curve::NistP256);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let server = Server::start_lpa(settings(&dir.join("data"), pki_dir, db)).await;
-    add_type(server.store(), TYPE).await;
+    let (pki, s) = pki_settings(dir, db, Curve::NistP256);
+    let server = Server::start_lpa(s).await;
+    add_type(server.factory(), TYPE).await;
     let lpa = sim_lpa(&[&pki]);
     Env { pki, server, lpa }
 }
@@ -734,10 +775,14 @@ impl Env {
     }
 
     async fn import(&self, subs: &[&Sub]) {
-        let rows: Vec<String> = subs.iter().map(|s| s.csv()).collect();
-        let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
-        let out = import(self.server.store(), &self.factory(), &csv, true, 100).await;
-        assert_eq!(out.summary.imported, subs.len() as u64, "{:?}", out.summary);
+        import_all(
+            self.server.store(),
+            &self.factory(),
+            subs.iter().copied(),
+            true,
+            100,
+        )
+        .await;
     }
 
     /// Releases an imported profile as a download order (as `seed_demo` does); returns
@@ -936,37 +981,22 @@ async fn virtual_euicc_downloads_an_imported_profile(dir: &Path, db: &Db) {
 
 // ------------------------------------------------------------------ 6b. ES2+ by type
 
-/// An ES2+ call over mutual-TLS HTTPS as `operator` with the client certificate `cert`
-/// and a fresh functionCallIdentifier (as tests/es2.rs makes them); the response JSON.
-async fn es2_call(
+/// Profile `iccid` of `server`, checked to be in `state` with the (cc attempt, download
+/// attempt) limits `limits`.
+async fn profile_with_limits(
     server: &Server,
-    operator: &str,
-    cert: &ClientCert,
-    function: &str,
-    mut body: serde_json::Value,
-) -> serde_json::Value {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let fci = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    body["header"] = serde_json::json!({"functionRequesterIdentifier": operator,
-        "functionCallIdentifier": format!("FACTORY-{fci}")});
-    let (status, bytes) = https_request(
-        server.addr,
-        &server.tls_leaf,
-        "POST",
-        &format!("/gsma/rsp2/es2plus/{function}"),
-        &body.to_string(),
-        Some(cert),
-    )
-    .await;
-    assert_eq!(status, 200, "{function}");
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn es2_ok(v: &serde_json::Value) {
+    iccid: &str,
+    state: ProfileState,
+    limits: (Option<i64>, Option<i64>),
+) -> smdpp_store::Profile {
+    let p = server.profile(iccid).await;
+    assert_eq!(p.state, state, "{iccid}");
     assert_eq!(
-        v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
-        "{v}"
+        (p.cc_attempt_limit, p.download_attempt_limit),
+        limits,
+        "{iccid}"
     );
+    p
 }
 
 /// Imported inventory served over ES2+: DownloadOrder by `profileType` claims one of the
@@ -977,23 +1007,12 @@ fn es2_ok(v: &serde_json::Value) {
 async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db: &Db) {
     const ES2_TYPE: &str = "es2-type";
     const OP: &str = "op-factory";
+    // The ES2_TYPE's (cc_attempts, download_attempts).
+    const TYPE_LIMITS: (Option<i64>, Option<i64>) = (Some(2), Some(4));
     let e = env(dir, db).await;
     let store = e.server.store();
     // cc_attempts 2, download_attempts 4: neither is the server default (3 and 5).
-    let t = build_profile_type(
-        ES2_TYPE,
-        &TemplateSource::usim_isim_milenage(),
-        TYPE_SPN,
-        TYPE_NAME,
-        None,
-        None,
-        &[NotifyArg::Install, NotifyArg::Delete],
-        &[],
-        Some(2),
-        Some(4),
-    )
-    .unwrap();
-    store.insert_profile_type(&t).await.unwrap();
+    add_type_with_limits(e.server.factory(), ES2_TYPE, 2, 4).await;
     let defaults = smdpp_service::Limits::default();
     assert_ne!(
         (defaults.cc_attempt_limit, defaults.download_attempt_limit),
@@ -1012,8 +1031,7 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
 
     // 3 rows of the type for the operator, 1 row of another type (TYPE) for it too.
     let subs: Vec<Sub> = (60..63).map(Sub::new).collect();
-    let rows: Vec<String> = subs.iter().map(Sub::csv).collect();
-    let csv = csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    let csv = csv_of_subs(&subs);
     let out = import_with(
         store,
         &e.factory(),
@@ -1039,17 +1057,19 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
             .unwrap_or_else(|| panic!("{iccid} is not one of the imported rows of {ES2_TYPE}"))
             .clone()
     };
+    // An ES2+ call of OP that must succeed; a DownloadOrder by type.
     let call = |function: &'static str, body: serde_json::Value| {
-        es2_call(&e.server, OP, &cert, function, body)
+        let call = es2_call(&e.server, OP, &cert, function, body);
+        async move {
+            let r = call.await;
+            assert_es2_success(function, &r);
+            r
+        }
     };
+    let by_type = || serde_json::json!({"profileType": ES2_TYPE});
 
     // Order 1: by type, released with a Confirmation Code, downloaded.
-    let r = call(
-        "downloadOrder",
-        serde_json::json!({"profileType": ES2_TYPE}),
-    )
-    .await;
-    es2_ok(&r);
+    let r = call("downloadOrder", by_type()).await;
     let first = sub_of(r["iccid"].as_str().unwrap());
     let p = e.server.profile(&first.iccid).await;
     assert_eq!(p.state, ProfileState::Allocated);
@@ -1061,14 +1081,10 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
             "releaseFlag": true}),
     )
     .await;
-    es2_ok(&r);
     let mid = r["matchingId"].as_str().unwrap().to_owned();
     assert_eq!(r["smdpAddress"], e.server.address());
-    let p = e.server.profile(&first.iccid).await;
-    assert_eq!(p.state, ProfileState::Released);
+    let p = profile_with_limits(&e.server, &first.iccid, ProfileState::Released, TYPE_LIMITS).await;
     assert_eq!(p.matching_id.as_deref(), Some(mid.as_str()));
-    assert_eq!(p.cc_attempt_limit, Some(2));
-    assert_eq!(p.download_attempt_limit, Some(4));
     let mut euicc = sim_euicc(&e.pki);
     let ac = format!("LPA:1${}${mid}$$1", e.server.address());
     let out = e
@@ -1093,38 +1109,35 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
     assert_eq!(p.eid.as_deref(), Some(euicc.eid()));
 
     // Order 2: by type (another profile), confirmed, cancelled back to Available.
-    let r = call(
-        "downloadOrder",
-        serde_json::json!({"profileType": ES2_TYPE}),
-    )
-    .await;
-    es2_ok(&r);
+    let r = call("downloadOrder", by_type()).await;
     let second = sub_of(r["iccid"].as_str().unwrap());
     assert_ne!(second.iccid, first.iccid);
-    let r = call(
+    call(
         "confirmOrder",
         serde_json::json!({"iccid": second.iccid, "confirmationCode": "1234",
             "releaseFlag": false}),
     )
     .await;
-    es2_ok(&r);
-    let p = e.server.profile(&second.iccid).await;
-    assert_eq!(p.state, ProfileState::Confirmed);
-    assert_eq!(
-        (p.cc_attempt_limit, p.download_attempt_limit),
-        (Some(2), Some(4))
-    );
-    es2_ok(
-        &call(
-            "cancelOrder",
-            serde_json::json!({"iccid": second.iccid,
-                "finalProfileStatusIndicator": "Available"}),
-        )
-        .await,
-    );
-    let p = e.server.profile(&second.iccid).await;
-    assert_eq!(p.state, ProfileState::Available);
-    assert_eq!((p.cc_attempt_limit, p.download_attempt_limit), (None, None));
+    profile_with_limits(
+        &e.server,
+        &second.iccid,
+        ProfileState::Confirmed,
+        TYPE_LIMITS,
+    )
+    .await;
+    call(
+        "cancelOrder",
+        serde_json::json!({"iccid": second.iccid,
+            "finalProfileStatusIndicator": "Available"}),
+    )
+    .await;
+    let p = profile_with_limits(
+        &e.server,
+        &second.iccid,
+        ProfileState::Available,
+        (None, None),
+    )
+    .await;
     assert_eq!((p.matching_id, p.eid, p.cc_hash), (None, None, None));
     assert_eq!(p.operator_id.as_deref(), Some(OP));
 
@@ -1134,44 +1147,34 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
         serde_json::json!({"iccid": second.iccid, "profileType": ES2_TYPE}),
     )
     .await;
-    es2_ok(&r);
     assert_eq!(r["iccid"], second.iccid.as_str());
     assert_eq!(
         e.server.profile(&second.iccid).await.state,
         ProfileState::Allocated
     );
-    let r = call(
+    call(
         "confirmOrder",
         serde_json::json!({"iccid": second.iccid, "releaseFlag": true}),
     )
     .await;
-    es2_ok(&r);
-    let p = e.server.profile(&second.iccid).await;
-    assert_eq!(p.state, ProfileState::Released);
-    assert_eq!(
-        (p.cc_attempt_limit, p.download_attempt_limit),
-        (Some(2), Some(4))
-    );
+    profile_with_limits(
+        &e.server,
+        &second.iccid,
+        ProfileState::Released,
+        TYPE_LIMITS,
+    )
+    .await;
 
     // The third by type; then none of the type is Available: 8.2.5/3.7, and the profile
     // of the other type is not taken.
-    let r = call(
-        "downloadOrder",
-        serde_json::json!({"profileType": ES2_TYPE}),
-    )
-    .await;
-    es2_ok(&r);
+    let r = call("downloadOrder", by_type()).await;
     let third = sub_of(r["iccid"].as_str().unwrap());
     let mut seen = [&first.iccid, &second.iccid, &third.iccid];
     seen.sort();
     let mut all: Vec<&String> = subs.iter().map(|s| &s.iccid).collect();
     all.sort();
     assert_eq!(seen.to_vec(), all, "each imported row ordered once");
-    let r = call(
-        "downloadOrder",
-        serde_json::json!({"profileType": ES2_TYPE}),
-    )
-    .await;
+    let r = es2_call(&e.server, OP, &cert, "downloadOrder", by_type()).await;
     let fes = &r["header"]["functionExecutionStatus"];
     assert_eq!(fes["status"], "Failed", "{r}");
     // `8.2.5/3.7` Unavailable of Table 24 (`status::PROFILE_TYPE_UNAVAILABLE`): the
@@ -1202,76 +1205,8 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
 
 // ------------------------------------------------------------------ 7. asn1tools
 
-const ASN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/asn1/PE_Definitions-3.3.1.asn"
-);
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../saip/tests/asn1tools/template_interop.py"
-);
-
-fn python_ready() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import asn1tools"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 not runnable: {e}")),
-        Ok(o) if !o.status.success() => Err(format!(
-            "asn1tools not importable: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
-/// Runs the asn1tools script on the PEs of `upp`; returns its reply.
-fn asn1tools_decode(upp: &[u8]) -> serde_json::Value {
-    let mut r = rsp_asn1::Reader::new(upp);
-    let mut pes = Vec::new();
-    while !r.is_empty() {
-        pes.push(hex::encode(r.read().unwrap().raw));
-    }
-    let request = serde_json::json!({"asn": ASN, "pes": pes}).to_string();
-    let mut child = Command::new("python3")
-        .arg(SCRIPT)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "asn1tools script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let decoded = reply["pes"].as_array().unwrap();
-    assert_eq!(decoded.len(), pes.len());
-    for (i, pe) in decoded.iter().enumerate() {
-        assert!(pe["error"].is_null(), "PE #{i}: asn1tools: {}", pe["error"]);
-        assert_eq!(
-            pe["same"], true,
-            "PE #{i} ({}): re-encoding differs",
-            pe["type"]
-        );
-    }
-    reply
-}
-
 async fn asn1tools_decodes_a_generated_upp(dir: &Path, db: &Db) {
-    if let Err(why) = python_ready() {
-        if std::env::var("SMDPP_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("SMDPP_REQUIRE_INTEROP=1 but the asn1tools interop cannot run: {why}");
-        }
-        eprintln!("SKIP asn1tools_decodes_a_generated_upp: {why}");
+    if !asn1tools::ready("asn1tools_decodes_a_generated_upp") {
         return;
     }
     let e = env(dir, db).await;
@@ -1287,7 +1222,7 @@ async fn asn1tools_decodes_a_generated_upp(dir: &Path, db: &Db) {
     let profile = e.server.profile(&s.iccid).await;
     let upp = e.server.factory().upp_for(&profile).await.unwrap();
     let upp = upp.to_vec();
-    let reply = tokio::task::spawn_blocking(move || asn1tools_decode(&upp))
+    let reply = tokio::task::spawn_blocking(move || asn1tools::decode_pes(&upp))
         .await
         .unwrap();
     let v = &reply["values"];
@@ -1328,6 +1263,25 @@ async fn asn1tools_decodes_a_generated_upp(dir: &Path, db: &Db) {
 
 // ------------------------------------------------------------------ 8. key rotation
 
+/// Opening a factory over `store` with the key file `kek` is refused; the message.
+async fn open_refused(store: &Store, kek: &Path) -> String {
+    open_factory(store, kek)
+        .await
+        .expect_err("key file refused")
+        .to_string()
+}
+
+/// The refusal of the key file `file`, which holds KEK `held`, for a database whose DEKs
+/// are wrapped by KEK `wanted`.
+fn wrong_kek(file: &Path, wanted: &str, held: &str) -> String {
+    format!(
+        "key file {}: the database's data-encryption keys are wrapped by key-encryption \
+         key {wanted}, but the key file holds {held}: point kek_file (--kek-file, \
+         SMDPP_KEK_FILE) at the key file whose id is {wanted}",
+        file.display()
+    )
+}
+
 async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     let e = env(dir, db).await;
     let subs: Vec<Sub> = (1..=4).map(Sub::new).collect();
@@ -1343,8 +1297,11 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     let mut progress = Vec::new();
     let (new_id, resealed) = cli.rotate_dek(|n| progress.push(n)).await.unwrap();
     assert_eq!(new_id, 2);
-    assert_eq!(resealed, 5, "4 secrets records + 1 stored package");
-    assert_eq!(progress.last(), Some(&5));
+    assert_eq!(
+        resealed, 6,
+        "4 secrets records + 1 profile-type template + 1 stored package"
+    );
+    assert_eq!(progress.last(), Some(&6));
     // The old DEK is kept: the server still seals under it until it reloads the keys.
     assert_eq!(cli.vault().dek_ids(), vec![1, 2]);
     assert_eq!(cli.vault().active_dek_id(), 2);
@@ -1353,16 +1310,7 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
         deks.iter().map(|d| d.dek_id).collect::<Vec<_>>(),
         vec![1, 2]
     );
-    for s in &subs {
-        let sealed = cli_store
-            .get_sealed_secrets(&s.iccid)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(sealed.dek_id, 2);
-        assert_eq!(SealedBlob::parse(&sealed.sealed).unwrap().dek_id(), 2);
-        assert_eq!(cli.open_secrets(&sealed).await.unwrap(), s.secrets());
-    }
+    assert_opens(&cli_store, &cli, &subs, Some(2)).await;
     let stored = e.server.profile(&ts48_iccid).await.upp.unwrap();
     assert_eq!(SealedBlob::parse(&stored).unwrap().dek_id(), 2);
     // The server has not seen DEK 2 yet.
@@ -1398,32 +1346,14 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     );
 
     // The old key file no longer opens the database; the message names both keys.
-    let err = open_factory(&cli_store, &old_kek)
-        .await
-        .expect_err("old key file refused")
-        .to_string();
+    let err = open_refused(&cli_store, &old_kek).await;
     assert!(err.contains(&old_id), "{err}");
     assert!(err.contains(&new_id), "{err}");
-    assert_eq!(
-        err,
-        format!(
-            "key file {}: the database's data-encryption keys are wrapped by key-encryption \
-             key {new_id}, but the key file holds {old_id}: point kek_file (--kek-file, \
-             SMDPP_KEK_FILE) at the key file whose id is {new_id}",
-            old_kek.display()
-        )
-    );
+    assert_eq!(err, wrong_kek(&old_kek, &new_id, &old_id));
     // The new one does, and opens secrets and packages.
     let reopened = open_factory(&cli_store, &new_kek).await.unwrap();
     assert_eq!(reopened.vault().kek_id(), new_id);
-    for s in &subs {
-        let sealed = cli_store
-            .get_sealed_secrets(&s.iccid)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(reopened.open_secrets(&sealed).await.unwrap(), s.secrets());
-    }
+    assert_opens(&cli_store, &reopened, &subs, None).await;
     let p = e.server.profile(&ts48_iccid).await;
     assert_eq!(
         reopened.upp_for(&p).await.unwrap().as_slice(),
@@ -1439,128 +1369,74 @@ async fn dek_rotation_reseals_everything_while_serving(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// A DEK rotation by a new process over `store` with the key file `kek`, during which
+/// (after the first re-seal batch) each `(f, s)` of `late` stores `s` sealed by `f`, whose
+/// active DEK is older. The new process's factory and the new DEK's id.
+async fn rotate_during(
+    store: &Store,
+    kek: &Path,
+    late: &[(&Arc<Factory>, &Sub)],
+) -> (Arc<Factory>, u32) {
+    let rotating = open_factory(store, kek).await.unwrap();
+    let mut first = true;
+    let (id, _) = rotating
+        .rotate_dek(|_| {
+            if std::mem::take(&mut first) {
+                for (f, s) in late {
+                    let (store, f, s) = (store.clone(), Arc::clone(f), (*s).clone());
+                    tokio::task::block_in_place(move || {
+                        tokio::runtime::Handle::current()
+                            .block_on(async move { import_all(&store, &f, [&s], false, 10).await })
+                    });
+                }
+            }
+        })
+        .await
+        .unwrap();
+    (rotating, id)
+}
+
 /// Rows sealed by a process that still seals under an older DEK (an import that started
 /// before the rotation) and stored after the rotation's re-seal pass keep their DEK: a
 /// rotation deletes no DEK, and with rows left under two old DEKs retiring deletes neither.
 async fn rotation_keeps_every_old_dek_still_in_use(dir: &Path, db: &Db) {
     let (store, f1) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&f1, TYPE).await;
     let a: Vec<Sub> = (10..=12).map(Sub::new).collect();
-    let rows: Vec<String> = a.iter().map(Sub::csv).collect();
-    let out = import(
-        &store,
-        &f1,
-        &csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>()),
-        false,
-        10,
-    )
-    .await;
-    assert_eq!(out.summary.imported, 3);
+    import_all(&store, &f1, &a, false, 10).await;
     let kek = dir.join("vault.kek");
-
-    // Inserts `s` sealed by `f` (whose active DEK is older) while a rotation runs.
-    let late_import = |f: &Arc<Factory>, s: &Sub| {
-        let csv = csv_of(&[&s.csv()]);
-        let (store, f) = (store.clone(), Arc::clone(f));
-        tokio::task::block_in_place(move || {
-            tokio::runtime::Handle::current().block_on(async move {
-                let out = import(&store, &f, &csv, false, 10).await;
-                assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
-            })
-        });
-    };
 
     // Rotation to DEK 2; meanwhile f1 (DEK 1) stores b.
     let b = Sub::new(1);
-    let f2 = open_factory(&store, &kek).await.unwrap();
-    let mut first = true;
-    let (id, _) = f2
-        .rotate_dek(|_| {
-            if std::mem::take(&mut first) {
-                late_import(&f1, &b);
-            }
-        })
-        .await
-        .unwrap();
+    let (f2, id) = rotate_during(&store, &kek, &[(&f1, &b)]).await;
     assert_eq!(id, 2);
-    let ids = |v: Vec<smdpp_store::DekRecord>| v.iter().map(|d| d.dek_id).collect::<Vec<_>>();
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2]);
-    assert_eq!(
-        store
-            .get_sealed_secrets(&b.iccid)
-            .await
-            .unwrap()
-            .unwrap()
-            .dek_id,
-        1
-    );
+    assert_eq!(dek_ids(&store).await, vec![1, 2]);
+    assert_eq!(dek_of(&store, &b).await, 1);
 
     // Rotation to DEK 3; meanwhile f1 (DEK 1) stores c and f2 (DEK 2) stores d.
     let (c, d) = (Sub::new(2), Sub::new(3));
-    let f3 = open_factory(&store, &kek).await.unwrap();
-    let mut first = true;
-    let (id, _) = f3
-        .rotate_dek(|_| {
-            if std::mem::take(&mut first) {
-                late_import(&f1, &c);
-                late_import(&f2, &d);
-            }
-        })
-        .await
-        .unwrap();
+    let (_, id) = rotate_during(&store, &kek, &[(&f1, &c), (&f2, &d)]).await;
     assert_eq!(id, 3);
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
-    assert_eq!(
-        store
-            .get_sealed_secrets(&c.iccid)
-            .await
-            .unwrap()
-            .unwrap()
-            .dek_id,
-        1
-    );
-    assert_eq!(
-        store
-            .get_sealed_secrets(&d.iccid)
-            .await
-            .unwrap()
-            .unwrap()
-            .dek_id,
-        2
-    );
+    assert_eq!(dek_ids(&store).await, vec![1, 2, 3]);
+    assert_eq!(dek_of(&store, &c).await, 1);
+    assert_eq!(dek_of(&store, &d).await, 2);
     // Every row opens in a new process.
     let f4 = open_factory(&store, &kek).await.unwrap();
-    for s in a.iter().chain([&b, &c, &d]) {
-        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
-        assert_eq!(
-            f4.open_secrets(&sealed).await.unwrap(),
-            s.secrets(),
-            "{}",
-            s.iccid
-        );
-    }
+    assert_opens(&store, &f4, a.iter().chain([&b, &c, &d]), None).await;
     // Both old DEKs are still in use (c under 1, d under 2): retiring deletes nothing.
     assert_eq!(f4.retire_unused().await.unwrap(), Vec::<u32>::new());
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(dek_ids(&store).await, vec![1, 2, 3]);
     assert_eq!(f4.vault().dek_ids(), vec![1, 2, 3]);
     // The next rotation re-seals them all, keeping the old DEKs; retiring then deletes them.
     let (id, n) = f4.rotate_dek(|_| {}).await.unwrap();
-    assert_eq!((id, n), (4, 6));
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3, 4]);
+    // 6 secrets records and the template of TYPE.
+    assert_eq!((id, n), (4, 7));
+    assert_eq!(dek_ids(&store).await, vec![1, 2, 3, 4]);
     assert_eq!(f4.retire_unused().await.unwrap(), vec![1, 2, 3]);
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![4]);
+    assert_eq!(dek_ids(&store).await, vec![4]);
     assert_eq!(f4.vault().dek_ids(), vec![4]);
     let f5 = open_factory(&store, &kek).await.unwrap();
-    for s in a.iter().chain([&b, &c, &d]) {
-        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
-        assert_eq!(sealed.dek_id, 4, "{}", s.iccid);
-        assert_eq!(
-            f5.open_secrets(&sealed).await.unwrap(),
-            s.secrets(),
-            "{}",
-            s.iccid
-        );
-    }
+    assert_opens(&store, &f5, a.iter().chain([&b, &c, &d]), Some(4)).await;
     store.close().await;
 }
 
@@ -1570,108 +1446,67 @@ async fn rotation_keeps_every_old_dek_still_in_use(dir: &Path, db: &Db) {
 /// everything, retiring deletes every old DEK and keeps only the active one.
 async fn retire_deletes_only_unused_old_deks(dir: &Path, db: &Db) {
     let (store, f1) = open(dir, db).await;
-    add_type(&store, TYPE).await;
+    add_type(&f1, TYPE).await;
     let kek = dir.join("vault.kek");
-    let ids = |v: Vec<smdpp_store::DekRecord>| v.iter().map(|d| d.dek_id).collect::<Vec<_>>();
-    let import_one = |f: Arc<Factory>, s: Sub| {
-        let store = store.clone();
-        async move {
-            let out = import(&store, &f, &csv_of(&[&s.csv()]), false, 10).await;
-            assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
-        }
-    };
-    let dek_of = |s: Sub| {
-        let store = store.clone();
-        async move {
-            store
-                .get_sealed_secrets(&s.iccid)
-                .await
-                .unwrap()
-                .unwrap()
-                .dek_id
-        }
-    };
     let a: Vec<Sub> = (20..=22).map(Sub::new).collect();
-    let rows: Vec<String> = a.iter().map(Sub::csv).collect();
-    let out = import(
-        &store,
-        &f1,
-        &csv_of(&rows.iter().map(String::as_str).collect::<Vec<_>>()),
-        false,
-        10,
-    )
-    .await;
-    assert_eq!(out.summary.imported, 3);
+    import_all(&store, &f1, &a, false, 10).await;
     // A fresh database: nothing to retire.
     assert_eq!(f1.retire_unused().await.unwrap(), Vec::<u32>::new());
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1]);
+    assert_eq!(dek_ids(&store).await, vec![1]);
 
-    // Opened before the first rotation: it knows DEK 1 only and seals under it.
+    // Opened before the first rotation: it knows DEK 1 only and seals under it. It has
+    // compiled the type (an import running since before the rotation): a template it had
+    // to open after the rotation would make it load the new DEK.
     let stale = open_factory(&store, &kek).await.unwrap();
+    stale.profile_type(TYPE).await.unwrap();
 
     // Rotation to DEK 2; afterwards the stale factory stores b under DEK 1.
-    assert_eq!(f1.rotate_dek(|_| {}).await.unwrap(), (2, 3));
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2]);
+    // Each rotation re-seals the template of TYPE too.
+    assert_eq!(f1.rotate_dek(|_| {}).await.unwrap(), (2, 4));
+    assert_eq!(dek_ids(&store).await, vec![1, 2]);
     let b = Sub::new(4);
-    import_one(Arc::clone(&stale), b.clone()).await;
-    assert_eq!(dek_of(b.clone()).await, 1);
+    import_all(&store, &stale, [&b], false, 10).await;
+    assert_eq!(dek_of(&store, &b).await, 1);
 
     // Rotation to DEK 3 (a new process); afterwards the stale factory stores c under DEK 1.
     let f2 = open_factory(&store, &kek).await.unwrap();
-    assert_eq!(f2.rotate_dek(|_| {}).await.unwrap(), (3, 4));
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(f2.rotate_dek(|_| {}).await.unwrap(), (3, 5));
+    assert_eq!(dek_ids(&store).await, vec![1, 2, 3]);
     let c = Sub::new(5);
-    import_one(Arc::clone(&stale), c.clone()).await;
+    import_all(&store, &stale, [&c], false, 10).await;
     assert_eq!(stale.vault().dek_ids(), vec![1]);
     for s in a.iter().chain([&b]) {
-        assert_eq!(dek_of(s.clone()).await, 3, "{}", s.iccid);
+        assert_eq!(dek_of(&store, s).await, 3, "{}", s.iccid);
     }
-    assert_eq!(dek_of(c.clone()).await, 1);
+    assert_eq!(dek_of(&store, &c).await, 1);
 
     // Retiring (a new process) deletes DEK 2 only: DEK 1 still seals c.
     let f3 = open_factory(&store, &kek).await.unwrap();
     assert_eq!(f3.retire_unused().await.unwrap(), vec![2]);
     assert_eq!(f3.vault().dek_ids(), vec![1, 3]);
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3]);
+    assert_eq!(dek_ids(&store).await, vec![1, 3]);
     // Again: nothing more to retire.
     assert_eq!(f3.retire_unused().await.unwrap(), Vec::<u32>::new());
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3]);
+    assert_eq!(dek_ids(&store).await, vec![1, 3]);
     // Every record opens in a new process, and in the stale one (reloading DEK 3).
     let fresh = open_factory(&store, &kek).await.unwrap();
     assert_eq!(fresh.vault().dek_ids(), vec![1, 3]);
     for f in [&fresh, &stale] {
-        for s in a.iter().chain([&b, &c]) {
-            let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
-            assert_eq!(
-                f.open_secrets(&sealed).await.unwrap(),
-                s.secrets(),
-                "{}",
-                s.iccid
-            );
-        }
+        assert_opens(&store, f, a.iter().chain([&b, &c]), None).await;
     }
     assert_eq!(stale.vault().dek_ids(), vec![1, 3]);
 
     // Another rotation re-seals everything under DEK 4; retiring then deletes DEKs 1 and 3.
     let f4 = open_factory(&store, &kek).await.unwrap();
-    assert_eq!(f4.rotate_dek(|_| {}).await.unwrap(), (4, 5));
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![1, 3, 4]);
+    assert_eq!(f4.rotate_dek(|_| {}).await.unwrap(), (4, 6));
+    assert_eq!(dek_ids(&store).await, vec![1, 3, 4]);
     assert_eq!(f4.retire_unused().await.unwrap(), vec![1, 3]);
     assert_eq!(f4.vault().dek_ids(), vec![4]);
-    assert_eq!(ids(store.vault_deks().await.unwrap()), vec![4]);
+    assert_eq!(dek_ids(&store).await, vec![4]);
     assert_eq!(f4.retire_unused().await.unwrap(), Vec::<u32>::new());
     let fresh = open_factory(&store, &kek).await.unwrap();
     assert_eq!(fresh.vault().dek_ids(), vec![4]);
-    for s in a.iter().chain([&b, &c]) {
-        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
-        assert_eq!(sealed.dek_id, 4, "{}", s.iccid);
-        assert_eq!(
-            fresh.open_secrets(&sealed).await.unwrap(),
-            s.secrets(),
-            "{}",
-            s.iccid
-        );
-    }
+    assert_opens(&store, &fresh, a.iter().chain([&b, &c]), Some(4)).await;
     store.close().await;
 }
 
@@ -1696,10 +1531,7 @@ async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
 
     // Missing: refused, naming the file and the key id; no new key file is made.
     let missing = dir.join("elsewhere.kek");
-    let err = open_factory(&store, &missing)
-        .await
-        .expect_err("missing key file refused")
-        .to_string();
+    let err = open_refused(&store, &missing).await;
     assert_eq!(
         err,
         format!(
@@ -1713,19 +1545,8 @@ async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
     // Another key: refused with both ids.
     let other = dir.join("other.kek");
     let other_id = FileKek::create(&other).unwrap().id().to_owned();
-    let err = open_factory(&store, &other)
-        .await
-        .expect_err("wrong key file refused")
-        .to_string();
-    assert_eq!(
-        err,
-        format!(
-            "key file {}: the database's data-encryption keys are wrapped by key-encryption \
-             key {id}, but the key file holds {other_id}: point kek_file (--kek-file, \
-             SMDPP_KEK_FILE) at the key file whose id is {id}",
-            other.display()
-        )
-    );
+    let err = open_refused(&store, &other).await;
+    assert_eq!(err, wrong_kek(&other, &id, &other_id));
 
     // A key file others can read: refused.
     #[cfg(unix)]
@@ -1745,10 +1566,10 @@ async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
         std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     // The right one still opens, and nothing was added by the refusals.
-    open_factory(&store, &kek).await.unwrap();
+    let right = open_factory(&store, &kek).await.unwrap();
     assert_eq!(store.vault_deks().await.unwrap(), deks);
     // A duplicate type name is refused by the store.
-    add_type(&store, TYPE).await;
+    add_type(&right, TYPE).await;
     let t = store.get_profile_type(TYPE).await.unwrap().unwrap();
     assert!(matches!(
         store.insert_profile_type(&t).await,
@@ -1757,42 +1578,447 @@ async fn wrong_or_missing_kek_file_is_refused(dir: &Path, db: &Db) {
     store.close().await;
 }
 
-// ------------------------------------------------------------------ runners
+// ------------------------------------------------------------------ 10. re-import, templates
 
-/// `names` on SQLite and PostgreSQL, `sqlite_only` on SQLite.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?; sqlite_only: $($only:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $only() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    super::$only(dir.path(), &db).await;
-                }
-            )*
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    super::$name(dir.path(), &db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(dir.path(), &db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
+const CHANGED_SECRETS: &str = "ICCID already imported with other values (Ki, OPc/OP, PIN, PUK, \
+                               ADM1, SPN or MNC length differ); nothing changed";
+
+/// A re-run row with the ICCID, IMSI, type and operator of a stored one but another Ki is
+/// refused (it is not "already present"): the stored secrets stay, the other rows of the
+/// file are imported; with --all-or-nothing nothing is.
+async fn rejects_reimport_with_changed_secrets(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&factory, TYPE).await;
+    let subs: Vec<Sub> = (1..=3).map(Sub::new).collect();
+    import_all(&store, &factory, &subs, false, 10).await;
+    let sealed_before = store.get_sealed_secrets(&subs[1].iccid).await.unwrap();
+
+    let mut changed = subs[1].clone();
+    changed.ki = "00112233445566778899AABBCCDDEEFF".into();
+    let fresh = Sub::new(4);
+    let csv = csv_of_subs([&subs[0], &changed, &subs[2], &fresh]);
+    let errors = vec![row_err(3, "iccid", CHANGED_SECRETS)];
+
+    // All or nothing: the refusal rolls back the new row.
+    let out = import(&store, &factory, &csv, true, 10).await;
+    assert_eq!(out.summary, summary(4, 0, 2, 1, 1, errors.clone()));
+    assert_eq!(out.rejected, errors);
+    assert_eq!(store.get_profile(&fresh.iccid).await.unwrap(), None);
+
+    // Row by row (batches of 2: the refused row and a re-run in one): the others go in.
+    let out = import(&store, &factory, &csv, false, 2).await;
+    assert_eq!(out.summary, summary(4, 1, 2, 1, 0, errors.clone()));
+    assert_eq!(out.rejected, errors);
+    assert_eq!(
+        store.get_sealed_secrets(&subs[1].iccid).await.unwrap(),
+        sealed_before,
+        "stored secrets unchanged"
+    );
+    assert_imported(&store, &factory, &[&subs[0], &subs[1], &subs[2], &fresh]).await;
+    assert_eq!(profile_count(&store).await, 4);
+    // The original file is still a harmless re-run.
+    let again = import(&store, &factory, &csv_of_subs(&subs), false, 10).await;
+    assert_eq!(again.summary, summary(3, 0, 3, 0, 0, vec![]));
+    store.close().await;
 }
+
+/// The built-in template's TOML with `from` replaced by `to` (which must occur once).
+fn template_with(from: &str, to: &str) -> TemplateSource {
+    let text = saip::template::USIM_ISIM_MILENAGE_TOML;
+    assert_eq!(text.matches(from).count(), 1, "{from}");
+    TemplateSource::from_toml(text.replace(from, to))
+}
+
+/// Creates profile type `name` from `template` (limits 5 and 7, no PPRs).
+async fn add_type_from(f: &Factory, name: &str, template: &TemplateSource, ppr: &[PprArg]) {
+    let t = build_profile_type(
+        name,
+        template,
+        TYPE_SPN,
+        TYPE_NAME,
+        None,
+        None,
+        &[NotifyArg::Install, NotifyArg::Delete],
+        ppr,
+        Some(5),
+        Some(7),
+    )
+    .unwrap();
+    f.add_profile_type(&t).await.unwrap();
+}
+
+/// Personalization refuses what the row checks accept when the template's files are too
+/// small for the derived values: with a 50-octet ISIM EF.IMPI, the IMPI of a 15-digit IMSI
+/// (`<IMSI>@ims.mnc001.mcc001.3gppnetwork.org`, 49 characters, 51 octets as a TLV) does not
+/// fit, that of a 14-digit IMSI does. Such a row is refused at import, not at download.
+async fn rejects_rows_that_do_not_fit_the_template(dir: &Path, db: &Db) {
+    const SMALL: &str = "small-impi";
+    let (store, factory) = open(dir, db).await;
+    let template = template_with(
+        "size = 64\ncontent = \"80 00\"                   # personalization: <IMSI>@",
+        "size = 50\ncontent = \"80 00\"                   # personalization: <IMSI>@",
+    );
+    add_type_from(&factory, SMALL, &template, &[]).await;
+    let too_long = Sub::new(1);
+    assert_eq!(too_long.imsi.len(), 15);
+    let mut fits = Sub::new(2);
+    fits.imsi = format!("00101{:09}", 2);
+    let too_long2 = Sub::new(3);
+    let mut fits2 = Sub::new(4);
+    fits2.imsi = format!("00101{:09}", 4);
+    let csv = csv_of_subs([&too_long, &fits, &too_long2, &fits2]);
+    let message = format!(
+        "does not fit the template of type \"{SMALL}\": IMPI: 51 octets do not fit the \
+         50-octet file"
+    );
+    // No field: the row's values are each valid, the template cannot hold them together.
+    let errors: Vec<RowError> = [2, 4]
+        .into_iter()
+        .map(|line| RowError {
+            line,
+            field: None,
+            message: message.clone(),
+        })
+        .collect();
+    for all in [true, false] {
+        let out = import_with(&store, &factory, &csv, &options(SMALL, None, all, 3))
+            .await
+            .unwrap();
+        let (imported, rolled_back) = if all { (0, 2) } else { (2, 0) };
+        assert_eq!(
+            out.summary,
+            summary(4, imported, 0, 2, rolled_back, errors.clone()),
+            "all_or_nothing={all}"
+        );
+        assert_eq!(out.rejected, errors);
+    }
+    for s in [&too_long, &too_long2] {
+        assert_eq!(store.get_profile(&s.iccid).await.unwrap(), None);
+        assert_eq!(store.get_sealed_secrets(&s.iccid).await.unwrap(), None);
+    }
+    // The rows that fit were imported and generate their package.
+    for s in [&fits, &fits2] {
+        let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(p.profile_type.as_deref(), Some(SMALL));
+        let upp = factory.upp_for(&p).await.unwrap();
+        let upp = Upp::decode(&upp).unwrap();
+        assert_eq!(upp.imsi().unwrap(), s.imsi);
+    }
+    store.close().await;
+}
+
+/// A profile type's template is stored sealed: the raw SQLite files hold neither its name
+/// nor its description line nor a file definition of it; the type still generates its
+/// packages, also after a rotation re-sealed the template and in a new process.
+async fn template_is_sealed_at_rest(dir: &Path, db: &Db) {
+    const CANARY_NAME: &str = "canary-tmpl-5c1f08e2";
+    const CANARY_DESCRIPTION: &str = "Canary description 9b7d3a41, must stay sealed";
+    let template = template_with("usim-isim-milenage\"", &format!("{CANARY_NAME}\""));
+    let template = TemplateSource::from_toml(template.text().replace(
+        "USIM + ISIM, Milenage, MNO-SD without OTA keys; minimal mandatory file set",
+        CANARY_DESCRIPTION,
+    ));
+    let (store, factory) = open(dir, db).await;
+    add_type_from(&factory, TYPE, &template, &[]).await;
+    let row = store.get_profile_type(TYPE).await.unwrap().unwrap();
+    assert_eq!(SealedBlob::parse(&row.template).unwrap().dek_id(), 1);
+    assert_eq!(
+        factory.open_template(&row).await.unwrap().as_str(),
+        template.text()
+    );
+    let s = Sub::new(9);
+    import_all(&store, &factory, [&s], false, 10).await;
+    let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+    let upp = factory.upp_for(&p).await.unwrap();
+    assert_eq!(Upp::decode(&upp).unwrap().imsi().unwrap(), s.imsi);
+    assert_eq!(
+        factory.profile_type(TYPE).await.unwrap().template.name(),
+        CANARY_NAME
+    );
+
+    // A rotation re-seals it; a new process compiles it from the stored blob.
+    assert_eq!(factory.rotate_dek(|_| {}).await.unwrap(), (2, 2));
+    let row = store.get_profile_type(TYPE).await.unwrap().unwrap();
+    assert_eq!(SealedBlob::parse(&row.template).unwrap().dek_id(), 2);
+    assert_eq!(factory.retire_unused().await.unwrap(), vec![1]);
+    store.close().await;
+    let (store, fresh) = open(dir, db).await;
+    assert_eq!(
+        fresh.profile_type(TYPE).await.unwrap().template.name(),
+        CANARY_NAME
+    );
+    let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+    assert_eq!(
+        fresh.upp_for(&p).await.unwrap().as_slice(),
+        upp.as_slice(),
+        "the same package"
+    );
+    store.close().await;
+
+    let db_file = dir.join("smdpp.db");
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db_file.display()));
+        if p.exists() {
+            all.extend_from_slice(&std::fs::read(&p).unwrap());
+        }
+    }
+    for needle in [
+        CANARY_NAME,
+        CANARY_DESCRIPTION,
+        "9b7d3a41",
+        "[pe.files.ef-impi]",
+        "hplmn_act",
+    ] {
+        assert!(
+            !find(&all, needle.as_bytes()),
+            "the database holds {needle:?}"
+        );
+    }
+    // The scan reads the data: what is stored in the clear is found.
+    for clear in [TYPE, TYPE_SPN, TYPE_NAME, s.imsi.as_str()] {
+        assert!(find(&all, clear.as_bytes()), "{clear:?} not found");
+    }
+}
+
+/// A process started before a rotation (a server not restarted) that has not compiled a
+/// type yet opens its template re-sealed under the new DEK by reloading the keys, as it
+/// does for secrets records.
+async fn running_server_opens_a_template_resealed_by_a_rotation(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    // Another process imports and rotates; the server has compiled no type.
+    let cli_store = Store::connect(&db.url).await.unwrap();
+    let cli = open_factory(&cli_store, &e.kek_file()).await.unwrap();
+    let s = Sub::new(31);
+    import_all(&cli_store, &cli, [&s], true, 10).await;
+    assert_eq!(cli.rotate_dek(|_| {}).await.unwrap(), (2, 2));
+    let row = cli_store.get_profile_type(TYPE).await.unwrap().unwrap();
+    assert_eq!(SealedBlob::parse(&row.template).unwrap().dek_id(), 2);
+    assert_eq!(e.factory().vault().dek_ids(), vec![1]);
+
+    let mid = e.release(&s.iccid).await;
+    let mut euicc = sim_euicc(&e.pki);
+    let out = e.download(&mut euicc, &mid).await;
+    assert_eq!(out.iccid, s.iccid);
+    assert_package_of(&euicc.state().profiles[0].profile_package, &s);
+    assert_eq!(e.factory().vault().dek_ids(), vec![1, 2]);
+    cli_store.close().await;
+    e.server.stop().await;
+}
+
+/// `profile_secrets.dek_id` references `vault_deks`: a DEK a secrets record uses cannot be
+/// deleted, even when it was stored (by a process started before the rotation) after the
+/// check of `retire_unused`; and a record cannot be stored under a deleted DEK.
+async fn retire_keeps_a_dek_referenced_by_the_foreign_key(dir: &Path, db: &Db) {
+    let (store, f1) = open(dir, db).await;
+    add_type(&f1, TYPE).await;
+    let kek = dir.join("vault.kek");
+    let a: Vec<Sub> = (40..=41).map(Sub::new).collect();
+    import_all(&store, &f1, &a, false, 10).await;
+    // Opened before the rotation, the type compiled: seals under DEK 1.
+    let stale = open_factory(&store, &kek).await.unwrap();
+    stale.profile_type(TYPE).await.unwrap();
+    assert_eq!(f1.rotate_dek(|_| {}).await.unwrap(), (2, 3));
+    let b = Sub::new(42);
+    import_all(&store, &stale, [&b], false, 10).await;
+    assert_eq!(dek_of(&store, &b).await, 1);
+
+    // The store itself refuses to delete DEK 1 (what retire_unused relies on when a row
+    // arrives between its check and its delete).
+    assert!(!store.delete_vault_dek(1).await.unwrap());
+    assert_eq!(dek_ids(&store).await, vec![1, 2]);
+    assert_eq!(f1.retire_unused().await.unwrap(), Vec::<u32>::new());
+    assert_eq!(f1.vault().dek_ids(), vec![1, 2]);
+    assert_opens(&store, &f1, a.iter().chain([&b]), None).await;
+
+    // Re-sealed under DEK 3, DEKs 1 and 2 go; the stale process (DEK 1 only) can no longer
+    // store a record: the import fails and writes nothing.
+    let (id, n) = f1.rotate_dek(|_| {}).await.unwrap();
+    assert_eq!((id, n), (3, 4), "3 secrets records and the template");
+    assert_eq!(f1.retire_unused().await.unwrap(), vec![1, 2]);
+    assert_eq!(dek_ids(&store).await, vec![3]);
+    assert_eq!(stale.vault().dek_ids(), vec![1]);
+    let c = Sub::new(43);
+    let err = import_with(
+        &store,
+        &stale,
+        &csv_of_subs([&c]),
+        &options(TYPE, None, false, 10),
+    )
+    .await
+    .err()
+    .expect("a record under a deleted DEK is refused");
+    assert!(
+        format!("{err:#}")
+            .to_ascii_lowercase()
+            .contains("foreign key"),
+        "{err:#}"
+    );
+    assert_eq!(store.get_profile(&c.iccid).await.unwrap(), None);
+    assert_eq!(store.get_sealed_secrets(&c.iccid).await.unwrap(), None);
+    assert_eq!(dek_ids(&store).await, vec![3]);
+    assert_opens(&store, &f1, a.iter().chain([&b]), Some(3)).await;
+    store.close().await;
+}
+
+// ------------------------------------------------------------------ 11. packages in the clear
+
+/// A package written into `profiles.upp` in the clear (by an older version, or by someone
+/// with write access to the database but not the key) is not served: the factory refuses
+/// it, so a download fails; the next start of the server seals it, and the download works.
+async fn rejects_a_package_stored_in_the_clear(dir: &Path, db: &Db) {
+    let Env { pki, server, lpa } = env(dir, db).await;
+    let ts48 = std::fs::read(TS48).unwrap();
+    let iccid = Upp::decode(&ts48).unwrap().iccid().unwrap();
+    let mid = smdpp_service::upp::generate_matching_id().unwrap();
+    let mut p = NewProfile::available(iccid.clone(), None);
+    p.state = ProfileState::Released;
+    p.matching_id = Some(mid.clone());
+    p.upp = Some(ts48.clone());
+    server
+        .store()
+        .insert_profile(
+            &p,
+            &EventRecord::by("test").with_cause("written in the clear"),
+        )
+        .await
+        .unwrap();
+    let side = server.sidecar().await;
+    side.put_metadata(
+        &iccid,
+        &ProfileMetadata {
+            service_provider_name: "Clear SP".into(),
+            profile_name: "Clear profile".into(),
+            profile_class: None,
+        },
+    )
+    .await
+    .unwrap();
+    side.close().await;
+
+    let stored = server.profile(&iccid).await;
+    assert_eq!(stored.upp.as_deref(), Some(ts48.as_slice()));
+    let err = server
+        .factory()
+        .upp_for(&stored)
+        .await
+        .expect_err("a package in the clear is refused");
+    assert!(
+        err.to_string().ends_with(&format!(
+            "the package of {iccid} is stored in the clear; `smdpp serve` seals such \
+             packages when it starts"
+        )),
+        "{err}"
+    );
+    let ac = format!("LPA:1${}${mid}", server.address());
+    let mut euicc = sim_euicc(&pki);
+    assert!(
+        lpa.download(&mut euicc, &ac, &DownloadOptions::default())
+            .await
+            .is_err(),
+        "downloaded a package stored in the clear"
+    );
+    assert!(euicc.state().profiles.is_empty());
+    let p = server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Released);
+    assert_eq!(p.upp.as_deref(), Some(ts48.as_slice()), "left as it was");
+
+    // A restart seals it in place; then it downloads.
+    let settings = server.stop().await;
+    let server = Server::start_lpa(settings).await;
+    let sealed = server.profile(&iccid).await.upp.unwrap();
+    assert_eq!(SealedBlob::parse(&sealed).unwrap().dek_id(), 1);
+    assert!(!find(&sealed, &ts48[..64]));
+    let out = lpa
+        .download(&mut euicc, &ac, &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out.iccid, iccid);
+    assert_eq!(euicc.state().profiles[0].profile_package, ts48);
+    assert_eq!(server.profile(&iccid).await.state, ProfileState::Installed);
+    server.stop().await;
+}
+
+// ------------------------------------------------------------------ 12. PPRs and owner
+
+/// A type with PPRs: the StoreMetadataRequest carries profilePolicyRules and profileOwner,
+/// the MCC/MNC of the profile's IMSI coded as in TS 24.008 (a 2-digit MNC: digit 3 = F; a
+/// 3-digit one from the row's mnc_len). A type without PPRs sends no profileOwner.
+async fn metadata_carries_profile_owner_with_pprs(dir: &Path, db: &Db) {
+    const PPR_TYPE: &str = "ppr-type";
+    let e = env(dir, db).await;
+    let store = e.server.store();
+    add_type_from(
+        e.server.factory(),
+        PPR_TYPE,
+        &TemplateSource::usim_isim_milenage(),
+        &[PprArg::Ppr2],
+    )
+    .await;
+    // MCC 001, MNC 01.
+    let mnc2 = Sub::new(50);
+    let out = import_with(
+        store,
+        &e.factory(),
+        &csv_of_subs([&mnc2]),
+        &options(PPR_TYPE, None, true, 10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
+    // MCC 310, MNC 410.
+    let mut mnc3 = Sub::new(51);
+    mnc3.imsi = "310410000000051".into();
+    let mut opts = options(PPR_TYPE, None, true, 10);
+    opts.reader.default_mnc_len = 3;
+    let out = import_with(store, &e.factory(), &csv_of_subs([&mnc3]), &opts)
+        .await
+        .unwrap();
+    assert_eq!(out.summary.imported, 1, "{:?}", out.summary);
+    // No PPRs.
+    let plain = Sub::new(52);
+    e.import(&[&plain]).await;
+
+    let mut euicc = sim_euicc(&e.pki);
+    for s in [&mnc2, &mnc3, &plain] {
+        let mid = e.release(&s.iccid).await;
+        let out = e.download(&mut euicc, &mid).await;
+        assert_eq!(out.iccid, s.iccid);
+    }
+    let installed = &euicc.state().profiles;
+    // (ICCID, profilePolicyRules bits, profileOwner mcc_mnc) of each installed profile.
+    type Installed<'a> = (&'a str, Option<Vec<u32>>, Option<&'a str>);
+    let got: Vec<Installed> = installed
+        .iter()
+        .map(|p| {
+            (
+                p.iccid.as_str(),
+                p.profile_policy_rules.clone(),
+                p.profile_owner_mcc_mnc.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (mnc2.iccid.as_str(), Some(vec![2]), Some("00F110")),
+            (mnc3.iccid.as_str(), Some(vec![2]), Some("130014")),
+            (plain.iccid.as_str(), None, None),
+        ]
+    );
+    // The StoreMetadataRequest as received, decoded.
+    let meta = rsp_asn1::bpp::StoreMetadataRequest::decode(&installed[0].store_metadata).unwrap();
+    let owner = meta.profile_owner.unwrap();
+    assert_eq!(owner.mcc_mnc, [0x00, 0xF1, 0x10]);
+    assert_eq!((owner.gid1, owner.gid2), (None, None));
+    assert_eq!(
+        meta.profile_policy_rules,
+        Some(vec![rsp_asn1::common::ppr_ids::PPR2])
+    );
+    e.server.stop().await;
+}
+
+// ------------------------------------------------------------------ runners
 
 both_backends!(
     import_good_rows_and_report_bad_ones,
@@ -1809,7 +2035,14 @@ both_backends!(
     dek_rotation_reseals_everything_while_serving,
     rotation_keeps_every_old_dek_still_in_use,
     retire_deletes_only_unused_old_deks,
-    wrong_or_missing_kek_file_is_refused;
+    wrong_or_missing_kek_file_is_refused,
+    rejects_reimport_with_changed_secrets,
+    rejects_rows_that_do_not_fit_the_template,
+    running_server_opens_a_template_resealed_by_a_rotation,
+    retire_keeps_a_dek_referenced_by_the_foreign_key,
+    rejects_a_package_stored_in_the_clear,
+    metadata_carries_profile_owner_with_pprs;
     // The raw database file is what a copy of the disk shows.
     sqlite_only: raw_database_file_reveals_no_secret,
+    template_is_sealed_at_rest,
 );

@@ -34,19 +34,12 @@ async fn env_with(
     curve: Curve,
     tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
 ) -> Env {
-    let pki = make_pki(curve);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let mut s = settings(&dir.join("data"), pki_dir, db);
+    let (pki, mut s) = pki_settings(dir, db, curve);
     let mut cis = vec![];
     let tls_pki;
     if curve != Curve::NistP256 {
         // TLS is P-256 only: the DPtls of a separate P-256 PKI, whose CI the LPA trusts too.
-        tls_pki = make_pki(Curve::NistP256);
-        let tls_dir = dir.join("tls");
-        tls_pki.write_to(&tls_dir).unwrap();
-        s.dptls_cert = Some(tls_dir.join("dptls.pem"));
-        s.dptls_key = Some(tls_dir.join("dptls.key"));
+        tls_pki = separate_tls_pki(dir, &mut s);
         cis.push(&tls_pki);
     }
     tweak(&mut s);
@@ -746,32 +739,6 @@ async fn futures_join_all<F: std::future::Future>(
     out.into_iter()
         .map(|o| o.expect("every future completed"))
         .collect()
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    super::$name(dir.path(), &db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(dir.path(), &db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

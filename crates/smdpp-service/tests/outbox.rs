@@ -281,11 +281,8 @@ async fn env_with(
     db: &Db,
     tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
 ) -> Env {
-    let pki = make_pki(Curve::NistP256);
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     let rx = Receiver::new(dir, pki.dptls.der.clone()).await;
-    let mut s = settings(&dir.join("data"), pki_dir, db);
     s.limits.outbox = fast_outbox(rx.ca_file.clone());
     tweak(&mut s);
     let server = Server::start_lpa(s).await;
@@ -304,7 +301,6 @@ async fn env_with(
 }
 
 static ICCIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Env {
     fn ac(&self, mid: &str) -> String {
@@ -331,25 +327,9 @@ impl Env {
         iccid
     }
 
-    async fn call(&self, function: &str, mut body: Value) -> Value {
-        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        body["header"] = json!({"functionRequesterIdentifier": "op-a",
-            "functionCallIdentifier": format!("OBX-{n}")});
-        let (st, bytes) = https_request(
-            self.server.addr,
-            &self.server.tls_leaf,
-            "POST",
-            &format!("/gsma/rsp2/es2plus/{function}"),
-            &body.to_string(),
-            Some(&self.op),
-        )
-        .await;
-        assert_eq!(st, 200);
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(
-            v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
-            "{function}: {v}"
-        );
+    async fn call(&self, function: &str, body: Value) -> Value {
+        let v = es2_call(&self.server, "op-a", &self.op, function, body).await;
+        assert_es2_success(function, &v);
         v
     }
 
@@ -883,32 +863,6 @@ async fn lease_is_exclusive(dir: &Path, db: &Db) {
         19
     );
     store.close().await;
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = super::Db::sqlite(dir.path());
-                    super::$name(dir.path(), &db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres(stringify!($name)).await else { return };
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(dir.path(), &db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(

@@ -1,13 +1,23 @@
 -- smdpp-store schema, version 5: the profile factory (profile types, imported subscriber
 -- secrets, the vault's wrapped data-encryption keys). Same placeholders as 0001.
 
+-- Data-encryption keys, wrapped by the key-encryption key `kek_id` (never stored here).
+CREATE TABLE vault_deks (
+    dek_id     BIGINT NOT NULL,
+    kek_id     TEXT NOT NULL,
+    wrapped    {{BLOB}} NOT NULL,
+    created_at BIGINT NOT NULL,
+    CONSTRAINT vault_deks_pk PRIMARY KEY (dek_id)
+);
+
 -- A profile type: the SAIP template the UPP is generated from, the profile metadata sent in
 -- StoreMetadataRequest (SGP.22 section 5.5.3) and the limits copied to each profile of the
--- type. `template` is the template's TOML source (saip::TemplateSource), so a type keeps
+-- type. `template` is the template's TOML source (saip::TemplateSource), sealed like the
+-- secrets (a template may hold keys every profile of the type shares), so a type keeps
 -- producing the same packages whatever the server binary ships.
 CREATE TABLE profile_types (
     name                   TEXT NOT NULL,
-    template               TEXT NOT NULL,
+    template               {{BLOB}} NOT NULL,
     service_provider_name  TEXT NOT NULL,
     profile_name           TEXT NOT NULL,
     profile_class          BIGINT NULL,
@@ -30,16 +40,11 @@ CREATE TABLE profile_secrets (
     dek_id BIGINT NOT NULL,
     sealed {{BLOB}} NOT NULL,
     CONSTRAINT profile_secrets_pk PRIMARY KEY (iccid),
-    CONSTRAINT profile_secrets_imsi_uq UNIQUE (imsi)
+    CONSTRAINT profile_secrets_imsi_uq UNIQUE (imsi),
+    -- A DEK cannot be deleted while a record uses it, and a record cannot be stored under a
+    -- deleted DEK (a process that started before a rotation and a retirement).
+    CONSTRAINT profile_secrets_dek_fk FOREIGN KEY (dek_id) REFERENCES vault_deks (dek_id)
 );
 
 CREATE INDEX profile_secrets_dek_idx ON profile_secrets (dek_id, iccid);
 
--- Data-encryption keys, wrapped by the key-encryption key `kek_id` (never stored here).
-CREATE TABLE vault_deks (
-    dek_id     BIGINT NOT NULL,
-    kek_id     TEXT NOT NULL,
-    wrapped    {{BLOB}} NOT NULL,
-    created_at BIGINT NOT NULL,
-    CONSTRAINT vault_deks_pk PRIMARY KEY (dek_id)
-);

@@ -31,8 +31,9 @@ pub const IMPORT_CHUNK: usize = 100;
 pub struct ProfileType {
     /// Unique name, used as ES2+ `profileType`.
     pub name: String,
-    /// TOML source of the SAIP template the packages are generated from.
-    pub template: String,
+    /// TOML source of the SAIP template the packages are generated from, sealed by the
+    /// service layer (opaque bytes here).
+    pub template: Vec<u8>,
     /// serviceProviderName of the profile metadata (at most 32 bytes).
     pub service_provider_name: String,
     /// profileName of the profile metadata (at most 64 bytes).
@@ -134,6 +135,10 @@ pub enum ImportOutcome {
     /// The ICCID is already used by a different profile (other IMSI, type or operator, or a
     /// profile that was not imported).
     DuplicateIccid,
+    /// The same ICCID, IMSI, type and operator are in the store with other secrets (a
+    /// corrected file re-imported): nothing written. Only from
+    /// [`ImportTx::insert_batch_checked`].
+    ChangedSecrets,
     /// The IMSI is already used by another ICCID.
     DuplicateImsi,
 }
@@ -257,6 +262,19 @@ impl Store {
             .collect()
     }
 
+    /// Replaces a type's sealed template if it is still `old` (compare-and-set, for
+    /// re-sealing under a new DEK); whether it was replaced.
+    pub async fn replace_type_template(&self, name: &str, old: &[u8], new: &[u8]) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut q = Sql::new("UPDATE profile_types SET template = ");
+        q.bind(new.to_vec())
+            .push(" WHERE name = ")
+            .bind(name.to_owned())
+            .push(" AND template = ")
+            .bind(old.to_vec());
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
     /// Number of profiles per state for one type (states with none are left out).
     pub async fn count_profiles_of_type(&self, name: &str) -> Result<Vec<(ProfileState, i64)>> {
         let mut q = Sql::new("SELECT state, COUNT(*) AS n FROM profiles WHERE profile_type = ");
@@ -340,12 +358,17 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a DEK record (after no blob uses it any more).
+    /// Deletes a DEK record; `false` when it does not exist or a secrets record still uses
+    /// it (the foreign key of `profile_secrets.dek_id` refuses the delete).
     pub async fn delete_vault_dek(&self, dek_id: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut q = Sql::new("DELETE FROM vault_deks WHERE dek_id = ");
         q.bind(dek_id);
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        match q.build()?.execute(&self.pool).await {
+            Ok(r) => Ok(r.rows_affected() > 0),
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     // ---------------------------------------------------------------- secrets
@@ -422,6 +445,24 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` `(iccid, upp)` of profiles whose stored package is in the clear (first
+    /// byte `A0`, a ProfileHeader; sealed blobs start `01`), filtered in SQL so that a start
+    /// does not read every stored package.
+    pub async fn plaintext_upps(&self, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let first_byte_is_a0 = match self.backend {
+            super::Backend::Sqlite => "substr(upp, 1, 1) = X'A0'",
+            super::Backend::Postgres => "get_byte(upp, 0) = 160",
+        };
+        let mut q = Sql::new("SELECT iccid, upp FROM profiles WHERE upp IS NOT NULL AND ");
+        q.push(first_byte_is_a0)
+            .push(" ORDER BY iccid LIMIT ")
+            .bind(i64::from(limit.clamp(1, 10_000)));
+        let rows = q.build()?.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("iccid")?, r.try_get("upp")?)))
+            .collect()
+    }
+
     /// Replaces a stored UPP if it is still `old` (compare-and-set); whether it was replaced.
     /// The profile's version is not bumped: the package's content is unchanged, only its
     /// protection at rest.
@@ -455,6 +496,16 @@ impl ImportTx {
     /// element `i`. Rows repeating an ICCID or IMSI of an earlier row of the same call are
     /// duplicates. Nothing is visible to others before [`ImportTx::commit`].
     pub async fn insert_batch(&mut self, rows: &[ImportRow]) -> Result<Vec<ImportOutcome>> {
+        self.insert_batch_checked(rows, |_, _| true).await
+    }
+
+    /// [`ImportTx::insert_batch`], where a row that would be `AlreadyPresent` is so only if
+    /// `same_secrets(row, stored sealed record)` holds, and `ChangedSecrets` otherwise.
+    pub async fn insert_batch_checked(
+        &mut self,
+        rows: &[ImportRow],
+        same_secrets: impl Fn(&ImportRow, &[u8]) -> bool,
+    ) -> Result<Vec<ImportOutcome>> {
         let mut outcomes = Vec::with_capacity(rows.len());
         // Fix: the ICCIDs inserted by earlier chunks of this call. A later chunk reads them
         // back from the database like any stored row, so an exact repeat of a row of an
@@ -462,7 +513,10 @@ impl ImportTx {
         // instead of DuplicateIccid as within one chunk.
         let mut earlier = std::collections::HashSet::new();
         for chunk in rows.chunks(IMPORT_CHUNK) {
-            outcomes.extend(self.insert_chunk(chunk, &mut earlier).await?);
+            outcomes.extend(
+                self.insert_chunk(chunk, &mut earlier, &same_secrets)
+                    .await?,
+            );
         }
         Ok(outcomes)
     }
@@ -471,6 +525,7 @@ impl ImportTx {
         &mut self,
         rows: &[ImportRow],
         earlier: &mut std::collections::HashSet<String>,
+        same_secrets: &impl Fn(&ImportRow, &[u8]) -> bool,
     ) -> Result<Vec<ImportOutcome>> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -482,13 +537,17 @@ impl ImportTx {
         // Existing profiles with these ICCIDs: (type, operator, imported IMSI).
         let mut q = Sql::new(
             "SELECT p.iccid AS iccid, p.profile_type AS profile_type, p.operator_id AS operator_id, \
-             s.imsi AS imsi FROM profiles p LEFT JOIN profile_secrets s ON s.iccid = p.iccid \
-             WHERE p.iccid IN ",
+             s.imsi AS imsi, s.sealed AS sealed FROM profiles p \
+             LEFT JOIN profile_secrets s ON s.iccid = p.iccid WHERE p.iccid IN ",
         );
         push_in_list(&mut q, iccids.iter().cloned());
         type Existing = (Option<String>, Option<String>, Option<String>);
+        let mut stored_sealed: HashMap<String, Vec<u8>> = HashMap::new();
         let mut by_iccid: HashMap<String, Existing> = HashMap::new();
         for r in q.build()?.fetch_all(&mut *self.tx).await? {
+            if let Some(sealed) = r.try_get::<Option<Vec<u8>>, _>("sealed")? {
+                stored_sealed.insert(r.try_get("iccid")?, sealed);
+            }
             by_iccid.insert(
                 r.try_get("iccid")?,
                 (
@@ -516,7 +575,10 @@ impl ImportTx {
                     && o == &r.operator_id
                     && imsi.as_deref() == Some(r.secrets.imsi.as_str())
                 {
-                    ImportOutcome::AlreadyPresent
+                    match stored_sealed.get(iccid) {
+                        Some(stored) if !same_secrets(r, stored) => ImportOutcome::ChangedSecrets,
+                        _ => ImportOutcome::AlreadyPresent,
+                    }
                 } else {
                     ImportOutcome::DuplicateIccid
                 }

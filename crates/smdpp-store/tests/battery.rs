@@ -158,6 +158,7 @@ battery!(
     reopen_keeps_data,
     profile_types_insert_get_list_duplicate,
     vault_deks_insert_duplicate_rewrap_delete,
+    import_changed_secrets_and_type_template_cas,
     import_outcomes,
     import_rollback_and_commit,
     import_batch_larger_than_a_chunk,
@@ -1111,8 +1112,24 @@ fn import_row(n: u32, imsi_n: u32, ptype: &str, op: Option<&str>) -> ImportRow {
     }
 }
 
-/// Imports `rows` in one transaction and commits.
+/// The DEK records 1, 2 and 3 (`profile_secrets.dek_id` references them), unless present.
+async fn deks(s: &Store) {
+    for id in 1..=3 {
+        let d = DekRecord {
+            dek_id: id,
+            kek_id: "file:t".into(),
+            wrapped: format!("wrapped {id}").into_bytes(),
+        };
+        match s.insert_vault_dek(&d).await {
+            Ok(()) | Err(StoreError::Duplicate { .. }) => {}
+            Err(e) => panic!("DEK {id}: {e:?}"),
+        }
+    }
+}
+
+/// Imports `rows` in one transaction and commits (DEKs 1 to 3 present).
 async fn import(s: &Store, rows: &[ImportRow]) -> Vec<ImportOutcome> {
+    deks(s).await;
     let mut tx = s.begin_import().await.unwrap();
     let out = tx.insert_batch(rows).await.unwrap();
     tx.commit().await.unwrap();
@@ -1209,6 +1226,79 @@ async fn vault_deks_insert_duplicate_rewrap_delete(db: &TestDb) {
     // A deleted id can be used again (a new DEK 1 after a rollback of a rotation).
     s.insert_vault_dek(&dek(1, "file:b")).await.unwrap();
     assert_eq!(s.vault_deks().await.unwrap().len(), 2);
+
+    // profile_secrets.dek_id references vault_deks: a DEK in use is not deleted (false,
+    // still listed), and no record is stored under a DEK that does not exist.
+    let mut row = import_row(1, 1, "T1", None);
+    row.secrets.dek_id = 2;
+    let mut tx = s.begin_import().await.unwrap();
+    assert_eq!(
+        tx.insert_batch(&[row]).await.unwrap(),
+        vec![ImportOutcome::Inserted]
+    );
+    tx.commit().await.unwrap();
+    assert!(!s.delete_vault_dek(2).await.unwrap());
+    assert_eq!(
+        s.vault_deks().await.unwrap(),
+        vec![dek(1, "file:b"), dek(2, "file:b")]
+    );
+    assert!(s.delete_vault_dek(1).await.unwrap());
+    let mut orphan = import_row(2, 2, "T1", None);
+    orphan.secrets.dek_id = 77;
+    let mut tx = s.begin_import().await.unwrap();
+    assert!(tx.insert_batch(&[orphan]).await.is_err());
+    tx.rollback().await.unwrap();
+    assert_eq!(s.get_profile(&iccid(2)).await.unwrap(), None);
+}
+
+async fn import_changed_secrets_and_type_template_cas(db: &TestDb) {
+    use ImportOutcome::*;
+    let s = &db.store;
+    s.insert_profile_type(&profile_type("T1")).await.unwrap();
+    assert_eq!(
+        import(s, &[import_row(1, 1, "T1", None)]).await,
+        vec![Inserted]
+    );
+    // The same ICCID, IMSI, type and operator: AlreadyPresent or ChangedSecrets as the
+    // caller's comparison with the stored record says; nothing written either way.
+    let mut other = import_row(1, 1, "T1", None);
+    other.secrets.sealed = b"other secrets".to_vec();
+    let stored = import_row(1, 1, "T1", None).secrets.sealed;
+    for (same, want) in [(true, AlreadyPresent), (false, ChangedSecrets)] {
+        let mut tx = s.begin_import().await.unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let out = tx
+            .insert_batch_checked(&[other.clone(), import_row(2, 2, "T1", None)], |r, st| {
+                seen.lock()
+                    .unwrap()
+                    .push((r.secrets.iccid.clone(), st.to_vec()));
+                same
+            })
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(out, vec![want, Inserted]);
+        assert_eq!(seen.into_inner().unwrap(), vec![(iccid(1), stored.clone())]);
+    }
+    assert_eq!(
+        s.get_sealed_secrets(&iccid(1)).await.unwrap(),
+        Some(import_row(1, 1, "T1", None).secrets)
+    );
+
+    // A type's template is replaced only if it is still the old one.
+    let old = profile_type("T1").template;
+    assert!(s.replace_type_template("T1", &old, b"new").await.unwrap());
+    assert!(!s.replace_type_template("T1", &old, b"again").await.unwrap());
+    assert!(!s.replace_type_template("T9", b"new", b"x").await.unwrap());
+    let t = s.get_profile_type("T1").await.unwrap().unwrap();
+    assert_eq!(t.template, b"new".to_vec());
+    assert_eq!(
+        t,
+        ProfileType {
+            template: b"new".to_vec(),
+            ..profile_type("T1")
+        }
+    );
 }
 
 async fn import_outcomes(db: &TestDb) {
@@ -1335,6 +1425,7 @@ async fn import_outcomes(db: &TestDb) {
 
 async fn import_rollback_and_commit(db: &TestDb) {
     let s = &db.store;
+    deks(s).await;
     let rows: Vec<ImportRow> = (1..=3).map(|n| import_row(n, n, "T1", None)).collect();
     let nothing = |s: &Store| {
         let s = s.clone();
@@ -1648,6 +1739,23 @@ async fn stored_upps_paging_and_replace_cas(db: &TestDb) {
         s.stored_upps(None, 100).await.unwrap()[0],
         (iccid(1), b"\x01sealed".to_vec())
     );
+    // The packages in the clear (first byte A0), by ICCID, up to the limit.
+    let clear = |ns: &[u32]| -> Vec<(String, Vec<u8>)> {
+        ns.iter()
+            .map(|&n| (iccid(n), vec![0xA0, n as u8]))
+            .collect()
+    };
+    assert_eq!(
+        s.plaintext_upps(100).await.unwrap(),
+        clear(&[2, 3, 5, 6, 7, 8])
+    );
+    assert_eq!(s.plaintext_upps(2).await.unwrap(), clear(&[2, 3]));
+    assert!(
+        s.replace_stored_upp(&iccid(2), &[0xA0, 2], b"\x01sealed 2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.plaintext_upps(2).await.unwrap(), clear(&[3, 5]));
 }
 
 async fn count_profiles_of_type_by_state(db: &TestDb) {

@@ -90,7 +90,9 @@ impl FileKek {
     /// to overwrite an existing file.
     pub fn create(path: &Path) -> Result<Self, VaultError> {
         let key = Dek::generate()?;
-        let mut text = Zeroizing::new(hex::encode(key.expose()));
+        // Sized up front: a growing buffer would leave an unwiped copy of the key behind.
+        let mut text = Zeroizing::new(String::with_capacity(2 * KEY_LEN + 1));
+        text.push_str(&Zeroizing::new(hex::encode(key.expose())));
         text.push('\n');
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -108,6 +110,19 @@ impl FileKek {
             // Do not leave a partial key file behind (best effort; the write error wins).
             let _ = std::fs::remove_file(path);
             return Err(io(e));
+        }
+        // The directory entry too: a crash right after the first start must not lose the
+        // key while the database already holds data-encryption keys wrapped under it.
+        #[cfg(unix)]
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
         }
         Self::from_key(key.expose())
     }

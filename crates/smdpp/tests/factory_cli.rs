@@ -114,6 +114,13 @@ impl Env {
         }
     }
 
+    /// A new one with the profile type `name` (see [`Env::add_type`]).
+    fn with_type(name: &str) -> Env {
+        let env = Env::new();
+        env.add_type(name);
+        env
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -223,24 +230,43 @@ impl Env {
     /// `smdpp types add NAME` with the default template.
     fn add_type(&self, name: &str) {
         assert_eq!(
-            self.ok(&[
-                "types",
-                "add",
-                name,
-                "--spn",
-                "Test SPN",
-                "--profile-name",
-                "Test profile",
-            ]),
+            self.ok(&type_add(name, "Test SPN", "Test profile", &[])),
             format!("profile type {name} created\n")
         );
     }
 
     fn import(&self, file: &Path, extra: &[&str]) -> Out {
-        let mut args = vec!["profiles", "import", "--type", "T1"];
-        args.extend_from_slice(extra);
-        args.push(file.to_str().unwrap());
-        self.run(&args)
+        self.run(&import_args(file, extra))
+    }
+
+    /// An import that must be refused with exactly `stderr` and nothing on stdout.
+    fn import_refused(&self, file: &Path, extra: &[&str], stderr: &str) {
+        self.refused(&import_args(file, extra), stderr);
+    }
+
+    /// Writes the inventory file `name` of `rows` and imports it, which must succeed; the
+    /// file.
+    fn imported(&self, name: &str, rows: &[String]) -> PathBuf {
+        let file = self.write(name, &csv(rows));
+        self.ok(&import_args(&file, &[]));
+        file
+    }
+
+    /// `smdpp profiles add` of a TS.48 package (ICCID [`UPP_ICCID`]); its stdout.
+    fn add_upp(&self) -> String {
+        let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
+        self.ok(&["profiles", "add", "--upp", upp.to_str().unwrap()])
+    }
+
+    /// `smdpp profiles show ICCID` says the secrets are sealed under DEK `dek`.
+    fn assert_sealed_under(&self, iccid: &str, dek: u32) {
+        let show = self.ok(&["profiles", "show", iccid]);
+        assert!(
+            show.contains(&format!(
+                "\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key {dek})\n"
+            )),
+            "{show}"
+        );
     }
 
     /// The ICCIDs `smdpp profiles list` prints.
@@ -264,6 +290,65 @@ impl Env {
         assert_kek_id(kek);
         (kek.to_owned(), lines[1].to_owned(), lines[2].to_owned())
     }
+}
+
+/// `smdpp types add NAME --spn SPN --profile-name PROFILE_NAME`, then `extra`.
+fn type_add<'a>(
+    name: &'a str,
+    spn: &'a str,
+    profile_name: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "types",
+        "add",
+        name,
+        "--spn",
+        spn,
+        "--profile-name",
+        profile_name,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `smdpp profiles import --type T1`, then `extra`, then `file`.
+fn import_args<'a>(file: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["profiles", "import", "--type", "T1"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    args
+}
+
+/// `out` has exit status `code` and, durations aside, exactly `stdout`.
+fn assert_out(out: &Out, code: i32, stdout: &str) {
+    assert_eq!(out.code, Some(code), "{}{}", out.stdout, out.stderr);
+    assert_eq!(untimed(&out.stdout), stdout);
+}
+
+/// What [`Env::key_status`] returns for KEK `kek`, active DEK `active` and DEKs `deks`.
+fn status(kek: &str, active: &str, deks: &str) -> (String, String, String) {
+    (
+        kek.to_owned(),
+        format!("active DEK:           {active}"),
+        format!("DEKs:                 {deks}"),
+    )
+}
+
+/// What `smdpp keys rotate` prints (durations aside) when DEK `id` is new, `n` records
+/// were re-sealed and `kept` are the DEKs.
+fn rotated(id: u32, n: u32, kept: &str) -> String {
+    format!(
+        "new data-encryption key {id} active; {n} records re-sealed in _ s; keys kept: {kept} \
+         {RETIRE_HINT}\n"
+    )
+}
+
+/// A PNG file of `len` bytes (the signature, then zeros).
+fn png(len: usize) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.resize(len, 0);
+    png
 }
 
 fn assert_kek_id(id: &str) {
@@ -298,34 +383,29 @@ fn untimed(s: &str) -> String {
 
 #[test]
 fn types_add_list_show() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let icon = env.path("icon.png");
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.resize(100, 0);
-    std::fs::write(&icon, &png).unwrap();
+    std::fs::write(&icon, png(100)).unwrap();
     assert_eq!(
-        env.ok(&[
-            "types",
-            "add",
+        env.ok(&type_add(
             "IoT-3",
-            "--spn",
             "Acme",
-            "--profile-name",
             "Acme IoT",
-            "--class",
-            "operational",
-            "--icon",
-            icon.to_str().unwrap(),
-            "--notify",
-            "install,enable",
-            "--ppr",
-            "ppr1,ppr2",
-            "--cc-attempts",
-            "3",
-            "--download-attempts",
-            "7",
-        ]),
+            &[
+                "--class",
+                "operational",
+                "--icon",
+                icon.to_str().unwrap(),
+                "--notify",
+                "install,enable",
+                "--ppr",
+                "ppr1,ppr2",
+                "--cc-attempts",
+                "3",
+                "--download-attempts",
+                "7",
+            ]
+        )),
         "profile type IoT-3 created\n"
     );
     assert_eq!(
@@ -355,14 +435,7 @@ fn types_add_list_show() {
     );
 
     // With profiles: the counts per state.
-    env.write("inv.csv", &csv(&[good(1), good(2)]));
-    env.ok(&[
-        "profiles",
-        "import",
-        "--type",
-        "T1",
-        env.path("inv.csv").to_str().unwrap(),
-    ]);
+    env.imported("inv.csv", &[good(1), good(2)]);
     let show = env.ok(&["types", "show", "T1"]);
     let lines: Vec<&str> = show.lines().collect();
     assert_eq!(
@@ -393,18 +466,9 @@ fn types_add_list_show() {
 
 #[test]
 fn rejects_duplicate_type_name() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     env.refused(
-        &[
-            "types",
-            "add",
-            "T1",
-            "--spn",
-            "Other",
-            "--profile-name",
-            "Other",
-        ],
+        &type_add("T1", "Other", "Other", &[]),
         "error: a profile type named \"T1\" already exists\n",
     );
     // The first one is unchanged.
@@ -418,31 +482,33 @@ fn rejects_duplicate_type_name() {
 /// directory is even created.
 fn type_refused(extra: &[&str], stderr: &str) {
     let env = Env::new();
-    let mut args = vec!["types", "add", "BAD", "--spn", "S", "--profile-name", "P"];
-    args.extend_from_slice(extra);
-    env.refused(&args, stderr);
+    env.refused(&type_add("BAD", "S", "P", extra), stderr);
     assert!(!env.data().exists(), "nothing written");
+}
+
+/// `smdpp types add BAD ... --icon FILE` with the icon file `name` of `content` must fail
+/// with `stderr`.
+fn icon_refused(name: &str, content: &[u8], stderr: &str) {
+    let env = Env::new();
+    let icon = env.path(name);
+    std::fs::write(&icon, content).unwrap();
+    type_refused(&["--icon", icon.to_str().unwrap()], stderr);
 }
 
 #[test]
 fn rejects_type_icon_too_large() {
-    let env = Env::new();
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.resize(1025, 0);
-    let icon = env.path("big.png");
-    std::fs::write(&icon, &png).unwrap();
-    type_refused(
-        &["--icon", icon.to_str().unwrap()],
+    icon_refused(
+        "big.png",
+        &png(1025),
         "error: icon is 1025 bytes; at most 1024 are allowed\n",
     );
 }
 
 #[test]
 fn rejects_type_icon_not_png_or_jpeg() {
-    let env = Env::new();
-    let icon = env.write("icon.gif", "GIF89a....");
-    type_refused(
-        &["--icon", icon.to_str().unwrap()],
+    icon_refused(
+        "icon.gif",
+        b"GIF89a....",
         "error: icon must be a PNG or JPEG file\n",
     );
 }
@@ -450,18 +516,17 @@ fn rejects_type_icon_not_png_or_jpeg() {
 #[test]
 fn rejects_type_with_bad_template() {
     let env = Env::new();
-    let bad = env.write("bad.toml", "garbage = [\n");
-    let out = env.fails(&[
-        "types",
-        "add",
-        "BAD",
-        "--spn",
-        "S",
-        "--profile-name",
-        "P",
-        "--template",
-        bad.to_str().unwrap(),
-    ]);
+    // `smdpp types add BAD` with the template file `name` of `content`: must fail.
+    let add = |name: &str, content: &str| {
+        let bad = env.write(name, content);
+        env.fails(&type_add(
+            "BAD",
+            "S",
+            "P",
+            &["--template", bad.to_str().unwrap()],
+        ))
+    };
+    let out = add("bad.toml", "garbage = [\n");
     assert_eq!(out.stdout, "");
     assert!(
         out.stderr
@@ -470,18 +535,7 @@ fn rejects_type_with_bad_template() {
         out.stderr
     );
     // A template that parses but is not a template.
-    let bad = env.write("bad2.toml", "name = \"x\"\n");
-    let out = env.fails(&[
-        "types",
-        "add",
-        "BAD",
-        "--spn",
-        "S",
-        "--profile-name",
-        "P",
-        "--template",
-        bad.to_str().unwrap(),
-    ]);
+    let out = add("bad2.toml", "name = \"x\"\n");
     assert!(
         out.stderr.starts_with("error: template: ") && out.stderr.contains("missing field"),
         "{}",
@@ -504,42 +558,16 @@ fn rejects_type_spn_longer_than_32_bytes() {
     // 32 bytes are fine.
     let spn32 = "x".repeat(32);
     assert_eq!(
-        env.ok(&[
-            "types",
-            "add",
-            "T32",
-            "--spn",
-            &spn32,
-            "--profile-name",
-            "P"
-        ]),
+        env.ok(&type_add("T32", &spn32, "P", &[])),
         "profile type T32 created\n"
     );
     // 33 bytes (here 17 two-byte characters = 34 bytes) are not.
-    env.refused(
-        &[
-            "types",
-            "add",
-            "T33",
-            "--spn",
-            &"é".repeat(17),
-            "--profile-name",
-            "P",
-        ],
-        "error: service provider name is longer than 32 bytes\n",
-    );
-    env.refused(
-        &[
-            "types",
-            "add",
-            "T33",
-            "--spn",
-            &"x".repeat(33),
-            "--profile-name",
-            "P",
-        ],
-        "error: service provider name is longer than 32 bytes\n",
-    );
+    for spn in ["é".repeat(17), "x".repeat(33)] {
+        env.refused(
+            &type_add("T33", &spn, "P", &[]),
+            "error: service provider name is longer than 32 bytes\n",
+        );
+    }
     assert!(!env.ok(&["types", "list"]).contains("T33"));
 }
 
@@ -559,8 +587,7 @@ fn rejects_type_attempt_limits_out_of_range() {
 
 #[test]
 fn import_csv_reports_each_rejected_row() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let mut bad_luhn = iccid(3);
     let last = bad_luhn.pop().unwrap().to_digit(10).unwrap();
     let wrong = (last + 1) % 10;
@@ -582,10 +609,10 @@ fn import_csv_reports_each_rejected_row() {
     );
     let report = env.path("report.csv");
     let out = env.import(&file, &["--report", report.to_str().unwrap()]);
-    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
-        format!(
+    assert_out(
+        &out,
+        1,
+        &format!(
             "rejected line 4: iccid: ICCID {bad_luhn}: Luhn check digit should be {last}, got {wrong}\n\
              rejected line 6: ki: Ki must be exactly 16 bytes (32 hex digits), got 3 hex digits\n\
              rejected line 7: iccid: duplicate ICCID {}: already on an earlier row of this file\n\
@@ -595,7 +622,7 @@ fn import_csv_reports_each_rejected_row() {
              10 rows in _ s: 4 imported, 0 already present, 6 rejected\n",
             iccid(1),
             imsi(2)
-        )
+        ),
     );
     assert_eq!(
         out.stderr,
@@ -648,39 +675,29 @@ fn import_csv_reports_each_rejected_row() {
 
 #[test]
 fn import_rerun_of_a_good_file_is_harmless() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let file = env.write("inv.csv", &csv(&[good(1), good(2), good(3)]));
-    let first = env.import(&file, &[]);
-    assert_eq!(first.code, Some(0), "{}", first.stderr);
-    assert_eq!(first.stderr, "");
-    assert_eq!(
-        untimed(&first.stdout),
-        "3 rows in _ s: 3 imported, 0 already present, 0 rejected\n"
-    );
-    let again = env.import(&file, &[]);
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
-    assert_eq!(again.stderr, "");
-    assert_eq!(
-        untimed(&again.stdout),
-        "3 rows in _ s: 0 imported, 3 already present, 0 rejected\n"
-    );
+    for summary in [
+        "3 imported, 0 already present",
+        "0 imported, 3 already present",
+    ] {
+        let out = env.import(&file, &[]);
+        assert_out(&out, 0, &format!("3 rows in _ s: {summary}, 0 rejected\n"));
+        assert_eq!(out.stderr, "");
+    }
     assert_eq!(env.listed_iccids(), vec![iccid(1), iccid(2), iccid(3)]);
 }
 
 #[test]
 fn rejects_rows_clashing_with_the_inventory() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     env.add_type("T2");
     // An uploaded (not imported) profile.
-    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
     assert!(
-        env.ok(&["profiles", "add", "--upp", upp.to_str().unwrap()])
+        env.add_upp()
             .starts_with(&format!("added profile {UPP_ICCID} (Released)\n"))
     );
-    let file = env.write("inv.csv", &csv(&[good(1), good(2), good(3)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let file = env.imported("inv.csv", &[good(1), good(2), good(3)]);
 
     let clash = env.write(
         "clash.csv",
@@ -693,13 +710,13 @@ fn rejects_rows_clashing_with_the_inventory() {
         ]),
     );
     let out = env.import(&clash, &[]);
-    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
+    assert_out(
+        &out,
+        1,
         "rejected line 2: iccid: ICCID already in the inventory with other subscriber data, type or operator\n\
          rejected line 3: imsi: IMSI already used by another ICCID\n\
          rejected line 6: iccid: ICCID already in the inventory with other subscriber data, type or operator\n\
-         5 rows in _ s: 1 imported, 1 already present, 3 rejected\n"
+         5 rows in _ s: 1 imported, 1 already present, 3 rejected\n",
     );
     assert_eq!(
         out.stderr,
@@ -708,13 +725,13 @@ fn rejects_rows_clashing_with_the_inventory() {
 
     // The same good file under another type: every ICCID is taken.
     let out = env.run(&["profiles", "import", "--type", "T2", file.to_str().unwrap()]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(
-        untimed(&out.stdout),
+    assert_out(
+        &out,
+        1,
         "rejected line 2: iccid: ICCID already in the inventory with other subscriber data, type or operator\n\
          rejected line 3: iccid: ICCID already in the inventory with other subscriber data, type or operator\n\
          rejected line 4: iccid: ICCID already in the inventory with other subscriber data, type or operator\n\
-         3 rows in _ s: 0 imported, 0 already present, 3 rejected\n"
+         3 rows in _ s: 0 imported, 0 already present, 3 rejected\n",
     );
     let mut all = vec![
         iccid(1),
@@ -734,53 +751,50 @@ fn rejects_rows_clashing_with_the_inventory() {
 
 #[test]
 fn all_or_nothing_imports_nothing_when_a_row_is_rejected() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let file = env.write(
         "inv.csv",
         &csv(&[good(1), good(2), good(3).replace(PUK1, "123"), good(4)]),
     );
     let out = env.import(&file, &["--all-or-nothing"]);
-    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
+    assert_out(
+        &out,
+        1,
         "rejected line 4: puk1: PUK1 must be exactly 8 decimal digits (got 3 characters)\n\
-         4 rows in _ s: 0 imported, 0 already present, 1 rejected (--all-or-nothing: nothing imported)\n"
+         4 rows in _ s: 0 imported, 0 already present, 1 rejected (--all-or-nothing: nothing imported)\n",
     );
     assert_eq!(out.stderr, "error: 1 rows rejected; nothing was imported\n");
     assert!(env.listed_iccids().is_empty());
 
     // A database-level clash rolls back too.
-    let ok = env.write("ok.csv", &csv(&[good(1)]));
-    assert_eq!(env.import(&ok, &[]).code, Some(0));
+    env.imported("ok.csv", &[good(1)]);
     let clash = env.write(
         "clash.csv",
         &csv(&[good(5), row(&iccid(6), &imsi(1)), good(7)]),
     );
     let out = env.import(&clash, &["--all-or-nothing"]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(
-        untimed(&out.stdout),
+    assert_out(
+        &out,
+        1,
         "rejected line 3: imsi: IMSI already used by another ICCID\n\
-         3 rows in _ s: 0 imported, 0 already present, 1 rejected (--all-or-nothing: nothing imported)\n"
+         3 rows in _ s: 0 imported, 0 already present, 1 rejected (--all-or-nothing: nothing imported)\n",
     );
     assert_eq!(env.listed_iccids(), vec![iccid(1)]);
 
     // Without a rejected row everything is imported.
     let good_file = env.write("good.csv", &csv(&[good(5), good(7)]));
     let out = env.import(&good_file, &["--all-or-nothing"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
-        "2 rows in _ s: 2 imported, 0 already present, 0 rejected\n"
+    assert_out(
+        &out,
+        0,
+        "2 rows in _ s: 2 imported, 0 already present, 0 rejected\n",
     );
     assert_eq!(env.listed_iccids(), vec![iccid(1), iccid(5), iccid(7)]);
 }
 
 #[test]
 fn import_json_lines() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let file = env.write(
         "inv.jsonl",
         &format!(
@@ -791,11 +805,11 @@ fn import_json_lines() {
         ),
     );
     let out = env.import(&file, &[]);
-    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
+    assert_out(
+        &out,
+        1,
         "rejected line 4: iccid: must be a JSON string, not a number (leading zeros would be lost)\n\
-         3 rows in _ s: 2 imported, 0 already present, 1 rejected\n"
+         3 rows in _ s: 2 imported, 0 already present, 1 rejected\n",
     );
     assert_eq!(
         out.stderr,
@@ -810,95 +824,112 @@ fn import_json_lines() {
 
     // `.ndjson` is JSON lines too; a re-run is harmless.
     let nd = env.write("inv.ndjson", &format!("{}\n", json_row(1, "opc")));
-    let out = env.import(&nd, &[]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
-        "1 rows in _ s: 0 imported, 1 already present, 0 rejected\n"
+    assert_out(
+        &env.import(&nd, &[]),
+        0,
+        "1 rows in _ s: 0 imported, 1 already present, 0 rejected\n",
     );
+}
+
+/// The report file of `smdpp profiles import --report` (ICCIDs, IMSIs) is mode 0600: a new
+/// one, and an existing one others could read (an earlier report), which is rewritten.
+#[cfg(unix)]
+#[test]
+fn import_report_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let env = Env::with_type("T1");
+    let file = env.write("inv.csv", &csv(&[good(1), good(2).replace(KI, "ABC")]));
+    let expected = "line,field,reason\n\
+                    3,ki,\"Ki must be exactly 16 bytes (32 hex digits), got 3 hex digits\"\n";
+
+    let report = env.path("report.csv");
+    let out = env.import(&file, &["--report", report.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(mode(&report), 0o600);
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), expected);
+
+    let old = env.write(
+        "old-report.csv",
+        "an earlier, longer report\n".repeat(10).as_str(),
+    );
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.import(&file, &["--report", old.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert_eq!(mode(&old), 0o600);
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), expected);
+    assert_eq!(env.listed_iccids(), vec![iccid(1)]);
+}
+
+/// `smdpp ARGS FILE` on a good one-row inventory FILE must fail with `stderr`, importing
+/// nothing.
+fn import_of_one_refused(args: &[&str], stderr: &str) {
+    let env = Env::with_type("T1");
+    let file = env.write("inv.csv", &csv(&[good(1)]));
+    let mut args = args.to_vec();
+    args.push(file.to_str().unwrap());
+    env.refused(&args, stderr);
+    assert!(env.listed_iccids().is_empty());
 }
 
 #[test]
 fn rejects_unknown_type() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1)]));
-    env.refused(
-        &[
-            "profiles",
-            "import",
-            "--type",
-            "NOPE",
-            file.to_str().unwrap(),
-        ],
+    import_of_one_refused(
+        &["profiles", "import", "--type", "NOPE"],
         "error: unknown profile type \"NOPE\" (create it with `smdpp types add`)\n",
     );
-    assert!(env.listed_iccids().is_empty());
 }
 
 #[test]
 fn rejects_unknown_operator() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1)]));
-    let out = env.import(&file, &["--operator", "NOBODY"]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(out.stdout, "");
-    assert_eq!(
-        out.stderr,
-        "error: unknown operator \"NOBODY\" (register it with `smdpp operators add`)\n"
+    import_of_one_refused(
+        &["profiles", "import", "--type", "T1", "--operator", "NOBODY"],
+        "error: unknown operator \"NOBODY\" (register it with `smdpp operators add`)\n",
     );
-    assert!(env.listed_iccids().is_empty());
 }
 
 #[test]
 fn rejects_unknown_column_before_writing() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let file = env.write(
         "inv.csv",
         &format!("{HEADER},colour\n{},red\n{},blue\n", good(1), good(2)),
     );
-    let out = env.import(&file, &[]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(out.stdout, "");
-    assert_eq!(
-        out.stderr,
+    env.import_refused(
+        &file,
+        &[],
         "error: line 1: unknown column \"colour\"; known columns are iccid, imsi, ki, opc, op, \
-         pin1, puk1, pin2, puk2, adm1, spn, mnc_len\n"
+         pin1, puk1, pin2, puk2, adm1, spn, mnc_len\n",
     );
     // A missing required column is refused the same way.
     let file = env.write("short.csv", &format!("iccid,imsi,ki,opc\n{}\n", iccid(1)));
-    let out = env.import(&file, &["--all-or-nothing"]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(out.stdout, "");
-    assert_eq!(out.stderr, "error: missing required column pin1\n");
+    env.import_refused(
+        &file,
+        &["--all-or-nothing"],
+        "error: missing required column pin1\n",
+    );
     assert!(env.listed_iccids().is_empty());
     assert!(env.ok(&["types", "list"]).contains(" available=0 total=0 "));
 }
 
 #[test]
 fn rejects_unknown_extension_without_format() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let file = env.write("inv.txt", &csv(&[good(1)]));
-    let out = env.import(&file, &[]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(out.stdout, "");
-    assert_eq!(
-        out.stderr,
-        format!(
+    env.import_refused(
+        &file,
+        &[],
+        &format!(
             "error: cannot tell the format of {}: use --format csv|jsonl\n",
             file.display()
-        )
+        ),
     );
     assert!(env.listed_iccids().is_empty());
     // With --format it imports.
-    let out = env.import(&file, &["--format", "csv"]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
-        "1 rows in _ s: 1 imported, 0 already present, 0 rejected\n"
+    assert_out(
+        &env.import(&file, &["--format", "csv"]),
+        0,
+        "1 rows in _ s: 1 imported, 0 already present, 0 rejected\n",
     );
     let jl = env.write("inv.data", &format!("{}\n", json_row(2, "opc")));
     let out = env.import(&jl, &["--format", "jsonl"]);
@@ -908,18 +939,16 @@ fn rejects_unknown_extension_without_format() {
 
 #[test]
 fn rejects_imsi_outside_the_home_plmn() {
-    let env = Env::new();
-    env.add_type("T1");
+    let env = Env::with_type("T1");
     let other = "001020000000002";
     let file = env.write("inv.csv", &csv(&[good(1), row(&iccid(2), other)]));
-    let out = env.import(&file, &["--home-plmn", "00101"]);
-    assert_eq!(out.code, Some(1));
-    assert_eq!(
-        untimed(&out.stdout),
-        format!(
+    assert_out(
+        &env.import(&file, &["--home-plmn", "00101"]),
+        1,
+        &format!(
             "rejected line 3: imsi: IMSI {other}: MCC/MNC 00102 does not match the home PLMN 00101\n\
              2 rows in _ s: 1 imported, 0 already present, 1 rejected\n"
-        )
+        ),
     );
     // With a 3-digit MNC the home PLMN has 6 digits.
     let file = env.write("mnc3.csv", &csv(&[good(3)]));
@@ -932,59 +961,28 @@ fn rejects_imsi_outside_the_home_plmn() {
 
 #[test]
 fn keys_status_and_rotate() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1), good(2), good(3)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
-    let (kek, active, deks) = env.key_status(&[]);
-    assert_eq!(active, "active DEK:           1");
-    assert_eq!(deks, "DEKs:                 [1]");
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1), good(2), good(3)]);
+    let first = env.key_status(&[]);
+    let kek = first.0.clone();
+    assert_eq!(first, status(&kek, "1", "[1]"));
 
-    let out = env.ok(&["keys", "rotate"]);
+    // 3 secrets records and the template of T1.
     assert_eq!(
-        untimed(&out),
-        format!(
-            "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [1, 2] \
-             {RETIRE_HINT}\n"
-        )
+        untimed(&env.ok(&["keys", "rotate"])),
+        rotated(2, 4, "[1, 2]")
     );
-    assert_eq!(
-        env.key_status(&[]),
-        (
-            kek.clone(),
-            "active DEK:           2".to_owned(),
-            "DEKs:                 [1, 2]".to_owned()
-        )
-    );
-    assert!(
-        env.ok(&["profiles", "show", &iccid(2)])
-            .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 2)\n")
-    );
+    assert_eq!(env.key_status(&[]), status(&kek, "2", "[1, 2]"));
+    env.assert_sealed_under(&iccid(2), 2);
     // A stored package is re-sealed too; the next import seals under the new key.
-    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
-    env.ok(&["profiles", "add", "--upp", upp.to_str().unwrap()]);
-    let out = env.ok(&["keys", "rotate"]);
+    env.add_upp();
     assert_eq!(
-        untimed(&out),
-        format!(
-            "new data-encryption key 3 active; 4 records re-sealed in _ s; keys kept: \
-             [1, 2, 3] {RETIRE_HINT}\n"
-        )
+        untimed(&env.ok(&["keys", "rotate"])),
+        rotated(3, 5, "[1, 2, 3]")
     );
-    assert_eq!(
-        env.key_status(&[]),
-        (
-            kek.clone(),
-            "active DEK:           3".to_owned(),
-            "DEKs:                 [1, 2, 3]".to_owned()
-        )
-    );
-    let file = env.write("more.csv", &csv(&[good(4)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
-    assert!(
-        env.ok(&["profiles", "show", &iccid(4)])
-            .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 3)\n")
-    );
+    assert_eq!(env.key_status(&[]), status(&kek, "3", "[1, 2, 3]"));
+    env.imported("more.csv", &[good(4)]);
+    env.assert_sealed_under(&iccid(4), 3);
     assert!(
         env.ok(&["profiles", "show", UPP_ICCID])
             .contains("\nstored package:     ")
@@ -993,10 +991,8 @@ fn keys_status_and_rotate() {
 
 #[test]
 fn new_kek_rewraps_and_the_old_key_file_is_refused() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1), good(2)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let env = Env::with_type("T1");
+    let file = env.imported("inv.csv", &[good(1), good(2)]);
     let (old, _, _) = env.key_status(&[]);
     let new_file = env.path("new.kek");
     let nf = new_file.to_str().unwrap();
@@ -1033,18 +1029,10 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
         env.data().join("vault.kek").display()
     );
     env.refused(&["keys", "status"], &stderr);
-    env.refused(
-        &["profiles", "import", "--type", "T1", file.to_str().unwrap()],
-        &stderr,
-    );
+    env.import_refused(&file, &[], &stderr);
 
     // The new one does, by flag and by environment.
-    let status = (
-        new.to_owned(),
-        "active DEK:           1".to_owned(),
-        "DEKs:                 [1]".to_owned(),
-    );
-    assert_eq!(env.key_status(&["--kek-file", nf]), status);
+    assert_eq!(env.key_status(&["--kek-file", nf]), status(new, "1", "[1]"));
     let out = env.run_env(&["keys", "status"], &[("SMDPP_KEK_FILE", nf)]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
@@ -1053,18 +1041,15 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
     );
     // Import and DEK rotation work under the new key.
     let more = env.write("more.csv", &csv(&[good(1), good(3)]));
-    let out = env.import(&more, &["--kek-file", nf]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(
-        untimed(&out.stdout),
-        "2 rows in _ s: 1 imported, 1 already present, 0 rejected\n"
+    assert_out(
+        &env.import(&more, &["--kek-file", nf]),
+        0,
+        "2 rows in _ s: 1 imported, 1 already present, 0 rejected\n",
     );
+    // 3 secrets records and the template of T1.
     assert_eq!(
         untimed(&env.ok(&["keys", "rotate", "--kek-file", nf])),
-        format!(
-            "new data-encryption key 2 active; 3 records re-sealed in _ s; keys kept: [1, 2] \
-             {RETIRE_HINT}\n"
-        )
+        rotated(2, 4, "[1, 2]")
     );
     // Both DEKs are wrapped under the new key (the old key file still refused), and
     // retiring the unused one works under it.
@@ -1077,18 +1062,10 @@ fn new_kek_rewraps_and_the_old_key_file_is_refused() {
 
 #[test]
 fn keys_retire() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1), good(2)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1), good(2)]);
     let (kek, _, _) = env.key_status(&[]);
-    let status = |active: &str, deks: &str| {
-        (
-            kek.clone(),
-            format!("active DEK:           {active}"),
-            format!("DEKs:                 {deks}"),
-        )
-    };
+    let status = |active: &str, deks: &str| status(&kek, active, deks);
     // Only the active DEK: nothing to retire.
     assert_eq!(
         env.ok(&["keys", "retire"]),
@@ -1096,14 +1073,10 @@ fn keys_retire() {
     );
     assert_eq!(env.key_status(&[]), status("1", "[1]"));
 
-    // One rotation: DEK 1 is kept until retired.
-    let out = env.ok(&["keys", "rotate"]);
+    // One rotation (2 secrets records, the template of T1): DEK 1 is kept until retired.
     assert_eq!(
-        untimed(&out),
-        format!(
-            "new data-encryption key 2 active; 2 records re-sealed in _ s; keys kept: [1, 2] \
-             {RETIRE_HINT}\n"
-        )
+        untimed(&env.ok(&["keys", "rotate"])),
+        rotated(2, 3, "[1, 2]")
     );
     assert_eq!(env.key_status(&[]), status("2", "[1, 2]"));
     assert_eq!(
@@ -1117,16 +1090,9 @@ fn keys_retire() {
     );
 
     // Two rotations (a stored package too): both old DEKs are retired at once.
-    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
-    env.ok(&["profiles", "add", "--upp", upp.to_str().unwrap()]);
-    for (id, n, kept) in [(3, 3, "[2, 3]"), (4, 3, "[2, 3, 4]")] {
-        assert_eq!(
-            untimed(&env.ok(&["keys", "rotate"])),
-            format!(
-                "new data-encryption key {id} active; {n} records re-sealed in _ s; keys kept: \
-                 {kept} {RETIRE_HINT}\n"
-            )
-        );
+    env.add_upp();
+    for (id, n, kept) in [(3, 4, "[2, 3]"), (4, 4, "[2, 3, 4]")] {
+        assert_eq!(untimed(&env.ok(&["keys", "rotate"])), rotated(id, n, kept));
     }
     assert_eq!(
         env.ok(&["keys", "retire"]),
@@ -1135,25 +1101,16 @@ fn keys_retire() {
     assert_eq!(env.key_status(&[]), status("4", "[4]"));
     // Everything still opens under DEK 4.
     for i in [iccid(1), iccid(2)] {
-        assert!(
-            env.ok(&["profiles", "show", &i])
-                .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 4)\n")
-        );
+        env.assert_sealed_under(&i, 4);
     }
-    let file = env.write("more.csv", &csv(&[good(3)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
-    assert!(
-        env.ok(&["profiles", "show", &iccid(3)])
-            .contains("\nsubscriber secrets: sealed (AES-256-GCM, data-encryption key 4)\n")
-    );
+    env.imported("more.csv", &[good(3)]);
+    env.assert_sealed_under(&iccid(3), 4);
 }
 
 #[test]
 fn rejects_new_kek_that_exists() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1)]);
     let before = env.key_status(&[]);
     // Even the key file in use.
     let current = env.data().join("vault.kek");
@@ -1173,10 +1130,8 @@ fn rejects_new_kek_that_exists() {
 
 #[test]
 fn rejects_missing_key_file() {
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1)]);
     let (kek, _, _) = env.key_status(&[]);
 
     let elsewhere = env.path("elsewhere.kek");
@@ -1197,10 +1152,7 @@ fn rejects_missing_key_file() {
     let default = env.data().join("vault.kek");
     std::fs::rename(&default, &elsewhere).unwrap();
     let more = env.write("more.csv", &csv(&[good(2)]));
-    env.refused(
-        &["profiles", "import", "--type", "T1", more.to_str().unwrap()],
-        &message(&default),
-    );
+    env.import_refused(&more, &[], &message(&default));
     env.refused(&["keys", "rotate"], &message(&default));
     assert!(!default.exists(), "no new key file created");
     assert_eq!(env.listed_iccids(), vec![iccid(1)]);
@@ -1214,10 +1166,8 @@ fn rejects_missing_key_file() {
 #[test]
 fn rejects_key_file_readable_by_others() {
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new();
-    env.add_type("T1");
-    let file = env.write("inv.csv", &csv(&[good(1)]));
-    assert_eq!(env.import(&file, &[]).code, Some(0));
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1)]);
     let kek = env.data().join("vault.kek");
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
     env.refused(
@@ -1228,4 +1178,37 @@ fn rejects_key_file_readable_by_others() {
             kek.display()
         ),
     );
+}
+
+/// `smdpp keys status`, `keys retire` and `types show` only look: on a database without
+/// keys (a fresh data directory) they fail and make neither a key file nor a DEK, also when
+/// pointed at an existing key file. The first command that seals something makes both.
+#[test]
+fn rejects_keys_status_without_keys() {
+    let env = Env::new();
+    let no_keys = "error: the database has no keys yet (nothing was sealed in it)\n";
+    let kek = env.data().join("vault.kek");
+    for args in [
+        &["keys", "status"][..],
+        &["keys", "retire"],
+        &["types", "show", "T1"],
+    ] {
+        env.refused(args, no_keys);
+        assert!(!kek.exists(), "smdpp {args:?} made a key file");
+    }
+    let other = Env::with_type("T1");
+    let other_kek = other.data().join("vault.kek");
+    let other_kek = other_kek.to_str().unwrap();
+    for cmd in ["status", "retire"] {
+        env.refused(&["keys", cmd, "--kek-file", other_kek], no_keys);
+    }
+    assert!(!kek.exists());
+    assert_eq!(env.ok(&["types", "list"]), "");
+    env.refused(&["keys", "status"], no_keys);
+
+    env.add_type("T1");
+    assert!(kek.exists());
+    let (id, _, _) = env.key_status(&[]);
+    assert_eq!(env.key_status(&[]), status(&id, "1", "[1]"));
+    assert_ne!(id, other.key_status(&[]).0, "a key of its own");
 }

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -320,6 +320,27 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
     }
 }
 
+/// A fresh test PKI on `curve` written to `<dir>/pki`, and server settings with it, the
+/// data directory `<dir>/data` and the database `db`.
+pub fn pki_settings(dir: &Path, db: &Db, curve: Curve) -> (TestPki, Settings) {
+    let pki = make_pki(curve);
+    let pki_dir = dir.join("pki");
+    pki.write_to(&pki_dir).unwrap();
+    let s = settings(&dir.join("data"), pki_dir, db);
+    (pki, s)
+}
+
+/// TLS is P-256 only: a separate P-256 PKI written to `<dir>/tls`, whose DPtls the server
+/// of `s` presents; returned so that an LPA can trust its CI too.
+pub fn separate_tls_pki(dir: &Path, s: &mut Settings) -> TestPki {
+    let tls = make_pki(Curve::NistP256);
+    let tls_dir = dir.join("tls");
+    tls.write_to(&tls_dir).unwrap();
+    s.dptls_cert = Some(tls_dir.join("dptls.pem"));
+    s.dptls_key = Some(tls_dir.join("dptls.key"));
+    tls
+}
+
 // ------------------------------------------------------------------- HTTPS
 
 #[derive(Debug)]
@@ -470,6 +491,58 @@ pub async fn https_request(
         .to_bytes()
         .to_vec();
     (status, bytes)
+}
+
+// ------------------------------------------------------------------- ES2+
+
+static FCI: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh functionCallIdentifier.
+pub fn fci() -> String {
+    format!("FCI-{}", FCI.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One ES2+ request (`body` as sent) over mutual-TLS HTTPS with `client`'s certificate:
+/// (HTTP status, response body).
+pub async fn es2_request(
+    server: &Server,
+    function: &str,
+    body: &str,
+    client: Option<&ClientCert>,
+) -> (u16, Vec<u8>) {
+    https_request(
+        server.addr,
+        &server.tls_leaf,
+        "POST",
+        &format!("/gsma/rsp2/es2plus/{function}"),
+        body,
+        client,
+    )
+    .await
+}
+
+/// An ES2+ call as `operator` with its client certificate `cert` and a fresh
+/// functionCallIdentifier; checks HTTP 200 and returns the response JSON.
+pub async fn es2_call(
+    server: &Server,
+    operator: &str,
+    cert: &ClientCert,
+    function: &str,
+    mut body: Value,
+) -> Value {
+    body["header"] = json!({"functionRequesterIdentifier": operator,
+        "functionCallIdentifier": fci()});
+    let (status, bytes) = es2_request(server, function, &body.to_string(), Some(cert)).await;
+    assert_eq!(status, 200, "{function}");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The ES2+ response `v` of `function` is `Executed-Success`.
+pub fn assert_es2_success(function: &str, v: &Value) {
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["status"], "Executed-Success",
+        "{function}: {v}"
+    );
 }
 
 // ------------------------------------------------------------------- eUICC
@@ -1018,3 +1091,51 @@ impl Capture {
         }
     }
 }
+
+// ------------------------------------------------------------------ runners
+
+/// Runs each `async fn NAME(dir: &Path, db: &Db)` of the calling test file as the tests
+/// `sqlite::NAME` (a fresh temporary directory and SQLite database) and `postgres::NAME`
+/// (a fresh PostgreSQL database, see [`Db::postgres`]); the names after `sqlite_only:`
+/// run as `sqlite::NAME` only. (admin.rs and cli.rs do not use it.)
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $crate::common::both_backends!($($name),*; sqlite_only:);
+    };
+    ($($name:ident),* $(,)?; sqlite_only: $($only:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $only() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::common::Db::sqlite(dir.path());
+                    super::$only(dir.path(), &db).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::common::Db::sqlite(dir.path());
+                    super::$name(dir.path(), &db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::common::Db::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(dir.path(), &db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_backends;
