@@ -253,7 +253,7 @@ fn run_with(iterations: u32, keys: &BenchKeys) -> Result<(FactoryReport, LastPro
     let mut prepared = Vec::with_capacity(n);
     for i in 0..iterations {
         let p = ProfileInputs::new(i)?;
-        let aad = secrets_aad(&p.iccid);
+        let aad = secrets_aad(&p.iccid, &p.imsi);
         let sealed = vault
             .seal(&p.record, &aad)
             .context("sealing the secrets record")?;

@@ -7,7 +7,7 @@
 //! - an imported profile: a `profiles` row (state Available, its type) and a
 //!   `profile_secrets` row: the IMSI in the clear, and Ki, OPc/OP, PIN1/PUK1/PIN2/PUK2, ADM1,
 //!   the MNC length and SPN as one AES-256-GCM sealed record ([`SubscriberSecrets`]) whose
-//!   additional data names the row (`profile_secrets`, ICCID, `sealed`);
+//!   additional data names the row (`profile_secrets`, ICCID and IMSI, `sealed`);
 //! - an uploaded package (`smdpp profiles add --upp`): `profiles.upp` holds the package
 //!   sealed the same way (additional data `profiles`, ICCID, `upp`). A package stored in the
 //!   clear by an older version (it starts with a ProfileHeader tag `A0`, a sealed blob with
@@ -233,9 +233,10 @@ impl SubscriberSecrets {
     }
 }
 
-/// The additional data binding a sealed secrets record to its row.
-pub fn secrets_aad(iccid: &str) -> Vec<u8> {
-    record_aad("profile_secrets", iccid, "sealed")
+/// The additional data binding a sealed secrets record to its row: the ICCID and the IMSI
+/// stored beside it (in the clear), so neither can be swapped with another row's.
+pub fn secrets_aad(iccid: &str, imsi: &str) -> Vec<u8> {
+    record_aad("profile_secrets", &format!("{iccid}/{imsi}"), "sealed")
 }
 
 /// The additional data binding a sealed template source to its profile type.
@@ -378,20 +379,26 @@ impl Factory {
         }
     }
 
-    /// Seals a secrets record for `iccid`; returns the blob and the DEK id that sealed it.
-    pub fn seal_secrets(&self, iccid: &str, s: &SubscriberSecrets) -> Result<(Vec<u8>, i64)> {
+    /// Seals the secrets record of `iccid` / `imsi`; returns the blob and the DEK id that
+    /// sealed it.
+    pub fn seal_secrets(
+        &self,
+        iccid: &str,
+        imsi: &str,
+        s: &SubscriberSecrets,
+    ) -> Result<(Vec<u8>, i64)> {
         let record = s.encode().ok_or_else(|| FactoryError::Corrupt {
             iccid: iccid.to_owned(),
         })?;
-        let blob = self.vault.seal(&record, &secrets_aad(iccid))?;
+        let blob = self.vault.seal(&record, &secrets_aad(iccid, imsi))?;
         let dek = i64::from(blob.dek_id());
         Ok((blob.into_bytes(), dek))
     }
 
     /// Whether two sealed records of `iccid` hold the same secrets (both open, equal). A
     /// record that does not open counts as different.
-    pub fn same_secrets(&self, iccid: &str, a: &[u8], b: &[u8]) -> bool {
-        let aad = secrets_aad(iccid);
+    pub fn same_secrets(&self, iccid: &str, imsi: &str, a: &[u8], b: &[u8]) -> bool {
+        let aad = secrets_aad(iccid, imsi);
         match (
             self.vault.open_bytes(a, &aad),
             self.vault.open_bytes(b, &aad),
@@ -408,7 +415,9 @@ impl Factory {
 
     /// Opens a stored secrets record.
     pub async fn open_secrets(&self, s: &SealedSecrets) -> Result<SubscriberSecrets> {
-        let plain = self.open_blob(&s.sealed, &secrets_aad(&s.iccid)).await?;
+        let plain = self
+            .open_blob(&s.sealed, &secrets_aad(&s.iccid, &s.imsi))
+            .await?;
         SubscriberSecrets::decode(&plain).ok_or_else(|| FactoryError::Corrupt {
             iccid: s.iccid.clone(),
         })
@@ -575,8 +584,20 @@ impl Factory {
             let _ = self.vault.abandon_dek(record.dek_id);
             return Err(e.into());
         }
-        let active = record.dek_id;
+        let done = self.reseal_all(&mut progress).await?;
+        Ok((record.dek_id, done))
+    }
+
+    /// Re-seals every stored secrets record, profile-type template and package that is not
+    /// under the active DEK (`smdpp keys reseal`: finishes a rotation that stopped). A record
+    /// that cannot be re-sealed (it does not open) is skipped and named in the error at the
+    /// end; the others are done. Returns how many were re-sealed.
+    pub async fn reseal_all(&self, mut progress: impl FnMut(u64)) -> Result<u64> {
+        self.vault
+            .refresh(&from_records(&self.store.vault_deks().await?)?)?;
+        let active = self.vault.active_dek_id();
         let mut done = 0u64;
+        let mut failed: Vec<String> = Vec::new();
         // Secrets records.
         let mut after: Option<String> = None;
         loop {
@@ -586,9 +607,12 @@ impl Factory {
                 .await?;
             let mut updates = Vec::with_capacity(page.len());
             for s in &page {
-                let blob = SealedBlob::parse(&s.sealed)?;
-                let new = self.vault.reseal(&blob, &secrets_aad(&s.iccid))?;
-                updates.push((s.clone(), new.into_bytes(), i64::from(active)));
+                match SealedBlob::parse(&s.sealed)
+                    .and_then(|b| self.vault.reseal(&b, &secrets_aad(&s.iccid, &s.imsi)))
+                {
+                    Ok(new) => updates.push((s.clone(), new.into_bytes(), i64::from(active))),
+                    Err(_) => failed.push(format!("secrets of {}", s.iccid)),
+                }
             }
             done += self.store.reseal_secrets(&updates).await?;
             progress(done);
@@ -599,16 +623,22 @@ impl Factory {
         }
         // Templates of the profile types.
         for t in self.store.list_profile_types().await? {
-            let blob = SealedBlob::parse(&t.template)?;
-            if self.vault.needs_reseal(&blob) {
-                let new = self.vault.reseal(&blob, &template_aad(&t.name))?;
-                if self
-                    .store
-                    .replace_type_template(&t.name, &t.template, new.as_bytes())
-                    .await?
-                {
-                    done += 1;
+            let new = match SealedBlob::parse(&t.template) {
+                Ok(blob) if !self.vault.needs_reseal(&blob) => continue,
+                Ok(blob) => self.vault.reseal(&blob, &template_aad(&t.name)),
+                Err(e) => Err(e),
+            };
+            match new {
+                Ok(new) => {
+                    if self
+                        .store
+                        .replace_type_template(&t.name, &t.template, new.as_bytes())
+                        .await?
+                    {
+                        done += 1;
+                    }
                 }
+                Err(_) => failed.push(format!("template of type {:?}", t.name)),
             }
         }
         // Stored packages.
@@ -617,16 +647,25 @@ impl Factory {
             let page = self.store.stored_upps(after.as_deref(), 500).await?;
             for (iccid, stored) in &page {
                 let new = if is_plaintext_upp(stored) {
-                    self.seal_upp(iccid, stored)?
+                    self.seal_upp(iccid, stored)
                 } else {
-                    let blob = SealedBlob::parse(stored)?;
-                    if !self.vault.needs_reseal(&blob) {
-                        continue;
+                    match SealedBlob::parse(stored) {
+                        Ok(blob) if !self.vault.needs_reseal(&blob) => continue,
+                        Ok(blob) => self
+                            .vault
+                            .reseal(&blob, &upp_aad(iccid))
+                            .map(SealedBlob::into_bytes)
+                            .map_err(FactoryError::from),
+                        Err(e) => Err(e.into()),
                     }
-                    self.vault.reseal(&blob, &upp_aad(iccid))?.into_bytes()
                 };
-                if self.store.replace_stored_upp(iccid, stored, &new).await? {
-                    done += 1;
+                match new {
+                    Ok(new) => {
+                        if self.store.replace_stored_upp(iccid, stored, &new).await? {
+                            done += 1;
+                        }
+                    }
+                    Err(_) => failed.push(format!("package of {iccid}")),
                 }
             }
             progress(done);
@@ -635,7 +674,22 @@ impl Factory {
                 _ => break,
             }
         }
-        Ok((active, done))
+        if !failed.is_empty() {
+            return Err(FactoryError::Keys(format!(
+                "{} records could not be re-sealed (they do not open): {}{}; {done} others \
+                 were; data-encryption key {active} is active; repair or remove those records \
+                 and run `smdpp keys reseal`",
+                failed.len(),
+                failed
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if failed.len() > 5 { ", ..." } else { "" }
+            )));
+        }
+        Ok(done)
     }
 
     /// Deletes every DEK other than the active one that no stored secrets record or
@@ -721,6 +775,10 @@ impl Factory {
     /// unwrap a DEK created under the new KEK: restart servers with the new key file before
     /// the next DEK rotation.
     pub async fn rewrap(&self, new_kek: Arc<dyn Kek>) -> Result<String> {
+        // Every stored DEK, including one another process created since this one started:
+        // a DEK left wrapped under the old KEK would make the new key file unusable.
+        self.vault
+            .refresh(&from_records(&self.store.vault_deks().await?)?)?;
         let records = self.vault.rewrap(Arc::clone(&new_kek))?;
         let records: Vec<DekRecord> = records.iter().map(to_record).collect();
         self.store.rewrap_vault_deks(&records).await?;

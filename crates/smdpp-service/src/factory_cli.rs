@@ -285,7 +285,7 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
                         continue;
                     }
                     let secrets = SubscriberSecrets::from_personalization(&p);
-                    match fac.seal_secrets(&row.iccid, &secrets) {
+                    match fac.seal_secrets(&row.iccid, &row.imsi, &secrets) {
                         Ok((sealed, dek_id)) => {
                             let mut r = template.clone();
                             r.secrets = SealedSecrets {
@@ -354,7 +354,7 @@ pub async fn import_file<R: std::io::BufRead + Send + 'static>(
         if !batch.rows.is_empty() {
             // A re-run row is "already present" only with the same secrets.
             let same = |r: &ImportRow, stored: &[u8]| {
-                factory.same_secrets(&r.secrets.iccid, &r.secrets.sealed, stored)
+                factory.same_secrets(&r.secrets.iccid, &r.secrets.imsi, &r.secrets.sealed, stored)
             };
             let outcomes = match (&mut one_tx, writing) {
                 (Some(t), true) => t.insert_batch_checked(&batch.rows, same).await?,
@@ -880,6 +880,13 @@ pub enum KeysCommand {
         #[arg(long)]
         new_kek: Option<PathBuf>,
     },
+    /// Re-seal under the active data-encryption key whatever is still under an older one
+    /// (finishes a rotation that stopped on a record that does not open).
+    Reseal {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Delete the old data-encryption keys no stored secret uses any more. Run it only after
     /// every server and import started before the last rotation has been restarted.
     Retire {
@@ -944,6 +951,18 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
             store.close().await;
         }
         KeysCommand::Retire { data } => retire(data).await?,
+        KeysCommand::Reseal { data } => {
+            let (store, factory) = open_all_with(&data, false).await?;
+            let started = Instant::now();
+            let done = factory.reseal_all(|_| {}).await;
+            store.close().await;
+            let n = done?;
+            println!(
+                "{n} records re-sealed under data-encryption key {} in {:.1} s",
+                factory.vault().active_dek_id(),
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     Ok(())
 }

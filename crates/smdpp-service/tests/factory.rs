@@ -20,7 +20,7 @@ use rsp_crypto::Curve;
 use rsp_pki::TestPki;
 use saip::{OperatorKey, SecretText, TemplateSource, Upp, bcd};
 use smdpp_inventory::{Format, Options, RowError};
-use smdpp_service::factory::{Factory, SubscriberSecrets};
+use smdpp_service::factory::{Factory, FactoryError, SubscriberSecrets};
 use smdpp_service::factory_cli::{
     ImportOptions, ImportSummary, NotifyArg, PprArg, build_profile_type, import_file, open_factory,
 };
@@ -28,7 +28,7 @@ use smdpp_store::{
     EventRecord, Expect, NewProfile, Patch, ProfileFilter, ProfileMetadata, ProfileState,
     ProfileUpdate, Store, StoreError,
 };
-use smdpp_vault::{FileKek, Kek, SealedBlob};
+use smdpp_vault::{FileKek, HEADER_LEN, Kek, NONCE_LEN, SealedBlob, VaultError};
 
 // ------------------------------------------------------------------ inventory rows
 
@@ -2018,6 +2018,198 @@ async fn metadata_carries_profile_owner_with_pprs(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+// ------------------------------------------------------------------ 13. rows changed behind the key
+
+/// What a sealed record that does not open (another row's, tampered) fails with.
+const DOES_NOT_OPEN: &str =
+    "sealed blob failed authentication (wrong record, tampered data or wrong key)";
+
+/// A connection of its own to the database of `db`, writing rows behind the store's back
+/// (as someone with write access to the database but not the key could).
+async fn raw_pool(db: &Db) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&db.url).await.unwrap()
+}
+
+/// The IMSI stored beside the secrets record of `iccid`.
+async fn raw_imsi(raw: &sqlx::AnyPool, iccid: &str) -> String {
+    sqlx::query_scalar("SELECT imsi FROM profile_secrets WHERE iccid = $1")
+        .bind(iccid.to_owned())
+        .fetch_one(raw)
+        .await
+        .unwrap()
+}
+
+async fn raw_set_imsi(raw: &sqlx::AnyPool, iccid: &str, imsi: &str) {
+    let done = sqlx::query("UPDATE profile_secrets SET imsi = $1 WHERE iccid = $2")
+        .bind(imsi.to_owned())
+        .bind(iccid.to_owned())
+        .execute(raw)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1, "{iccid}");
+}
+
+/// Swaps the IMSIs stored beside the secrets records of `a` and `b` (through a temporary
+/// value: the IMSI column is UNIQUE).
+async fn raw_swap_imsis(raw: &sqlx::AnyPool, a: &str, b: &str) {
+    let (imsi_a, imsi_b) = (raw_imsi(raw, a).await, raw_imsi(raw, b).await);
+    raw_set_imsi(raw, a, "swapping").await;
+    raw_set_imsi(raw, b, &imsi_a).await;
+    raw_set_imsi(raw, a, &imsi_b).await;
+}
+
+/// The sealed secrets record of `iccid` as stored.
+async fn raw_sealed(raw: &sqlx::AnyPool, iccid: &str) -> Vec<u8> {
+    sqlx::query_scalar("SELECT sealed FROM profile_secrets WHERE iccid = $1")
+        .bind(iccid.to_owned())
+        .fetch_one(raw)
+        .await
+        .unwrap()
+}
+
+/// Stores `sealed` as the secrets record of `iccid`, its DEK id left as it is.
+async fn raw_set_sealed(raw: &sqlx::AnyPool, iccid: &str, sealed: &[u8]) {
+    let done = sqlx::query("UPDATE profile_secrets SET sealed = $1 WHERE iccid = $2")
+        .bind(sealed.to_vec())
+        .bind(iccid.to_owned())
+        .execute(raw)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1, "{iccid}");
+}
+
+/// A sealed secrets record binds the IMSI stored beside it in the clear: with the IMSIs of
+/// two rows swapped in the database, neither record opens and neither package is made (an
+/// error, not a package with another subscriber's IMSI); swapped back, both open again.
+async fn rejects_swapped_imsis(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&factory, TYPE).await;
+    let (a, b) = (Sub::new(60), Sub::new(61));
+    import_all(&store, &factory, [&a, &b], false, 10).await;
+    let raw = raw_pool(db).await;
+
+    raw_swap_imsis(&raw, &a.iccid, &b.iccid).await;
+    for (s, other) in [(&a, &b), (&b, &a)] {
+        let sealed = store.get_sealed_secrets(&s.iccid).await.unwrap().unwrap();
+        assert_eq!(sealed.imsi, other.imsi, "swapped");
+        assert_eq!(sealed.dek_id, 1);
+        let err = factory
+            .open_secrets(&sealed)
+            .await
+            .expect_err("a record beside another row's IMSI does not open");
+        assert!(
+            matches!(err, FactoryError::Vault(VaultError::Decrypt)),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), DOES_NOT_OPEN);
+        let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+        let err = factory
+            .upp_for(&p)
+            .await
+            .expect_err("no package with another row's IMSI");
+        assert!(
+            matches!(err, FactoryError::Vault(VaultError::Decrypt)),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), DOES_NOT_OPEN);
+    }
+
+    // Swapped back, both open again, also in a new process.
+    raw_swap_imsis(&raw, &a.iccid, &b.iccid).await;
+    raw.close().await;
+    let fresh = open_factory(&store, &dir.join("vault.kek")).await.unwrap();
+    for f in [&factory, &fresh] {
+        assert_opens(&store, f, [&a, &b], Some(1)).await;
+        for s in [&a, &b] {
+            let p = store.get_profile(&s.iccid).await.unwrap().unwrap();
+            let upp = f.upp_for(&p).await.unwrap();
+            assert_eq!(Upp::decode(&upp).unwrap().imsi().unwrap(), s.imsi);
+        }
+    }
+    store.close().await;
+}
+
+/// A DEK rotation does not stop at a record that does not open (tampered): it re-seals
+/// the others, keeps that one as it is, and names it in its error; the new DEK is active
+/// and the old one is kept (still in use). Once the record is repaired, `reseal_all`
+/// (`smdpp keys reseal`) re-seals it, and the old DEK can be retired.
+async fn rotation_skips_and_names_records_that_do_not_open(dir: &Path, db: &Db) {
+    let (store, factory) = open(dir, db).await;
+    add_type(&factory, TYPE).await;
+    let subs: Vec<Sub> = (70..=72).map(Sub::new).collect();
+    import_all(&store, &factory, &subs, false, 10).await;
+    let raw = raw_pool(db).await;
+
+    // The middle row's ciphertext, one byte flipped; its DEK id kept.
+    let bad = &subs[1];
+    let original = raw_sealed(&raw, &bad.iccid).await;
+    let mut tampered = original.clone();
+    tampered[HEADER_LEN + NONCE_LEN] ^= 0x01;
+    raw_set_sealed(&raw, &bad.iccid, &tampered).await;
+    let sealed = store.get_sealed_secrets(&bad.iccid).await.unwrap().unwrap();
+    assert_eq!(
+        (sealed.dek_id, sealed.sealed.as_slice()),
+        (1, &tampered[..])
+    );
+    let err = factory.open_secrets(&sealed).await.unwrap_err();
+    assert_eq!(err.to_string(), DOES_NOT_OPEN);
+
+    let mut progress = Vec::new();
+    let err = factory
+        .rotate_dek(|n| progress.push(n))
+        .await
+        .expect_err("a record that does not open is reported");
+    assert!(matches!(err, FactoryError::Keys(_)), "{err:?}");
+    // The 2 other secrets records and the template of TYPE were re-sealed.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "1 records could not be re-sealed (they do not open): secrets of {}; 3 others \
+             were; data-encryption key 2 is active; repair or remove those records and run \
+             `smdpp keys reseal`",
+            bad.iccid
+        )
+    );
+    assert_eq!(progress.last(), Some(&3));
+    assert_eq!(dek_ids(&store).await, vec![1, 2]);
+    assert_eq!(factory.vault().active_dek_id(), 2);
+    assert_opens(&store, &factory, [&subs[0], &subs[2]], Some(2)).await;
+    let row = store.get_profile_type(TYPE).await.unwrap().unwrap();
+    assert_eq!(SealedBlob::parse(&row.template).unwrap().dek_id(), 2);
+    let sealed = store.get_sealed_secrets(&bad.iccid).await.unwrap().unwrap();
+    assert_eq!(
+        (sealed.dek_id, sealed.sealed.as_slice()),
+        (1, &tampered[..]),
+        "left as it was"
+    );
+    // DEK 1 still seals it: not retired.
+    assert_eq!(factory.retire_unused().await.unwrap(), Vec::<u32>::new());
+    // Again (`smdpp keys reseal`): the same record named, nothing else to do.
+    let err = factory.reseal_all(|_| {}).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "1 records could not be re-sealed (they do not open): secrets of {}; 0 others \
+             were; data-encryption key 2 is active; repair or remove those records and run \
+             `smdpp keys reseal`",
+            bad.iccid
+        )
+    );
+
+    // Repaired, the record is re-sealed by `reseal_all` (a new process), and DEK 1 retired.
+    raw_set_sealed(&raw, &bad.iccid, &original).await;
+    raw.close().await;
+    let fresh = open_factory(&store, &dir.join("vault.kek")).await.unwrap();
+    assert_eq!(fresh.reseal_all(|_| {}).await.unwrap(), 1);
+    assert_opens(&store, &fresh, &subs, Some(2)).await;
+    assert_eq!(fresh.reseal_all(|_| {}).await.unwrap(), 0);
+    assert_eq!(fresh.retire_unused().await.unwrap(), vec![1]);
+    assert_eq!(dek_ids(&store).await, vec![2]);
+    assert_opens(&store, &fresh, &subs, Some(2)).await;
+    store.close().await;
+}
+
 // ------------------------------------------------------------------ runners
 
 both_backends!(
@@ -2041,7 +2233,9 @@ both_backends!(
     running_server_opens_a_template_resealed_by_a_rotation,
     retire_keeps_a_dek_referenced_by_the_foreign_key,
     rejects_a_package_stored_in_the_clear,
-    metadata_carries_profile_owner_with_pprs;
+    metadata_carries_profile_owner_with_pprs,
+    rejects_swapped_imsis,
+    rotation_skips_and_names_records_that_do_not_open;
     // The raw database file is what a copy of the disk shows.
     sqlite_only: raw_database_file_reveals_no_secret,
     template_is_sealed_at_rest,

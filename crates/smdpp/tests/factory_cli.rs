@@ -1,8 +1,8 @@
 //! The profile factory's commands as processes, on a temporary data directory (SQLite):
 //! `smdpp types add|list|show`, `smdpp profiles import` (CSV and JSON lines, rejected rows,
 //! the report file, `--all-or-nothing`, re-runs), `smdpp profiles show` of an imported
-//! profile, and `smdpp keys status|rotate|retire` (a new DEK, a new KEK file, deleting
-//! unused DEKs), with the exact
+//! profile, and `smdpp keys status|rotate|reseal|retire` (a new DEK, a new KEK file,
+//! re-sealing what a rotation left, deleting unused DEKs), with the exact
 //! messages and exit status of each.
 //!
 //! Every command's stdout and stderr is checked for the subscriber secrets of the inventory
@@ -1105,6 +1105,59 @@ fn keys_retire() {
     }
     env.imported("more.csv", &[good(3)]);
     env.assert_sealed_under(&iccid(3), 4);
+}
+
+/// What `smdpp keys reseal` prints (durations aside) when `n` records were re-sealed under
+/// DEK `id`.
+fn resealed(n: u32, id: u32) -> String {
+    format!("{n} records re-sealed under data-encryption key {id} in _ s\n")
+}
+
+/// `smdpp keys reseal` re-seals what is not under the active DEK: after a complete
+/// rotation nothing; it changes no key and everything still opens.
+#[test]
+fn keys_reseal() {
+    let env = Env::with_type("T1");
+    env.imported("inv.csv", &[good(1), good(2)]);
+    let (kek, _, _) = env.key_status(&[]);
+    assert_eq!(untimed(&env.ok(&["keys", "reseal"])), resealed(0, 1));
+    assert_eq!(env.key_status(&[]), status(&kek, "1", "[1]"));
+
+    // 2 secrets records and the template of T1.
+    assert_eq!(
+        untimed(&env.ok(&["keys", "rotate"])),
+        rotated(2, 3, "[1, 2]")
+    );
+    assert_eq!(untimed(&env.ok(&["keys", "reseal"])), resealed(0, 2));
+    assert_eq!(env.key_status(&[]), status(&kek, "2", "[1, 2]"));
+    for i in [iccid(1), iccid(2)] {
+        env.assert_sealed_under(&i, 2);
+    }
+    // DEK 1 is no longer used.
+    assert_eq!(
+        env.ok(&["keys", "retire"]),
+        "retired data-encryption keys [1]\nkeys kept: [2]\n"
+    );
+    assert_eq!(untimed(&env.ok(&["keys", "reseal"])), resealed(0, 2));
+}
+
+/// `smdpp keys reseal` on a database without keys (a fresh data directory) fails like
+/// `keys status` and makes neither a key file nor a DEK.
+#[test]
+fn rejects_keys_reseal_without_keys() {
+    let env = Env::new();
+    let no_keys = "error: the database has no keys yet (nothing was sealed in it)\n";
+    let kek = env.data().join("vault.kek");
+    env.refused(&["keys", "reseal"], no_keys);
+    assert!(!kek.exists(), "made a key file");
+    let other = Env::with_type("T1");
+    let other_kek = other.data().join("vault.kek");
+    env.refused(
+        &["keys", "reseal", "--kek-file", other_kek.to_str().unwrap()],
+        no_keys,
+    );
+    assert!(!kek.exists(), "made a key file");
+    env.refused(&["keys", "status"], no_keys);
 }
 
 #[test]
