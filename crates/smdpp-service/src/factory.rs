@@ -676,10 +676,14 @@ impl Factory {
         }
         if !failed.is_empty() {
             return Err(FactoryError::Keys(format!(
-                "{} records could not be re-sealed (they do not open): {}{}; {done} others \
-                 were; data-encryption key {active} is active; repair or remove those records \
-                 and run `smdpp keys reseal`",
-                failed.len(),
+                "{} could not be re-sealed (they do not open): {}{}; {done} others were; \
+                 data-encryption key {active} is active; repair or remove them and run \
+                 `smdpp keys reseal`",
+                if failed.len() == 1 {
+                    "1 record".to_owned()
+                } else {
+                    format!("{} records", failed.len())
+                },
                 failed
                     .iter()
                     .take(5)

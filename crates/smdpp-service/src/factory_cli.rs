@@ -541,8 +541,8 @@ pub async fn import_command(a: ImportArgs) -> Result<()> {
         );
     }
     println!(
-        "{} rows in {:.1} s: {} imported, {} already present, {} rejected{}",
-        s.rows,
+        "{} in {:.1} s: {} imported, {} already present, {} rejected{}",
+        plural(s.rows, "row"),
         started.elapsed().as_secs_f64(),
         s.imported,
         s.already_present,
@@ -555,16 +555,30 @@ pub async fn import_command(a: ImportArgs) -> Result<()> {
     );
     if s.rejected > 0 {
         bail!(
-            "{} rows rejected; {}",
-            s.rejected,
+            "{} rejected; {}",
+            plural(s.rejected, "row"),
             if a.all_or_nothing {
                 "nothing was imported".to_owned()
+            } else if s.already_present > 0 {
+                format!(
+                    "{} imported, {} already present",
+                    s.imported, s.already_present
+                )
             } else {
-                format!("the {} good rows were imported", s.imported)
+                format!("{} imported", s.imported)
             }
         );
     }
     Ok(())
+}
+
+/// `1 row`, `2 rows`.
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 // ------------------------------------------------------------------ types

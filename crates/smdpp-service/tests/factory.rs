@@ -2165,8 +2165,8 @@ async fn rotation_skips_and_names_records_that_do_not_open(dir: &Path, db: &Db) 
     assert_eq!(
         err.to_string(),
         format!(
-            "1 records could not be re-sealed (they do not open): secrets of {}; 3 others \
-             were; data-encryption key 2 is active; repair or remove those records and run \
+            "1 record could not be re-sealed (they do not open): secrets of {}; 3 others \
+             were; data-encryption key 2 is active; repair or remove them and run \
              `smdpp keys reseal`",
             bad.iccid
         )
@@ -2190,8 +2190,8 @@ async fn rotation_skips_and_names_records_that_do_not_open(dir: &Path, db: &Db) 
     assert_eq!(
         err.to_string(),
         format!(
-            "1 records could not be re-sealed (they do not open): secrets of {}; 0 others \
-             were; data-encryption key 2 is active; repair or remove those records and run \
+            "1 record could not be re-sealed (they do not open): secrets of {}; 0 others \
+             were; data-encryption key 2 is active; repair or remove them and run \
              `smdpp keys reseal`",
             bad.iccid
         )

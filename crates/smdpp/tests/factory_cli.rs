@@ -624,10 +624,7 @@ fn import_csv_reports_each_rejected_row() {
             imsi(2)
         ),
     );
-    assert_eq!(
-        out.stderr,
-        "error: 6 rows rejected; the 4 good rows were imported\n"
-    );
+    assert_eq!(out.stderr, "error: 6 rows rejected; 4 imported\n");
     assert_eq!(
         std::fs::read_to_string(&report).unwrap(),
         format!(
@@ -720,7 +717,7 @@ fn rejects_rows_clashing_with_the_inventory() {
     );
     assert_eq!(
         out.stderr,
-        "error: 3 rows rejected; the 1 good rows were imported\n"
+        "error: 3 rows rejected; 1 imported, 1 already present\n"
     );
 
     // The same good file under another type: every ICCID is taken.
@@ -763,7 +760,7 @@ fn all_or_nothing_imports_nothing_when_a_row_is_rejected() {
         "rejected line 4: puk1: PUK1 must be exactly 8 decimal digits (got 3 characters)\n\
          4 rows in _ s: 0 imported, 0 already present, 1 rejected (--all-or-nothing: nothing imported)\n",
     );
-    assert_eq!(out.stderr, "error: 1 rows rejected; nothing was imported\n");
+    assert_eq!(out.stderr, "error: 1 row rejected; nothing was imported\n");
     assert!(env.listed_iccids().is_empty());
 
     // A database-level clash rolls back too.
@@ -811,10 +808,7 @@ fn import_json_lines() {
         "rejected line 4: iccid: must be a JSON string, not a number (leading zeros would be lost)\n\
          3 rows in _ s: 2 imported, 0 already present, 1 rejected\n",
     );
-    assert_eq!(
-        out.stderr,
-        "error: 1 rows rejected; the 2 good rows were imported\n"
-    );
+    assert_eq!(out.stderr, "error: 1 row rejected; 2 imported\n");
     assert_eq!(env.listed_iccids(), vec![iccid(1), iccid(2)]);
     let show = env.ok(&["profiles", "show", &iccid(2)]);
     assert!(
@@ -827,7 +821,7 @@ fn import_json_lines() {
     assert_out(
         &env.import(&nd, &[]),
         0,
-        "1 rows in _ s: 0 imported, 1 already present, 0 rejected\n",
+        "1 row in _ s: 0 imported, 1 already present, 0 rejected\n",
     );
 }
 
@@ -929,7 +923,7 @@ fn rejects_unknown_extension_without_format() {
     assert_out(
         &env.import(&file, &["--format", "csv"]),
         0,
-        "1 rows in _ s: 1 imported, 0 already present, 0 rejected\n",
+        "1 row in _ s: 1 imported, 0 already present, 0 rejected\n",
     );
     let jl = env.write("inv.data", &format!("{}\n", json_row(2, "opc")));
     let out = env.import(&jl, &["--format", "jsonl"]);
