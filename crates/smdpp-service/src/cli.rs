@@ -176,6 +176,15 @@ pub enum ProfilesCommand {
         /// Data location and configuration file.
         #[command(flatten)]
         data: DataArgs,
+        /// Only profiles of this type.
+        #[arg(long = "type")]
+        profile_type: Option<String>,
+        /// Only profiles in this state (available, allocated, ..., installed, error).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<ProfileState>,
+        /// Only profiles of this operator.
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Show one profile and its history.
     Show {
@@ -598,26 +607,43 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     }
     let mut demo_activation_code = None;
     let mut demo_qr = None;
-    if settings.demo_profile
-        && store
+    if settings.demo_profile {
+        let empty = store
             .list_profiles(&ProfileFilter {
                 limit: Some(1),
                 ..ProfileFilter::default()
             })
             .await?
-            .is_empty()
-    {
-        let (_, mid) = crate::factory_cli::seed_demo(&store, &factory).await?;
-        let ac = activation_code(&settings.smdp_address, &mid, false);
-        if let Ok(parsed) = ActivationCode::parse(&ac)
-            && let Ok(png) = smdpp_core::qr::png(&parsed)
-        {
-            let path = settings.data_dir.join("demo-activation-code.png");
-            if std::fs::write(&path, png).is_ok() {
-                demo_qr = Some(path);
+            .is_empty();
+        let mid = if empty {
+            Some(crate::factory_cli::seed_demo(&store, &factory).await?.1)
+        } else {
+            // A later start: the demo order, if it still waits for its download, is shown
+            // again (with this start's address).
+            store
+                .list_profiles(&ProfileFilter {
+                    profile_type: Some(crate::factory_cli::DEMO_TYPE.to_owned()),
+                    state: Some(ProfileState::Released),
+                    limit: Some(1),
+                    ..ProfileFilter::default()
+                })
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|p| p.matching_id)
+        };
+        if let Some(mid) = mid {
+            let ac = activation_code(&settings.smdp_address, &mid, false);
+            if let Ok(parsed) = ActivationCode::parse(&ac)
+                && let Ok(png) = smdpp_core::qr::png(&parsed)
+            {
+                let path = settings.data_dir.join("demo-activation-code.png");
+                if std::fs::write(&path, png).is_ok() {
+                    demo_qr = Some(path);
+                }
             }
+            demo_activation_code = Some(ac);
         }
-        demo_activation_code = Some(ac);
     }
     let config = ServiceConfig {
         smdp_address: settings.smdp_address.clone(),
@@ -744,6 +770,16 @@ pub fn serve_blocking(args: ServeArgs) -> Result<()> {
         .block_on(serve(args))
 }
 
+/// A profile state by its name (`available`, `released`, ...).
+fn parse_state(s: &str) -> std::result::Result<ProfileState, String> {
+    s.to_ascii_lowercase().parse().map_err(|_| {
+        format!(
+            "unknown state {s:?}; one of: {}",
+            ProfileState::ALL.map(|st| st.as_str()).join(", ")
+        )
+    })
+}
+
 /// `LPA:1$<address>$<matching id>[$$1]`.
 pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool) -> String {
     ActivationCode {
@@ -867,7 +903,12 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             store.close().await;
         }
         ProfilesCommand::Import(a) => crate::factory_cli::import_command(a).await?,
-        ProfilesCommand::List { data } => {
+        ProfilesCommand::List {
+            data,
+            profile_type,
+            state,
+            operator,
+        } => {
             let f = load_file(&data)?;
             let (dir, url) = data_location(&data, &f)?;
             let (store, _) = open_store(&dir, &url).await?;
@@ -875,6 +916,9 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             loop {
                 let page = store
                     .list_profiles(&ProfileFilter {
+                        profile_type: profile_type.clone(),
+                        state,
+                        operator_id: operator.clone(),
                         after_iccid: after.clone(),
                         limit: Some(500),
                         ..ProfileFilter::default()

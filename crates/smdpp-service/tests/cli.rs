@@ -146,9 +146,14 @@ async fn profiles_add_list_show() {
         .await
         .is_err()
     );
-    profiles(ProfilesCommand::List { data: data.clone() })
-        .await
-        .unwrap();
+    profiles(ProfilesCommand::List {
+        data: data.clone(),
+        profile_type: None,
+        state: None,
+        operator: None,
+    })
+    .await
+    .unwrap();
     profiles(ProfilesCommand::Show {
         data: data.clone(),
         iccid: "89000123456789012341".into(),
@@ -225,4 +230,39 @@ fn rejects_unknown_config_keys() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "lisen = \"127.0.0.1:1\"\n").unwrap();
     assert!(FileConfig::load(&bad).is_err());
+}
+
+/// The demo order is shown again by later starts as long as it waits for its download, with
+/// the address of that start; the inventory is seeded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_order_is_shown_again_until_downloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ServeArgs {
+        data: DataArgs {
+            data_dir: Some(data.clone()),
+            ..DataArgs::default()
+        },
+        plain_http: true,
+        ..ServeArgs::default()
+    };
+    let mut settings = args.resolve().unwrap();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let server = Server::start(settings).await;
+    let first =
+        ActivationCode::parse(server.prepared.demo_activation_code.as_ref().unwrap()).unwrap();
+    let mut settings = server.stop().await;
+    settings.smdp_address = "smdp.example.com".into();
+    let server = Server::start(settings).await;
+    let again =
+        ActivationCode::parse(server.prepared.demo_activation_code.as_ref().unwrap()).unwrap();
+    assert_eq!(again.matching_id, first.matching_id);
+    assert_eq!(again.smdp_address, "smdp.example.com");
+    assert!(server.prepared.demo_qr.as_ref().unwrap().exists());
+    let counts = server.store().count_profiles_of_type("demo").await.unwrap();
+    assert_eq!(
+        counts,
+        vec![(ProfileState::Available, 4), (ProfileState::Released, 1)]
+    );
+    server.stop().await;
 }

@@ -1259,3 +1259,39 @@ fn rejects_keys_status_without_keys() {
     assert_eq!(env.key_status(&[]), status(&id, "1", "[1]"));
     assert_ne!(id, other.key_status(&[]).0, "a key of its own");
 }
+
+/// `profiles list --type/--state/--operator` filters; an unknown state is refused.
+#[test]
+fn profiles_list_filters() {
+    let env = Env::with_type("T1");
+    env.add_type("T2");
+    env.imported("a.csv", &[good(1), good(2)]);
+    let file = env.write("b.csv", &csv(&[good(3)]));
+    env.ok(&["profiles", "import", "--type", "T2", file.to_str().unwrap()]);
+    let listed = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["profiles", "list"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&["--type", "T1"]), vec![iccid(1), iccid(2)]);
+    assert_eq!(listed(&["--type", "T2"]), vec![iccid(3)]);
+    assert_eq!(
+        listed(&["--state", "available"]),
+        vec![iccid(1), iccid(2), iccid(3)]
+    );
+    assert!(listed(&["--state", "Released"]).is_empty());
+    assert!(listed(&["--operator", "nobody"]).is_empty());
+    let out = env.run(&["profiles", "list", "--state", "bogus"]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains(
+            "unknown state \"bogus\"; one of: available, allocated, linked, confirmed, \
+             released, downloaded, installed, error, unavailable"
+        ),
+        "{}",
+        out.stderr
+    );
+}
