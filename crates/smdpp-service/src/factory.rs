@@ -704,71 +704,56 @@ impl Factory {
         let records = from_records(&self.store.vault_deks().await?)?;
         self.vault.refresh(&records)?;
         let active = self.vault.active_dek_id();
+        // One pass over every record not under the active DEK (after a re-seal there are
+        // few), so no DEK still in use is deleted.
+        let in_use = self.deks_in_use(active).await?;
         let mut retired = Vec::new();
         for old in self.vault.dek_ids() {
-            if old == active {
+            if old == active || in_use.contains(&old) {
                 continue;
             }
-            // Every row not under the active DEK is looked at (after a re-seal there are
-            // few), so no DEK still in use is deleted.
-            if !self.secrets_use(old, active).await?
-                && !self.upps_use(old).await?
-                && !self.templates_use(old).await?
-            {
-                // Deleted here (not already by another process, and no record stored under
-                // it in between: the foreign key refuses the delete then); only then is it
-                // forgotten in memory.
-                if self.store.delete_vault_dek(i64::from(old)).await? {
-                    self.vault.retire_dek(old)?;
-                    retired.push(old);
-                }
+            // Deleted here (not already by another process, and no record stored under it
+            // in between: the foreign key refuses the delete then); only then is it
+            // forgotten in memory.
+            if self.store.delete_vault_dek(i64::from(old)).await? {
+                self.vault.retire_dek(old)?;
+                retired.push(old);
             }
         }
         Ok(retired)
     }
 
-    /// Whether a secrets record is still sealed under `dek_id` (scanning the rows not
-    /// under `active`).
-    async fn secrets_use(&self, dek_id: u32, active: u32) -> Result<bool> {
+    /// The DEK ids that sealed a stored secrets record (among those not under `active`), a
+    /// profile-type template or a stored package.
+    async fn deks_in_use(&self, active: u32) -> Result<std::collections::BTreeSet<u32>> {
+        let mut used = std::collections::BTreeSet::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
                 .store
                 .sealed_secrets_not_under(i64::from(active), after.as_deref(), 1000)
                 .await?;
-            if page.iter().any(|s| s.dek_id == i64::from(dek_id)) {
-                return Ok(true);
-            }
+            used.extend(page.iter().filter_map(|s| u32::try_from(s.dek_id).ok()));
             match page.last() {
                 Some(s) if page.len() == 1000 => after = Some(s.iccid.clone()),
-                _ => return Ok(false),
+                _ => break,
             }
         }
-    }
-
-    async fn templates_use(&self, dek_id: u32) -> Result<bool> {
-        Ok(self
-            .store
-            .list_profile_types()
-            .await?
-            .iter()
-            .any(|t| SealedBlob::parse(&t.template).is_ok_and(|b| b.dek_id() == dek_id)))
-    }
-
-    async fn upps_use(&self, dek_id: u32) -> Result<bool> {
+        let dek_of = |blob: &[u8]| SealedBlob::parse(blob).ok().map(|b| b.dek_id());
+        for t in self.store.list_profile_types().await? {
+            used.extend(dek_of(&t.template));
+        }
         let mut after: Option<String> = None;
         loop {
             let page = self.store.stored_upps(after.as_deref(), 500).await?;
             for (_, stored) in &page {
-                if !is_plaintext_upp(stored)
-                    && SealedBlob::parse(stored).is_ok_and(|b| b.dek_id() == dek_id)
-                {
-                    return Ok(true);
+                if !is_plaintext_upp(stored) {
+                    used.extend(dek_of(stored));
                 }
             }
             match page.last() {
                 Some((iccid, _)) if page.len() == 500 => after = Some(iccid.clone()),
-                _ => return Ok(false),
+                _ => return Ok(used),
             }
         }
     }

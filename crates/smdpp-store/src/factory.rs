@@ -186,6 +186,11 @@ fn secrets_from_row(row: &AnyRow) -> Result<SealedSecrets> {
     })
 }
 
+/// `(iccid, upp)` of a row.
+fn iccid_and_upp(row: &AnyRow) -> Result<(String, Vec<u8>)> {
+    Ok((row.try_get("iccid")?, row.try_get("upp")?))
+}
+
 /// Appends `(p1, p2, ...)` binding `values`.
 fn push_in_list(q: &mut Sql, values: impl IntoIterator<Item = String>) {
     q.push("(");
@@ -254,12 +259,7 @@ impl Store {
     pub async fn list_profile_types(&self) -> Result<Vec<ProfileType>> {
         let mut q = Sql::new("SELECT ");
         q.push(TYPE_COLS).push(" FROM profile_types ORDER BY name");
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(type_from_row)
-            .collect()
+        q.fetch_all(&self.pool, type_from_row).await
     }
 
     /// Replaces a type's sealed template if it is still `old` (compare-and-set, for
@@ -398,12 +398,7 @@ impl Store {
         }
         q.push(" ORDER BY iccid LIMIT ")
             .bind(i64::from(limit.clamp(1, 10_000)));
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(secrets_from_row)
-            .collect()
+        q.fetch_all(&self.pool, secrets_from_row).await
     }
 
     /// Replaces sealed blobs if they are still the ones read (compare-and-set on the old
@@ -439,10 +434,7 @@ impl Store {
         }
         q.push(" ORDER BY iccid LIMIT ")
             .bind(i64::from(limit.clamp(1, 10_000)));
-        let rows = q.build()?.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("iccid")?, r.try_get("upp")?)))
-            .collect()
+        q.fetch_all(&self.pool, iccid_and_upp).await
     }
 
     /// Up to `limit` `(iccid, upp)` of profiles whose stored package is in the clear (first
@@ -457,10 +449,7 @@ impl Store {
         q.push(first_byte_is_a0)
             .push(" ORDER BY iccid LIMIT ")
             .bind(i64::from(limit.clamp(1, 10_000)));
-        let rows = q.build()?.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("iccid")?, r.try_get("upp")?)))
-            .collect()
+        q.fetch_all(&self.pool, iccid_and_upp).await
     }
 
     /// Replaces a stored UPP if it is still `old` (compare-and-set); whether it was replaced.

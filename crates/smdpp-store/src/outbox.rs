@@ -337,11 +337,6 @@ impl Store {
         }
         q.push(" ORDER BY seq LIMIT ")
             .bind(i64::from(limit.clamp(1, 100_000)));
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(outbox_from_row)
-            .collect()
+        q.fetch_all(&self.pool, outbox_from_row).await
     }
 }

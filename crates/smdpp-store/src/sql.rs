@@ -63,6 +63,20 @@ impl Sql {
         Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args))
     }
 
+    /// Runs the query on `pool` and maps every row it returns.
+    pub(crate) async fn fetch_all<T>(
+        self,
+        pool: &sqlx::AnyPool,
+        map: impl FnMut(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.build()?
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(map)
+            .collect()
+    }
+
     /// Runs the query on `pool` and maps the one row it may return.
     pub(crate) async fn fetch_optional<T>(
         self,

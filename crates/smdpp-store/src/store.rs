@@ -715,12 +715,7 @@ impl Store {
         }
         let limit = i64::from(filter.limit.unwrap_or(100).min(1000));
         q.push(" ORDER BY iccid LIMIT ").bind(limit);
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(profile_from_row)
-            .collect()
+        q.fetch_all(&self.pool, profile_from_row).await
     }
 
     /// Compare-and-set update of one profile plus its history event, in one
@@ -1009,12 +1004,7 @@ impl Store {
              FROM profile_events WHERE iccid = ",
         );
         q.bind(iccid).push(" ORDER BY id");
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(event_from_row)
-            .collect()
+        q.fetch_all(&self.pool, event_from_row).await
     }
 
     // ---------------------------------------------------------------- sessions
@@ -1160,12 +1150,7 @@ impl Store {
             " FROM notifications WHERE eid = "
         ));
         q.bind(eid.to_string()).push(" ORDER BY seq_number");
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(notification_from_row)
-            .collect()
+        q.fetch_all(&self.pool, notification_from_row).await
     }
 
     // --------------------------------------------------------------- operators
@@ -1226,12 +1211,7 @@ impl Store {
             operator_cols!(),
             " FROM operators ORDER BY id"
         ));
-        q.build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(operator_from_row)
-            .collect()
+        q.fetch_all(&self.pool, operator_from_row).await
     }
 
     // ------------------------------------------------------------- ES2+ calls
