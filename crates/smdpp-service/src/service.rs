@@ -1087,26 +1087,24 @@ impl Es9Engine {
         let eid = Eid::from_digits(&binding.eid)
             .ok_or_else(|| Failure::Internal("EID in session is not 32 digits".into()))?;
         let cached = self.sidecar.get_bpp(&profile.iccid).await?;
-        let bpp = match cached {
+        // The BPP to cache for this transaction, written only once the transition below has
+        // committed: a session of an older generation that builds a BPP and then loses the
+        // compare-and-set must not replace the cache entry of the session that won (the PIR
+        // is matched against the cached transactionId).
+        let (bpp, to_cache) = match cached {
             // Re-use (section 3.1.3.2 step 10): same eUICC, same otPK.
             Some(c) if c.eid == binding.eid && c.euicc_otpk == euicc_otpk => {
                 if c.transaction_id == claimed.transaction_id {
-                    c.bpp
+                    (c.bpp, None)
                 } else {
                     let b = resign_iscr(&c.bpp, &tid, euicc_otpk, set)?;
-                    self.sidecar
-                        .put_bpp(
-                            &profile.iccid,
-                            &CachedBpp {
-                                transaction_id: claimed.transaction_id.clone(),
-                                bpp: b.clone(),
-                                ..c
-                            },
-                            now_ms(),
-                        )
-                        .await?;
                     tracing::info!(iccid = %profile.iccid, "BPP re-used with a new InitialiseSecureChannel signature");
-                    b
+                    let entry = CachedBpp {
+                        transaction_id: claimed.transaction_id.clone(),
+                        bpp: b.clone(),
+                        ..c
+                    };
+                    (b, Some(entry))
                 }
             }
             Some(c) if c.eid == binding.eid && !self.config.limits.rebind_on_new_otpk => {
@@ -1134,19 +1132,13 @@ impl Es9Engine {
                 // session keys.
                 let built = build_bpp(&params, ProfileProtection::SessionKeys { upp }, None)
                     .map_err(|e| Failure::Internal(format!("BPP build: {e}")))?;
-                self.sidecar
-                    .put_bpp(
-                        &profile.iccid,
-                        &CachedBpp {
-                            eid: binding.eid.clone(),
-                            euicc_otpk: euicc_otpk.to_vec(),
-                            transaction_id: claimed.transaction_id.clone(),
-                            bpp: built.der.clone(),
-                        },
-                        now_ms(),
-                    )
-                    .await?;
-                built.der
+                let entry = CachedBpp {
+                    eid: binding.eid.clone(),
+                    euicc_otpk: euicc_otpk.to_vec(),
+                    transaction_id: claimed.transaction_id.clone(),
+                    bpp: built.der.clone(),
+                };
+                (built.der, Some(entry))
             }
         };
         data.delivered_otpk = Some(hex::encode(euicc_otpk));
@@ -1214,6 +1206,11 @@ impl Es9Engine {
             }
             Err(StoreError::Expired) => return Err(Failure::UnknownTransaction("session expired")),
             Err(e) => return Err(e.into()),
+        }
+        if let Some(entry) = to_cache {
+            self.sidecar
+                .put_bpp(&profile.iccid, &entry, now_ms())
+                .await?;
         }
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, "BPP delivered");
         Ok(bpp)

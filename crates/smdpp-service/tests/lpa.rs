@@ -741,7 +741,69 @@ async fn futures_join_all<F: std::future::Future>(
         .collect()
 }
 
+/// A session superseded by another device's AuthenticateClient is refused at
+/// GetBoundProfilePackage after the winner was delivered its BPP, and the winner's PIR still
+/// installs the order. (The interleaving that once left the order Downloaded in
+/// `devices_racing_for_one_matching_id` on PostgreSQL needs the loser to pass the generation
+/// check before the winner's AuthenticateClient and build its BPP after the winner's delivery:
+/// it then replaced the cached BPP the winner's PIR is matched against. The cache is now
+/// written only after the delivery transition commits; that window cannot be forced from a
+/// test without a hook inside the build, so this test covers the sequential order only.)
+async fn superseded_session_does_not_replace_the_winners_bpp(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    let upp = smdpp_service::upp::demo_upp("8999900000000020005").unwrap();
+    let (mid, iccid) = e.server.add(&upp, None, None).await;
+    let address = e.server.address();
+    let mut a = sim_euicc(&e.pki);
+    let mut b = sim_euicc(&e.pki);
+    // A authenticates, then B (which supersedes A's session).
+    let mut ha = Capture::stop_before(Step::GetBoundProfilePackage);
+    e.lpa
+        .download_with(&mut a, &e.ac(&mid), &opts(), &mut ha)
+        .await
+        .unwrap_err();
+    let mut hb = Capture::stop_before(Step::GetBoundProfilePackage);
+    e.lpa
+        .download_with(&mut b, &e.ac(&mid), &opts(), &mut hb)
+        .await
+        .unwrap_err();
+    let get_bpp = |h: &Capture| {
+        let lpa = e.lpa.clone();
+        let address = address.clone();
+        let req = h.get_bpp.clone().unwrap();
+        async move {
+            lpa.client()
+                .call::<_, GetBoundProfilePackageResponse>(
+                    &address,
+                    Es9Function::GetBoundProfilePackage,
+                    &req,
+                )
+                .await
+        }
+    };
+    // B is delivered its BPP.
+    let gbr = get_bpp(&hb).await.unwrap();
+    let pir = b
+        .load_bound_profile_package(&gbr.bound_profile_package)
+        .unwrap();
+    let seq = pir
+        .profile_installation_result_data
+        .value()
+        .notification_metadata
+        .seq_number;
+    // A's superseded session is refused.
+    let err = get_bpp(&ha).await.unwrap_err();
+    assert!(err.server_code().is_some(), "{err}");
+    // B's installation result still installs the order.
+    e.lpa.send_notification(&mut b, seq).await.unwrap();
+    let p = e.server.profile(&iccid).await;
+    assert_eq!(p.state, ProfileState::Installed);
+    assert_eq!(p.eid.as_deref(), Some(b.state().eid.as_str()));
+    e.server.stop().await;
+}
+
 both_backends!(
+    superseded_session_does_not_replace_the_winners_bpp,
     full_download_p256,
     full_download_brainpool,
     cc_right,

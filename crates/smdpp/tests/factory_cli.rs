@@ -1295,3 +1295,37 @@ fn profiles_list_filters() {
         out.stderr
     );
 }
+
+/// Garbage in flags: an impossible `--mnc-len` rejects every row (nothing imported), and
+/// unknown `--class` / `--notify` / `--ppr` values are refused by the argument parser before
+/// anything is written.
+#[test]
+fn rejects_bad_import_and_type_flags() {
+    let env = Env::with_type("T1");
+    let file = env.write("inv.csv", &csv(&[good(1)]));
+    let out = env.import(&file, &["--mnc-len", "4"]);
+    assert_out(
+        &out,
+        1,
+        "rejected line 2: mnc_len: MNC length must be 2 or 3, got 4\n\
+         1 row in _ s: 0 imported, 0 already present, 1 rejected\n",
+    );
+    assert!(env.listed_iccids().is_empty());
+    for (flag, value) in [
+        ("--class", "bogus"),
+        ("--notify", "bogus"),
+        ("--ppr", "ppr9"),
+    ] {
+        let mut args = type_add("T9", "SPN", "Name", &[]);
+        args.extend_from_slice(&[flag, value]);
+        let out = env.run(&args);
+        assert_eq!(out.code, Some(2), "{flag}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("invalid value '{value}' for '{flag}")),
+            "{flag}: {}",
+            out.stderr
+        );
+    }
+    assert!(!env.ok(&["types", "list"]).contains("T9"));
+}
