@@ -1234,6 +1234,7 @@ fn metadata_of(pending: &[u8]) -> Option<NotificationMetadata> {
         PendingNotification::OtherSignedNotification(o) => {
             Some(o.tbs_other_notification.value().clone())
         }
+        _ => None,
     }
 }
 

@@ -99,6 +99,7 @@ impl SeqCodec for OtherSignedNotification {
 /// `PendingNotification ::= CHOICE { profileInstallationResult [55] (BF37),
 /// otherSignedNotification (30) }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PendingNotification {
     /// `profileInstallationResult`.
     ProfileInstallationResult(Box<ProfileInstallationResult>),

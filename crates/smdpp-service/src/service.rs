@@ -1419,6 +1419,10 @@ impl Es9Engine {
                 );
                 Ok(())
             }
+            _ => {
+                tracing::info!("notification of a kind this server does not handle; ignored");
+                Ok(())
+            }
         }
     }
 
