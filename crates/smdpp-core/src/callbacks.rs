@@ -27,6 +27,23 @@ pub mod point {
     pub const BPP_DOWNLOAD: u32 = 3;
     /// '4' -> BPP installation.
     pub const BPP_INSTALLATION: u32 = 4;
+    /// Custom point (Table 32a note 1: values from 100 are for the SM-DP+'s own use): the
+    /// eUICC reported the profile enabled (an enable notification, v2 or v3 RPM).
+    /// `resultData` is the base64 of the eUICC-signed notification as received.
+    pub const ENABLED: u32 = 100;
+    /// Custom point: the eUICC reported the profile disabled. `resultData` as for
+    /// [`ENABLED`].
+    pub const DISABLED: u32 = 101;
+    /// Custom point: the eUICC reported the profile deleted. `resultData` as for
+    /// [`ENABLED`].
+    pub const DELETED: u32 = 102;
+    /// Custom point: the result of a Remote Profile Management package (SGP.22 v3): status
+    /// Executed-Success when every command succeeded, else Failed; `resultData` is the base64
+    /// of the eUICC-signed LoadRpmPackageResult as received.
+    pub const RPM_RESULT: u32 = 103;
+    /// Custom point: the operator deactivated the subscription (`smdpp orders deactivate`);
+    /// the profile's order was cancelled or an RPM disable/delete was queued.
+    pub const DEACTIVATED: u32 = 104;
 }
 
 /// Table 32b: endUserRejection(0) -> `8.8.5/3.8` (Download Order - Refused).

@@ -251,6 +251,7 @@ pub async fn add_operator(
             cert_sha256: Some(fp.clone()),
             cert_subject: subject,
             callback_url,
+            callback_ca: None,
         })
         .await
     {

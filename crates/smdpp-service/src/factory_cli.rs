@@ -661,7 +661,7 @@ pub struct TypeAddArgs {
     #[arg(long)]
     pub icon: Option<PathBuf>,
     /// Operations whose notifications the eUICC sends to this SM-DP+ (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [NotifyArg::Install, NotifyArg::Delete])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = ALL_NOTIFY)]
     pub notify: Vec<NotifyArg>,
     /// Profile Policy Rules set in the metadata (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -672,7 +672,38 @@ pub struct TypeAddArgs {
     /// Download attempts per order for profiles of this type.
     #[arg(long)]
     pub download_attempts: Option<i64>,
+    /// What a delete notification from the eUICC does to a profile of this type: retire it
+    /// (Unavailable for good) or reuse it (Available for a new order).
+    #[arg(long, value_enum, default_value_t = OnDeleteArg::Retire)]
+    pub on_delete: OnDeleteArg,
 }
+
+/// `--on-delete`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDeleteArg {
+    /// Unavailable: the ICCID is never handed out again.
+    Retire,
+    /// Available for a new order (EID binding, counters, MatchingID and cached BPP cleared).
+    Reuse,
+}
+
+impl From<OnDeleteArg> for smdpp_store::OnDelete {
+    fn from(a: OnDeleteArg) -> Self {
+        match a {
+            OnDeleteArg::Retire => smdpp_store::OnDelete::Retire,
+            OnDeleteArg::Reuse => smdpp_store::OnDelete::Reuse,
+        }
+    }
+}
+
+/// The notifications a type asks for by default: every operation (SGP.22 section 3.5), so
+/// that the server's view of each installed profile follows the eUICC's.
+pub const ALL_NOTIFY: [NotifyArg; 4] = [
+    NotifyArg::Install,
+    NotifyArg::Enable,
+    NotifyArg::Disable,
+    NotifyArg::Delete,
+];
 
 /// A profile type from its parts, validated: the template compiles, the names fit
 /// StoreMetadataRequest (section 5.5.3), the icon is a PNG or JPEG of at most 1024 bytes.
@@ -750,6 +781,7 @@ pub fn build_profile_type(
         cc_attempt_limit: cc_attempts,
         download_attempt_limit: download_attempts,
         created_at: now_ms(),
+        on_delete: smdpp_store::OnDelete::default(),
     })
 }
 
@@ -780,7 +812,7 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                 }
                 None => None,
             };
-            let t = build_profile_type(
+            let mut t = build_profile_type(
                 &a.name,
                 &source,
                 &a.spn,
@@ -792,6 +824,7 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                 a.cc_attempts,
                 a.download_attempts,
             )?;
+            t.on_delete = a.on_delete.into();
             let (store, factory) = open_all(&a.data).await?;
             let added = factory.add_profile_type(&t).await;
             store.close().await;
@@ -862,6 +895,7 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                 t.download_attempt_limit
                     .map_or("default".to_owned(), |n| n.to_string())
             );
+            println!("on delete:            {}", t.on_delete);
             for (s, n) in store.count_profiles_of_type(&t.name).await? {
                 println!("  {s:<12} {n}");
             }
@@ -1032,7 +1066,7 @@ pub async fn seed_demo(store: &Store, factory: &Arc<Factory>) -> Result<(String,
             "Demo profile (test network 001/01)",
             None,
             None,
-            &[NotifyArg::Install, NotifyArg::Delete],
+            &ALL_NOTIFY,
             &[],
             None,
             None,

@@ -127,9 +127,10 @@ fn mask_bits(mask: i64) -> Vec<u32> {
     (0..32).filter(|b| mask & (1 << b) != 0).collect()
 }
 
-/// Notifications requested when the profile (or its type) does not say: installation and
-/// deletion (section 3.5; bits 0 and 3 of profileManagementOperation).
-const DEFAULT_NOTIFY_BITS: [u32; 2] = [0, 3];
+/// Notifications requested when the profile (or its type) does not say: every operation
+/// (section 3.5; bits 0 install, 1 enable, 2 disable, 3 delete of profileManagementOperation),
+/// so that the server's view of the profile follows the eUICC's.
+const DEFAULT_NOTIFY_BITS: [u32; 4] = [0, 1, 2, 3];
 
 /// The ES9+ engine: implements [`Es9Service`].
 pub struct Es9Engine {
@@ -687,6 +688,15 @@ impl Es9Engine {
             profile_metadata: hex::encode(&metadata),
             offered_otpk: offered_otpk.as_ref().map(hex::encode),
             order_version: Some(profile.version),
+            svn: Some(hex::encode(
+                ok.euicc_signed1.value().euicc_info2.svn.as_bytes(),
+            )),
+            rpm_support: ok
+                .euicc_signed1
+                .value()
+                .euicc_info2
+                .rsp_capability
+                .is_set(rsp_asn1::common::rsp_capability::RPM_SUPPORT),
         });
         let ttl = now_ms().saturating_add(ms(self.config.limits.session_ttl));
         self.cas_session(
@@ -1225,205 +1235,332 @@ impl Es9Engine {
             .map_err(|e| Failure::Malformed(format!("pendingNotification ({e})")))?;
         match n {
             PendingNotification::ProfileInstallationResult(pir) => {
-                let d = &pir.profile_installation_result_data;
-                let tid = hex::encode_upper(d.value().transaction_id.as_bytes());
-                let Some(s) = self.store.get_session(&tid, now_ms()).await? else {
-                    tracing::info!(transaction_id = %tid, "PIR for an unknown transaction ignored");
-                    return Ok(());
-                };
-                let data = SessionData::from_bytes(&s.data)
-                    .map_err(|_| Failure::Internal("corrupt session blob".into()))?;
-                let Some(b) = data.euicc.clone() else {
-                    tracing::info!(transaction_id = %tid, "PIR before authentication ignored");
-                    return Ok(());
-                };
-                if verify_raw(
-                    curve_by_name(&b.curve)?,
-                    &unhex(&b.public_key)?,
-                    d.raw(),
-                    &pir.euicc_sign_pir,
-                )
-                .is_err()
-                {
-                    tracing::warn!(transaction_id = %tid, "PIR signature does not verify; ignored");
-                    return Ok(());
-                }
-                let meta = &d.value().notification_metadata;
-                // The PIR must be about this session's order (section 5.6.4: the SM-DP+
-                // identifies the Profile from the transactionId; a PIR naming another ICCID
-                // or another SM-DP+ is not this session's).
-                if meta.iccid.is_some_and(|i| i.to_digits() != b.iccid) {
-                    tracing::warn!(transaction_id = %tid, "PIR for another ICCID than the session's; ignored");
-                    return Ok(());
-                }
-                if let Some(oid) = &d.value().smdp_oid
-                    && oid.to_dotted() != self.key_set(&data)?.smdp_oid
-                {
-                    tracing::warn!(transaction_id = %tid, "PIR for another SM-DP+ OID; ignored");
-                    return Ok(());
-                }
-                let outcome = self
-                    .store
-                    .record_notification(&NewNotification {
-                        eid: b.eid.clone(),
-                        seq_number: meta.seq_number,
-                        iccid: Some(b.iccid.clone()),
-                        event: "install".into(),
-                        raw: req.pending_notification.clone(),
-                        received_at: now_ms(),
-                    })
-                    .await?;
-                // Only the session that delivered the BPP and still waits for its result may
-                // move the order (a late PIR of an older or ended session must not). A
-                // duplicate (EID, seqNumber) whose session still waits is the retry of a PIR
-                // whose recording committed but whose transition did not: apply it (the
-                // transition is idempotent: it expects Downloaded in this generation).
-                if s.state != state::DELIVERED {
-                    tracing::info!(
-                        transaction_id = %tid,
-                        state = %s.state,
-                        duplicate = (outcome == RecordOutcome::Duplicate),
-                        "PIR for a session not awaiting one; order not changed"
-                    );
-                    return Ok(());
-                }
-                let Some(generation) = data.delivered_order_version else {
-                    tracing::warn!(transaction_id = %tid, "PIR for a session without a delivered order generation; ignored");
-                    return Ok(());
-                };
-                match self.sidecar.get_bpp(&b.iccid).await? {
-                    Some(c) if c.transaction_id == s.transaction_id && c.eid == b.eid => {}
-                    _ => {
-                        tracing::warn!(transaction_id = %tid, "PIR of a session that is not the one that delivered the current BPP; ignored");
-                        return Ok(());
-                    }
-                }
-                let (to, cause) = match &d.value().final_result {
-                    FinalResult::Success(_) => (ProfileState::Installed, "installed".to_owned()),
-                    FinalResult::Error(e) => (
-                        ProfileState::Error,
-                        format!(
-                            "installation failed: bppCommandId={} errorReason={}",
-                            e.bpp_command_id.to_i64(),
-                            e.error_reason.to_i64()
-                        ),
-                    ),
-                };
-                let mut update = ProfileUpdate::to_state(to);
-                if to == ProfileState::Error {
-                    update.error_cause = Patch::Set(cause.clone());
-                }
-                // Point 4 and the SM-DS event deletion (3.1.3.3 steps 9-10), committed with
-                // the transition.
-                let before = self.store.get_profile(&b.iccid).await?;
-                let event = EventRecord::by(ACTOR)
-                    .with_cause(cause.clone())
-                    .with_outbox(before.iter().flat_map(|p| {
-                        outbox::hdpi_pir(p, &b.eid, &d.value().final_result, &cause)
-                            .into_iter()
-                            .chain(outbox::es12_delete(p))
-                    }));
-                let session_update = SessionUpdate {
-                    state: state::ENDED.to_owned(),
-                    data: data.to_bytes(),
-                    eid: Patch::Keep,
-                    iccid: Patch::Keep,
-                    expires_at: None,
-                };
-                // The profile transition and the end of the session in one transaction.
-                match self
-                    .store
-                    .transition_with_session(
-                        &b.iccid,
-                        &Expect::state(ProfileState::Downloaded)
-                            .and_version(generation)
-                            .and_eid_unset_or(b.eid.clone()),
-                        &update,
-                        &event,
-                        (&s.transaction_id, s.version, &session_update),
-                        now_ms(),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    // A conflict on the profile carries a profile state: the order is no
-                    // longer the one this session delivered; end the session only.
-                    Err(StoreError::Conflict { state, .. })
-                        if state.parse::<ProfileState>().is_ok() =>
-                    {
-                        tracing::warn!(iccid = %b.iccid, %state, "PIR for an order no longer in this session's Downloaded generation; order not changed");
-                        let _ = self
-                            .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
-                            .await;
-                        return Ok(());
-                    }
-                    // The session moved on (a concurrent PIR or CancelSession handled it).
-                    Err(
-                        StoreError::Conflict { .. } | StoreError::NotFound | StoreError::Expired,
-                    ) => {
-                        tracing::info!(transaction_id = %tid, "PIR raced with another call of the session; order not changed");
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                self.sidecar.delete_bpp(&b.iccid).await?;
-                tracing::info!(iccid = %b.iccid, %cause, "profile installation result");
-                Ok(())
+                self.handle_pir(&pir, &req.pending_notification).await
             }
             PendingNotification::OtherSignedNotification(o) => {
-                let v = match validate_euicc_chain(
-                    &self.keys.trust,
-                    o.eum_certificate.as_der(),
-                    o.euicc_certificate.as_der(),
-                    OffsetDateTime::now_utc(),
-                ) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "notification with an invalid certificate chain ignored");
-                        return Ok(());
-                    }
-                };
-                if verify_raw(
-                    v.curve,
-                    &v.public_key,
-                    o.tbs_other_notification.raw(),
-                    &o.euicc_notification_signature,
-                )
-                .is_err()
-                {
-                    tracing::warn!("notification signature does not verify; ignored");
-                    return Ok(());
-                }
-                let meta = o.tbs_other_notification.value();
-                let op = &meta.profile_management_operation;
-                let event = ["install", "enable", "disable", "delete"]
-                    .iter()
-                    .enumerate()
-                    .find(|(i, _)| op.is_set(*i as u32))
-                    .map_or("unknown", |(_, n)| *n);
-                let outcome = self
-                    .store
-                    .record_notification(&NewNotification {
-                        eid: v.eid.clone(),
-                        seq_number: meta.seq_number,
-                        iccid: meta.iccid.map(|i| i.to_digits()),
-                        event: event.to_owned(),
-                        raw: req.pending_notification.clone(),
-                        received_at: now_ms(),
-                    })
-                    .await?;
-                tracing::info!(
-                    event,
-                    duplicate = (outcome == RecordOutcome::Duplicate),
-                    "notification"
-                );
-                Ok(())
+                self.handle_other_notification(&o, &req.pending_notification)
+                    .await
             }
             _ => {
                 tracing::info!("notification of a kind this server does not handle; ignored");
                 Ok(())
             }
         }
+    }
+
+    /// A ProfileInstallationResult (sections 3.1.3.3, 5.6.4).
+    ///
+    /// A success result signed by the eUICC of the session, for the session's ICCID, installs
+    /// the order while it is Downloaded for that EID, whichever session of the order
+    /// delivered the BPP the card installed: when the same Activation Code was run twice
+    /// (lpac sends no result until `notification process`), the second session's BPP is
+    /// refused by the card (errorReason 9, ICCID already exists) and the first session's
+    /// success is the truth. A failure result only moves the order from the session that
+    /// delivered the current BPP, in its generation; and errorReason 9 from the order's own
+    /// EID does not make it Error: the profile is on that eUICC, its own result follows.
+    async fn handle_pir(
+        &self,
+        pir: &rsp_asn1::download::ProfileInstallationResult,
+        raw: &[u8],
+    ) -> Result<()> {
+        let d = &pir.profile_installation_result_data;
+        let tid = hex::encode_upper(d.value().transaction_id.as_bytes());
+        let Some(s) = self.store.get_session(&tid, now_ms()).await? else {
+            tracing::info!(transaction_id = %tid, "PIR for an unknown transaction ignored");
+            return Ok(());
+        };
+        let data = SessionData::from_bytes(&s.data)
+            .map_err(|_| Failure::Internal("corrupt session blob".into()))?;
+        let Some(b) = data.euicc.clone() else {
+            tracing::info!(transaction_id = %tid, "PIR before authentication ignored");
+            return Ok(());
+        };
+        if verify_raw(
+            curve_by_name(&b.curve)?,
+            &unhex(&b.public_key)?,
+            d.raw(),
+            &pir.euicc_sign_pir,
+        )
+        .is_err()
+        {
+            tracing::warn!(transaction_id = %tid, "PIR signature does not verify; ignored");
+            return Ok(());
+        }
+        let meta = &d.value().notification_metadata;
+        // The PIR must be about this session's order (section 5.6.4: the SM-DP+ identifies
+        // the Profile from the transactionId; a PIR naming another ICCID or another SM-DP+
+        // is not this session's).
+        if meta.iccid.is_some_and(|i| i.to_digits() != b.iccid) {
+            tracing::warn!(transaction_id = %tid, "PIR for another ICCID than the session's; ignored");
+            return Ok(());
+        }
+        if let Some(oid) = &d.value().smdp_oid
+            && oid.to_dotted() != self.key_set(&data)?.smdp_oid
+        {
+            tracing::warn!(transaction_id = %tid, "PIR for another SM-DP+ OID; ignored");
+            return Ok(());
+        }
+        let outcome = self
+            .store
+            .record_notification(&NewNotification {
+                eid: b.eid.clone(),
+                seq_number: meta.seq_number,
+                iccid: Some(b.iccid.clone()),
+                event: "install".into(),
+                raw: raw.to_vec(),
+                received_at: now_ms(),
+            })
+            .await?;
+        let success = matches!(d.value().final_result, FinalResult::Success(_));
+        let (to, cause) = match &d.value().final_result {
+            FinalResult::Success(_) => (ProfileState::Installed, "installed".to_owned()),
+            FinalResult::Error(e) => (
+                ProfileState::Error,
+                format!(
+                    "installation failed: bppCommandId={} errorReason={}",
+                    e.bpp_command_id.to_i64(),
+                    e.error_reason.to_i64()
+                ),
+            ),
+        };
+        let before = self.store.get_profile(&b.iccid).await?;
+        if let FinalResult::Error(e) = &d.value().final_result
+            && e.error_reason
+                == rsp_asn1::download::ErrorReason::InstallFailedDueToIccidAlreadyExistsOnEuicc
+            && before
+                .as_ref()
+                .is_some_and(|p| p.eid.as_deref() == Some(b.eid.as_str()))
+        {
+            tracing::info!(
+                transaction_id = %tid,
+                iccid = %b.iccid,
+                "PIR: the profile is already on the order's own eUICC (errorReason 9); order not changed"
+            );
+            if s.state != state::ENDED {
+                let _ = self
+                    .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                    .await;
+            }
+            return Ok(());
+        }
+        // A failure result moves the order only from the session that delivered the current
+        // BPP and still waits for its result (a late PIR of an older or ended session must
+        // not). A duplicate (EID, seqNumber) whose session still waits is the retry of a PIR
+        // whose recording committed but whose transition did not: apply it (the transition is
+        // idempotent: it expects Downloaded in this generation).
+        let mut expect = Expect::state(ProfileState::Downloaded).and_eid_unset_or(b.eid.clone());
+        if !success {
+            if s.state != state::DELIVERED {
+                tracing::info!(
+                    transaction_id = %tid,
+                    state = %s.state,
+                    duplicate = (outcome == RecordOutcome::Duplicate),
+                    "PIR for a session not awaiting one; order not changed"
+                );
+                return Ok(());
+            }
+            let Some(generation) = data.delivered_order_version else {
+                tracing::warn!(transaction_id = %tid, "PIR for a session without a delivered order generation; ignored");
+                return Ok(());
+            };
+            match self.sidecar.get_bpp(&b.iccid).await? {
+                Some(c) if c.transaction_id == s.transaction_id && c.eid == b.eid => {}
+                _ => {
+                    tracing::warn!(transaction_id = %tid, "PIR of a session that is not the one that delivered the current BPP; ignored");
+                    return Ok(());
+                }
+            }
+            expect = expect.and_version(generation);
+        } else if before
+            .as_ref()
+            .is_none_or(|p| p.eid.as_deref() != Some(b.eid.as_str()))
+        {
+            tracing::warn!(transaction_id = %tid, "successful PIR from an eUICC the order is not bound to; ignored");
+            return Ok(());
+        }
+        let mut update = ProfileUpdate::to_state(to);
+        if to == ProfileState::Error {
+            update.error_cause = Patch::Set(cause.clone());
+        }
+        // Point 4 and the SM-DS event deletion (3.1.3.3 steps 9-10), committed with the
+        // transition.
+        let event = EventRecord::by(ACTOR)
+            .with_cause(cause.clone())
+            .with_detail(format!("eid={} seqNumber={}", b.eid, meta.seq_number))
+            .with_outbox(before.iter().flat_map(|p| {
+                outbox::hdpi_pir(p, &b.eid, &d.value().final_result, &cause)
+                    .into_iter()
+                    .chain(outbox::es12_delete(p))
+            }));
+        let session_update = SessionUpdate {
+            state: state::ENDED.to_owned(),
+            data: data.to_bytes(),
+            eid: Patch::Keep,
+            iccid: Patch::Keep,
+            expires_at: None,
+        };
+        // The profile transition and the end of the session in one transaction (a session
+        // that already ended, e.g. superseded and cancelled, is not touched).
+        let result = if s.state == state::ENDED {
+            self.store
+                .transition(&b.iccid, &expect, &update, &event)
+                .await
+                .map(|_| ())
+        } else {
+            self.store
+                .transition_with_session(
+                    &b.iccid,
+                    &expect,
+                    &update,
+                    &event,
+                    (&s.transaction_id, s.version, &session_update),
+                    now_ms(),
+                )
+                .await
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => {}
+            // A conflict on the profile carries a profile state: the order is no longer the
+            // one this session delivered; end the session only.
+            Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
+                tracing::warn!(iccid = %b.iccid, %state, "PIR for an order not Downloaded (in this session's generation); order not changed");
+                if s.state != state::ENDED {
+                    let _ = self
+                        .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                        .await;
+                }
+                return Ok(());
+            }
+            // The session moved on (a concurrent PIR or CancelSession handled it).
+            Err(StoreError::Conflict { .. } | StoreError::NotFound | StoreError::Expired) => {
+                tracing::info!(transaction_id = %tid, "PIR raced with another call of the session; order not changed");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.sidecar.delete_bpp(&b.iccid).await?;
+        if success {
+            // What this eUICC announced, for the RPM orders that may follow.
+            let caps = smdpp_store::EuiccCapabilities {
+                eid: b.eid.clone(),
+                svn: b.svn.clone().unwrap_or_else(|| data.svn.clone()),
+                rpm_support: b.rpm_support,
+                updated_at: now_ms(),
+            };
+            if let Err(e) = self.store.put_euicc_capabilities(&caps).await {
+                tracing::warn!(error = %e, "eUICC capabilities not recorded");
+            }
+        }
+        tracing::info!(iccid = %b.iccid, %cause, "profile installation result");
+        Ok(())
+    }
+
+    /// An enable, disable or delete notification (section 3.5; v3 adds the RPM variants,
+    /// bits 4 to 6): verified against the eUICC's certificate chain, recorded once per
+    /// (EID, seqNumber), and applied to the profile's state when it is newer than what was
+    /// applied before ([`Store::apply_device_report`]). The move, its event and the
+    /// HandleDownloadProgressInfo to the owning operator (points 100 to 102) commit together.
+    async fn handle_other_notification(
+        &self,
+        o: &rsp_asn1::notification::OtherSignedNotification,
+        raw: &[u8],
+    ) -> Result<()> {
+        let v = match validate_euicc_chain(
+            &self.keys.trust,
+            o.eum_certificate.as_der(),
+            o.euicc_certificate.as_der(),
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "notification with an invalid certificate chain ignored");
+                return Ok(());
+            }
+        };
+        if verify_raw(
+            v.curve,
+            &v.public_key,
+            o.tbs_other_notification.raw(),
+            &o.euicc_notification_signature,
+        )
+        .is_err()
+        {
+            tracing::warn!("notification signature does not verify; ignored");
+            return Ok(());
+        }
+        let meta = o.tbs_other_notification.value();
+        let Some(op) = DeviceOperation::of(&meta.profile_management_operation) else {
+            tracing::info!("notification without an operation this server tracks; ignored");
+            return Ok(());
+        };
+        let iccid = meta.iccid.map(|i| i.to_digits());
+        let outcome = self
+            .store
+            .record_notification(&NewNotification {
+                eid: v.eid.clone(),
+                seq_number: meta.seq_number,
+                iccid: iccid.clone(),
+                event: op.name().to_owned(),
+                raw: raw.to_vec(),
+                received_at: now_ms(),
+            })
+            .await?;
+        let Some(iccid) = iccid else {
+            tracing::info!(
+                event = op.name(),
+                "notification without an ICCID; recorded only"
+            );
+            return Ok(());
+        };
+        let Some(profile) = self.store.get_profile(&iccid).await? else {
+            tracing::info!(event = op.name(), %iccid, "notification for a profile this server does not hold; recorded only");
+            return Ok(());
+        };
+        let on_delete = match &profile.profile_type {
+            Some(t) => self
+                .store
+                .get_profile_type(t)
+                .await?
+                .map_or(smdpp_store::OnDelete::Retire, |t| t.on_delete),
+            None => smdpp_store::OnDelete::Retire,
+        };
+        let (update, cause) = op.update(on_delete);
+        let detail = format!("eid={} seqNumber={}", v.eid, meta.seq_number);
+        let event = EventRecord::by(ACTOR)
+            .with_cause(cause)
+            .with_detail(detail)
+            .with_outbox(outbox::hdpi(
+                &profile,
+                Some(&v.eid),
+                op.point(),
+                FunctionExecutionStatus::success(),
+                Some(raw),
+            ));
+        let report = smdpp_store::DeviceReport {
+            iccid: &iccid,
+            eid: &v.eid,
+            seq_number: meta.seq_number,
+            from: &ProfileState::ON_EUICC,
+            update: &update,
+            event: &event,
+            forget_device: update.state == Some(ProfileState::Available),
+        };
+        match self.store.apply_device_report(&report).await? {
+            smdpp_store::DeviceOutcome::Applied(p) => {
+                tracing::info!(event = op.name(), iccid = %p.iccid, state = %p.state, "profile state from the eUICC");
+            }
+            other => {
+                tracing::info!(
+                    event = op.name(),
+                    %iccid,
+                    duplicate = (outcome == RecordOutcome::Duplicate),
+                    outcome = ?other,
+                    "notification recorded; profile state not changed"
+                );
+            }
+        }
+        Ok(())
     }
 
     // --------------------------------------------------------------- CancelSession
@@ -1605,6 +1742,81 @@ const RSP_CAP_ADDITIONAL_PROFILE: u32 = 0;
 const RSP_CAP_TEST_PROFILE_SUPPORT: u32 = 3;
 /// `ProfileClass` test(0) (section 2.4a.1.1, StoreMetadataRequest).
 const PROFILE_CLASS_TEST: i64 = 0;
+
+/// The profile operation a notification reports (profileManagementOperation, SGP.22 section
+/// 5.7.1 `NotificationEvent`; v3 adds the RPM variants 4 to 6, which move the state alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceOperation {
+    Enable,
+    Disable,
+    Delete,
+}
+
+impl DeviceOperation {
+    /// The first operation bit set, if it is one this server tracks (install comes as a PIR).
+    fn of(bits: &rsp_asn1::BitString) -> Option<DeviceOperation> {
+        use rsp_asn1::common::notification_event as ne;
+        if bits.is_set(ne::ENABLE) || bits.is_set(4) {
+            Some(DeviceOperation::Enable)
+        } else if bits.is_set(ne::DISABLE) || bits.is_set(5) {
+            Some(DeviceOperation::Disable)
+        } else if bits.is_set(ne::DELETE) || bits.is_set(6) {
+            Some(DeviceOperation::Delete)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DeviceOperation::Enable => "enable",
+            DeviceOperation::Disable => "disable",
+            DeviceOperation::Delete => "delete",
+        }
+    }
+
+    /// The custom notification point of HandleDownloadProgressInfo (Table 32a note 1).
+    fn point(self) -> u32 {
+        match self {
+            DeviceOperation::Enable => point::ENABLED,
+            DeviceOperation::Disable => point::DISABLED,
+            DeviceOperation::Delete => point::DELETED,
+        }
+    }
+
+    /// The profile change and the event cause. A delete retires the profile (Unavailable)
+    /// or returns it to Available with every trace of its last order cleared, as its type
+    /// says.
+    fn update(self, on_delete: smdpp_store::OnDelete) -> (ProfileUpdate, &'static str) {
+        match self {
+            DeviceOperation::Enable => (ProfileUpdate::to_state(ProfileState::Enabled), "enabled"),
+            DeviceOperation::Disable => {
+                (ProfileUpdate::to_state(ProfileState::Disabled), "disabled")
+            }
+            DeviceOperation::Delete => match on_delete {
+                smdpp_store::OnDelete::Retire => (
+                    ProfileUpdate::to_state(ProfileState::Unavailable),
+                    "deleted; retired",
+                ),
+                smdpp_store::OnDelete::Reuse => (
+                    ProfileUpdate {
+                        state: Some(ProfileState::Available),
+                        eid: Patch::Clear,
+                        matching_id: Patch::Clear,
+                        cc_hash: Patch::Clear,
+                        cc_attempts: smdpp_store::CounterOp::Set(0),
+                        download_attempts: smdpp_store::CounterOp::Set(0),
+                        error_cause: Patch::Clear,
+                        smds_address: Patch::Clear,
+                        expires_at: Patch::Clear,
+                        ..ProfileUpdate::default()
+                    },
+                    "deleted; reused",
+                ),
+            },
+        }
+    }
+}
 
 /// The free non-volatile memory (tag `82`, ETSI TS 102 226 Extended Card Resource
 /// Information) of an `extCardResource`, in bytes; `None` when absent or malformed.

@@ -59,6 +59,12 @@ pub struct EuiccBinding {
     /// session written by an older version: such a session cannot continue.
     #[serde(default)]
     pub order_version: Option<i64>,
+    /// The SVN of the signed euiccInfo2, hex (v3: lowestSvn... highestSvn when present).
+    #[serde(default)]
+    pub svn: Option<String>,
+    /// Whether euiccInfo2 announced Remote Profile Management (v3 `rpmSupport`).
+    #[serde(default)]
+    pub rpm_support: bool,
 }
 
 /// The session blob.

@@ -1025,6 +1025,7 @@ async fn es2_download_order_by_type_delivers_an_imported_profile(dir: &Path, db:
             cert_sha256: Some(smdpp_service::es2::cert_fingerprint(&cert.cert_der)),
             cert_subject: None,
             callback_url: None,
+            callback_ca: None,
         })
         .await
         .unwrap();

@@ -55,6 +55,49 @@ pub struct ProfileType {
     pub download_attempt_limit: Option<i64>,
     /// When the type was created.
     pub created_at: EpochMillis,
+    /// What a delete notification from the eUICC does to a profile of this type.
+    pub on_delete: OnDelete,
+}
+
+/// What happens to a profile once its eUICC reports it deleted (`smdpp types add
+/// --on-delete`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OnDelete {
+    /// Unavailable: the ICCID is never handed out again (the default).
+    #[default]
+    Retire,
+    /// Available for a new order: EID binding, counters, MatchingID and cached BPP cleared.
+    Reuse,
+}
+
+impl OnDelete {
+    /// The stored (and command-line) text form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Retire => "retire",
+            OnDelete::Reuse => "reuse",
+        }
+    }
+}
+
+impl std::fmt::Display for OnDelete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OnDelete {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "retire" => Ok(OnDelete::Retire),
+            "reuse" => Ok(OnDelete::Reuse),
+            _ => Err(StoreError::InvalidInput(format!(
+                "on-delete must be retire or reuse, not {s:?}"
+            ))),
+        }
+    }
 }
 
 impl std::fmt::Debug for ProfileType {
@@ -70,6 +113,7 @@ impl std::fmt::Debug for ProfileType {
             .field("ppr_bits", &self.ppr_bits)
             .field("cc_attempt_limit", &self.cc_attempt_limit)
             .field("download_attempt_limit", &self.download_attempt_limit)
+            .field("on_delete", &self.on_delete)
             .finish()
     }
 }
@@ -158,7 +202,7 @@ impl std::fmt::Debug for ImportTx {
 
 const TYPE_COLS: &str = "name, template, service_provider_name, profile_name, profile_class, \
      icon_type, icon, notification_events, ppr_bits, cc_attempt_limit, download_attempt_limit, \
-     created_at";
+     created_at, on_delete";
 
 fn type_from_row(row: &AnyRow) -> Result<ProfileType> {
     Ok(ProfileType {
@@ -174,6 +218,10 @@ fn type_from_row(row: &AnyRow) -> Result<ProfileType> {
         cc_attempt_limit: row.try_get("cc_attempt_limit")?,
         download_attempt_limit: row.try_get("download_attempt_limit")?,
         created_at: row.try_get("created_at")?,
+        on_delete: row
+            .try_get::<String, _>("on_delete")?
+            .parse()
+            .map_err(|_| StoreError::corrupt("profile type on_delete"))?,
     })
 }
 
@@ -234,6 +282,8 @@ impl Store {
             .bind(t.download_attempt_limit)
             .push(", ")
             .bind(t.created_at)
+            .push(", ")
+            .bind(t.on_delete.as_str())
             .push(")");
         match q.build()?.execute(&self.pool).await {
             Ok(_) => Ok(()),

@@ -48,8 +48,10 @@ pub use model::{
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
     ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
 };
+pub use store::device::{DeviceOutcome, DeviceReport, EuiccCapabilities};
 pub use store::factory::{
-    DekRecord, IMPORT_CHUNK, ImportOutcome, ImportRow, ImportTx, ProfileType, SealedSecrets,
+    DekRecord, IMPORT_CHUNK, ImportOutcome, ImportRow, ImportTx, OnDelete, ProfileType,
+    SealedSecrets,
 };
 pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

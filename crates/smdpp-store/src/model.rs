@@ -48,8 +48,13 @@ pub enum ProfileState {
     Released,
     /// Bound profile package delivered to the LPA.
     Downloaded,
-    /// Installed on the eUICC.
+    /// Installed on the eUICC (and, as SGP.22 section 3.1.3.3 leaves it, disabled there).
     Installed,
+    /// Installed and reported enabled by the eUICC (an enable notification, SGP.22 v2
+    /// section 3.2.1, or a v3 RPM enable).
+    Enabled,
+    /// Installed and reported disabled by the eUICC after having been enabled.
+    Disabled,
     /// Not installed; see `error_cause`.
     Error,
     /// Cannot be reused.
@@ -58,7 +63,7 @@ pub enum ProfileState {
 
 impl ProfileState {
     /// Every state, in lifecycle order.
-    pub const ALL: [ProfileState; 9] = [
+    pub const ALL: [ProfileState; 11] = [
         ProfileState::Available,
         ProfileState::Allocated,
         ProfileState::Linked,
@@ -66,9 +71,26 @@ impl ProfileState {
         ProfileState::Released,
         ProfileState::Downloaded,
         ProfileState::Installed,
+        ProfileState::Enabled,
+        ProfileState::Disabled,
         ProfileState::Error,
         ProfileState::Unavailable,
     ];
+
+    /// The states of a profile that is on an eUICC (installed there and not deleted).
+    pub const ON_EUICC: [ProfileState; 3] = [
+        ProfileState::Installed,
+        ProfileState::Enabled,
+        ProfileState::Disabled,
+    ];
+
+    /// Whether the profile is installed on an eUICC (Installed, Enabled or Disabled).
+    pub const fn is_on_euicc(self) -> bool {
+        matches!(
+            self,
+            ProfileState::Installed | ProfileState::Enabled | ProfileState::Disabled
+        )
+    }
 
     /// The stored text form.
     pub const fn as_str(self) -> &'static str {
@@ -80,6 +102,8 @@ impl ProfileState {
             ProfileState::Released => "released",
             ProfileState::Downloaded => "downloaded",
             ProfileState::Installed => "installed",
+            ProfileState::Enabled => "enabled",
+            ProfileState::Disabled => "disabled",
             ProfileState::Error => "error",
             ProfileState::Unavailable => "unavailable",
         }
@@ -599,6 +623,9 @@ pub struct Operator {
     pub cert_subject: Option<String>,
     /// Where ES2+.HandleDownloadProgressInfo notifications go (stored for the outbox).
     pub callback_url: Option<String>,
+    /// PEM bundle of the CAs trusted for the callback receiver's TLS certificate; `None`:
+    /// the system's trust roots.
+    pub callback_ca: Option<String>,
     /// Creation time.
     pub created_at: EpochMillis,
 }
@@ -614,6 +641,8 @@ pub struct NewOperator {
     pub cert_subject: Option<String>,
     /// Callback URL.
     pub callback_url: Option<String>,
+    /// PEM bundle of the CAs trusted for the callback receiver (`None`: system roots).
+    pub callback_ca: Option<String>,
 }
 
 /// A stored ES2+ function call: the request digest and the response that was sent.

@@ -16,6 +16,8 @@ use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
 
+#[path = "device.rs"]
+pub(crate) mod device;
 #[path = "factory.rs"]
 pub(crate) mod factory;
 #[path = "outbox.rs"]
@@ -76,6 +78,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "es2", include_str!("../migrations/0003_es2.sql")),
     (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
     (5, "factory", include_str!("../migrations/0005_factory.sql")),
+    (6, "remote", include_str!("../migrations/0006_remote.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).
@@ -203,7 +206,7 @@ macro_rules! notification_cols {
 /// Column list of `operators`.
 macro_rules! operator_cols {
     () => {
-        "id, cert_sha256, cert_subject, callback_url, created_at"
+        "id, cert_sha256, cert_subject, callback_url, callback_ca, created_at"
     };
 }
 
@@ -220,6 +223,7 @@ fn operator_from_row(row: &AnyRow) -> Result<Operator> {
         cert_sha256: row.try_get("cert_sha256")?,
         cert_subject: row.try_get("cert_subject")?,
         callback_url: row.try_get("callback_url")?,
+        callback_ca: row.try_get("callback_ca")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -1165,8 +1169,8 @@ impl Store {
             ));
         }
         let mut q = Sql::new(
-            "INSERT INTO operators (id, cert_sha256, cert_subject, callback_url, created_at) \
-             VALUES (",
+            "INSERT INTO operators (id, cert_sha256, cert_subject, callback_url, callback_ca, \
+             created_at) VALUES (",
         );
         q.bind(o.id.clone())
             .push(", ")
@@ -1175,6 +1179,8 @@ impl Store {
             .bind(o.cert_subject.clone())
             .push(", ")
             .bind(o.callback_url.clone())
+            .push(", ")
+            .bind(o.callback_ca.clone())
             .push(", ")
             .bind(now_ms())
             .push(concat!(") RETURNING ", operator_cols!()));

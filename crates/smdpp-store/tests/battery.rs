@@ -1089,6 +1089,7 @@ fn profile_type(name: &str) -> ProfileType {
         cc_attempt_limit: Some(3),
         download_attempt_limit: Some(7),
         created_at: T0,
+        on_delete: smdpp_store::OnDelete::Reuse,
     }
 }
 
