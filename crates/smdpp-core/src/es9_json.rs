@@ -604,6 +604,50 @@ pub struct AuthenticateClientResponse {
     pub smdp_certificate: Vec<u8>,
 }
 
+/// The v3 Remote Profile Management answer of `ES9+.AuthenticateClient`
+/// (`authenticateClientOkRpm`, SGP.22 v3; the v3 JSON schema was not available, so the member
+/// names follow the ASN.1 and the v2 pattern: base64 of complete TLVs). It carries no
+/// certificate: the eUICC verifies smdpSignature3 with the CERT.DPauth.SIG of this session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticateClientRpmResponse {
+    /// `transactionId`.
+    #[serde(rename = "transactionId")]
+    pub transaction_id: TransactionId,
+    /// `smdpSigned3` as a `30` SEQUENCE (the form LoadRpmPackage carries and the eUICC
+    /// verifies).
+    #[serde(
+        rename = "smdpSigned3",
+        serialize_with = "b64::serialize",
+        deserialize_with = "b64::deserialize::<1, { limits::SIGNED_DATA }, _>"
+    )]
+    pub smdp_signed3: Vec<u8>,
+    /// `smdpSignature3` (a `5F37` TLV).
+    #[serde(
+        rename = "smdpSignature3",
+        serialize_with = "b64::serialize",
+        deserialize_with = "b64::deserialize::<1, { limits::SIGNATURE }, _>"
+    )]
+    pub smdp_signature3: Vec<u8>,
+}
+
+/// What `ES9+.AuthenticateClient` answers: a profile download (v2 and v3) or, to a v3 LPA
+/// that asked for it (`operationType` rpm), a Remote Profile Management package. Untagged in
+/// JSON: the members tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuthenticateClientAnswer {
+    /// `authenticateClientOk` (profile download).
+    Download(AuthenticateClientResponse),
+    /// `authenticateClientOkRpm`.
+    Rpm(AuthenticateClientRpmResponse),
+}
+
+impl From<AuthenticateClientResponse> for AuthenticateClientAnswer {
+    fn from(r: AuthenticateClientResponse) -> Self {
+        AuthenticateClientAnswer::Download(r)
+    }
+}
+
 /// `ES9+.GetBoundProfilePackage` response body (section 6.5.2.7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetBoundProfilePackageResponse {

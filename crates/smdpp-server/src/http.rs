@@ -174,7 +174,7 @@ impl<S: Es9Service> Dispatch<S> for InitiateAuthenticationRequest {
 }
 
 impl<S: Es9Service> Dispatch<S> for AuthenticateClientRequest {
-    type Output = smdpp_core::es9_json::AuthenticateClientResponse;
+    type Output = smdpp_core::es9_json::AuthenticateClientAnswer;
     fn call(self, service: &S) -> impl Future<Output = Result<Self::Output, Es9Error>> + Send {
         service.authenticate_client(self)
     }

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use smdpp_core::es9_json::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    AuthenticateClientAnswer, AuthenticateClientRequest, CancelSessionRequest,
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     InitiateAuthenticationRequest, InitiateAuthenticationResponse,
 };
@@ -31,7 +31,7 @@ pub trait Es9Service: Send + Sync + 'static {
     fn authenticate_client(
         &self,
         request: AuthenticateClientRequest,
-    ) -> impl Future<Output = Result<AuthenticateClientResponse, Es9Error>> + Send;
+    ) -> impl Future<Output = Result<AuthenticateClientAnswer, Es9Error>> + Send;
 
     /// `ES9+.GetBoundProfilePackage` (section 5.6.2).
     fn get_bound_profile_package(

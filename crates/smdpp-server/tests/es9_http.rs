@@ -18,7 +18,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use serde_json::{Value, json};
 use smdpp_core::es9_json::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    AuthenticateClientAnswer, AuthenticateClientRequest, AuthenticateClientResponse,
+    CancelSessionRequest,
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
 };
@@ -74,7 +75,7 @@ impl Es9Service for CannedService {
     async fn authenticate_client(
         &self,
         request: AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9Error> {
+    ) -> Result<AuthenticateClientAnswer, Es9Error> {
         special(&request.transaction_id).await?;
         Ok(AuthenticateClientResponse {
             transaction_id: request.transaction_id,
@@ -82,7 +83,8 @@ impl Es9Service for CannedService {
             smdp_signed2: vec![0x30, 0x00],
             smdp_signature2: vec![0x5f, 0x37, 0x00],
             smdp_certificate: vec![0x30, 0x00],
-        })
+        }
+        .into())
     }
 
     async fn get_bound_profile_package(

@@ -999,14 +999,33 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
                 println!("service provider:   {}", m.service_provider_name);
                 println!("profile name:       {}", m.profile_name);
             }
+            if let Some((eid, seq)) = store.device_seq(&p.iccid).await? {
+                println!("last notification:  seqNumber {seq} from {eid}");
+            }
+            for o in store.rpm_orders_for(&p.iccid).await? {
+                println!(
+                    "rpm order:          {}  {}  {}  {}{}",
+                    o.id,
+                    o.commands,
+                    o.state,
+                    crate::display::rfc3339(o.updated_at),
+                    o.result_summary
+                        .as_deref()
+                        .map_or(String::new(), |r| format!("  ({r})"))
+                );
+            }
+            println!("history:");
             for e in store.events_for(&p.iccid).await? {
                 println!(
-                    "  {}  {} -> {}  {}  {}",
-                    e.at,
+                    "  {}  {} -> {}  {}  {}{}",
+                    crate::display::rfc3339(e.at),
                     e.from_state.map_or("-".to_owned(), |s| s.to_string()),
                     e.to_state,
                     e.actor,
-                    e.cause.as_deref().unwrap_or("")
+                    e.cause.as_deref().unwrap_or(""),
+                    e.detail
+                        .as_deref()
+                        .map_or(String::new(), |d| format!("  ({d})"))
                 );
             }
             store.close().await;

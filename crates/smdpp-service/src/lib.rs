@@ -19,11 +19,13 @@
 //! - [`config`]: configuration (TOML file, environment, flags).
 //! - [`outbox`]: outbound calls (HandleDownloadProgressInfo, ES12) queued with the state
 //!   change that causes them, and their delivery worker.
-//! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands.
+//! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands; [`display`]: how they
+//!   show stored values (RFC 3339 times).
 
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod display;
 pub mod es2;
 pub mod es2_cli;
 pub mod factory;

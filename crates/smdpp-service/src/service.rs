@@ -64,7 +64,8 @@ use rsp_pki::validate_euicc_chain;
 use sha2::{Digest, Sha256};
 use smdpp_core::callbacks::point;
 use smdpp_core::es9_json::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    AuthenticateClientAnswer, AuthenticateClientRequest, AuthenticateClientResponse,
+    CancelSessionRequest,
     GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
     InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
 };
@@ -452,7 +453,7 @@ impl Es9Engine {
     pub async fn do_authenticate(
         &self,
         req: AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse> {
+    ) -> Result<AuthenticateClientAnswer> {
         let (session, mut data) = self.load_session(&req.transaction_id).await?;
         if session.state != state::INITIATED {
             return Err(Failure::UnknownTransaction(
@@ -553,7 +554,7 @@ impl Es9Engine {
             )
             .await
         {
-            Ok(r) => Ok(r),
+            Ok(r) => Ok(r.into()),
             Err(f) => {
                 self.end_session(&claimed, &data).await;
                 Err(f)
@@ -1881,7 +1882,7 @@ impl Es9Service for Es9Engine {
     async fn authenticate_client(
         &self,
         request: AuthenticateClientRequest,
-    ) -> std::result::Result<AuthenticateClientResponse, Es9Error> {
+    ) -> std::result::Result<AuthenticateClientAnswer, Es9Error> {
         self.do_authenticate(request).await.map_err(report)
     }
 

@@ -18,6 +18,8 @@ use crate::sql::Sql;
 
 #[path = "device.rs"]
 pub(crate) mod device;
+#[path = "rpm.rs"]
+pub(crate) mod rpm;
 #[path = "factory.rs"]
 pub(crate) mod factory;
 #[path = "outbox.rs"]
@@ -79,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
     (5, "factory", include_str!("../migrations/0005_factory.sql")),
     (6, "remote", include_str!("../migrations/0006_remote.sql")),
+    (7, "rpm", include_str!("../migrations/0007_rpm.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).
@@ -381,7 +384,7 @@ fn expect_clause(q: &mut Sql, e: &Expect) {
     }
 }
 
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut Transaction<'static, Any>,
     iccid: &str,
     at: EpochMillis,
