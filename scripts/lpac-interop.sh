@@ -165,8 +165,13 @@ step "notification process" notification process -a -r
 step "profile delete" profile delete "$ICCID"
 step "notification process (delete)" notification process -a -r
 
+# lpac initialises its APDU and HTTP drivers before any command, `version` too: without the
+# drivers the bridge uses (the default PC/SC one is usually absent) it prints nothing. stdin
+# is closed so that the stdio driver cannot wait for an answer.
+LPAC_VERSION=$(LPAC_APDU=stdio LPAC_HTTP=curl timeout 10 "$LPAC" version </dev/null 2>/dev/null |
+    head -c 200 | tr -d '\n' || true)
 echo
-echo "== lpac interop summary ($("$LPAC" version 2>/dev/null | head -c 200 | tr -d '\n' || true))"
+echo "== lpac interop summary (${LPAC_VERSION:-lpac version unknown})"
 for s in "${SUMMARY[@]}"; do echo "  $s"; done
 if [ "$FAILED" = 0 ]; then
     echo "RESULT: PASS"

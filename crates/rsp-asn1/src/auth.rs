@@ -159,6 +159,49 @@ impl SeqCodec for CtxParamsForCommonAuthentication {
     }
 }
 
+impl CtxParamsForCommonAuthentication {
+    /// v3 `operationType [2] OperationType DEFAULT {profileDownload}` (`82`), read from the
+    /// kept trailing components; `None` when absent (the default).
+    pub fn operation_type(&self) -> Option<crate::BitString> {
+        self.extensions.0.iter().find_map(|raw| {
+            let t = crate::tlv::parse_single(raw).ok()?;
+            (t.tag == c(2))
+                .then(|| crate::BitString::decode_lenient(&t, "operationType").ok())
+                .flatten()
+        })
+    }
+
+    /// Whether the LPA asks for Remote Profile Management (operationType bit `rpm`).
+    pub fn asks_rpm(&self) -> bool {
+        self.operation_type()
+            .is_some_and(|b| b.is_set(crate::rpm::OPERATION_TYPE_RPM))
+    }
+
+    /// v3 `iccid Iccid OPTIONAL` (`5A`): the profile the LPA asks about (RPM polling).
+    pub fn iccid(&self) -> Option<crate::common::Iccid> {
+        self.extensions.0.iter().find_map(|raw| {
+            let t = crate::tlv::parse_single(raw).ok()?;
+            (t.tag == crate::common::TAG_ICCID)
+                .then(|| crate::common::Iccid::decode_value(&t, "iccid").ok())
+                .flatten()
+        })
+    }
+
+    /// Adds the v3 components of an RPM request: operationType `{rpm}` and, when given, the
+    /// ICCID (in ASN.1 order, after deviceInfo).
+    pub fn with_rpm(mut self, iccid: Option<crate::common::Iccid>) -> Self {
+        let mut op = Vec::new();
+        crate::prim::write_named_bits(&mut op, c(2), &[crate::rpm::OPERATION_TYPE_RPM]);
+        self.extensions.0.push(op);
+        if let Some(i) = iccid {
+            let mut v = Vec::new();
+            put(&mut v, crate::common::TAG_ICCID, &i);
+            self.extensions.0.push(v);
+        }
+        self
+    }
+}
+
 /// `CtxParams1 ::= CHOICE { ctxParamsForCommonAuthentication ... }` — AUTOMATIC `A0`.
 /// The CHOICE is extensible (v3 adds alternatives); other alternatives are kept raw.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,6 +14,8 @@
 //! - [`cancel`]: CancelSession (ES10b and ES9+).
 //! - [`es10c`]: local profile management and eUICC data (ES10c, ES10a).
 //! - [`bpp`]: the Bound Profile Package and the ES8+ commands inside it.
+//! - [`rpm`]: SGP.22 v3 Remote Profile Management (RpmPackage, SmdpSigned3,
+//!   LoadRpmPackageRequest/Result).
 //!
 //! All message types implement [`Codec`]; bring it into scope (`use rsp_asn1::Codec;`) to
 //! call `T::decode(bytes)` and `value.encode()`.
@@ -29,6 +31,7 @@ pub mod es10c;
 pub mod euicc_info;
 pub mod notification;
 pub mod prim;
+pub mod rpm;
 pub mod tlv;
 
 pub use codec::{BitString, Certificate, Codec, Extensions, SeqCodec, Signed};

@@ -97,7 +97,7 @@ impl SeqCodec for OtherSignedNotification {
 }
 
 /// `PendingNotification ::= CHOICE { profileInstallationResult [55] (BF37),
-/// otherSignedNotification (30) }`.
+/// otherSignedNotification (30), loadRpmPackageResultSigned [1] (A1, v3) }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PendingNotification {
@@ -105,6 +105,9 @@ pub enum PendingNotification {
     ProfileInstallationResult(Box<ProfileInstallationResult>),
     /// `otherSignedNotification`.
     OtherSignedNotification(Box<OtherSignedNotification>),
+    /// SGP.22 v3 `loadRpmPackageResultSigned [1]` (`A1`): the eUICC-signed result of an RPM
+    /// package (see [`crate::rpm`]).
+    LoadRpmPackageResultSigned(Box<crate::rpm::LoadRpmPackageResultSigned>),
 }
 
 impl Codec for PendingNotification {
@@ -116,6 +119,9 @@ impl Codec for PendingNotification {
             Tag::SEQUENCE => Ok(Self::OtherSignedNotification(Box::new(
                 OtherSignedNotification::decode_tlv(t)?,
             ))),
+            x if x == cc(1) => Ok(Self::LoadRpmPackageResultSigned(Box::new(
+                crate::rpm::LoadRpmPackageResultSigned::decode_tagged(t)?,
+            ))),
             found => Err(DecodeError::UnexpectedTag {
                 expected: ProfileInstallationResult::TAG,
                 found,
@@ -126,6 +132,7 @@ impl Codec for PendingNotification {
         match self {
             Self::ProfileInstallationResult(v) => v.encode_into(out),
             Self::OtherSignedNotification(v) => v.encode_into(out),
+            Self::LoadRpmPackageResultSigned(v) => v.encode_tagged(cc(1), out),
         }
     }
 }

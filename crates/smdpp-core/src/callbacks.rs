@@ -90,9 +90,17 @@ pub struct HandleDownloadProgressInfo {
     pub notification_point_id: u32,
     /// Outcome at that point.
     pub notification_point_status: FunctionExecutionStatus,
-    /// base64 of the PIR's finalResult (point 4 only).
+    /// base64 of the PIR's finalResult (point 4), of the eUICC-signed notification (points
+    /// 100-102) or of the LoadRpmPackageResult (point 103).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_data: Option<String>,
+    /// Point 104 only (our extension): why the subscription was deactivated (`lost`,
+    /// `stolen`, `terminated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivation_reason: Option<String>,
+    /// Point 104 only: what was asked for an installed profile (`disable`, `delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivation_mode: Option<String>,
 }
 
 /// Body of ES12.RegisterEvent (section 6.5.2.13) without the header.
@@ -167,6 +175,8 @@ mod tests {
             notification_point_id: point::BPP_DOWNLOAD,
             notification_point_status: FunctionExecutionStatus::success(),
             result_data: None,
+            deactivation_reason: None,
+            deactivation_mode: None,
         };
         let s = serde_json::to_string(&b).unwrap();
         let h = with_header(&s, "smdp", "id-1").unwrap();

@@ -67,15 +67,21 @@ pub enum Es2Function {
     CancelOrder,
     /// `ES2+.ReleaseProfile` (5.3.4).
     ReleaseProfile,
+    /// `ES2+.RpmOrder` (SGP.22 v3; [`crate::rpm_json`]).
+    RpmOrder,
+    /// Our `DeactivateSubscription` beside ES2+ ([`crate::rpm_json`]).
+    DeactivateSubscription,
 }
 
 impl Es2Function {
-    /// All four, in section order.
-    pub const ALL: [Self; 4] = [
+    /// Every function, in section order (then ours).
+    pub const ALL: [Self; 6] = [
         Self::DownloadOrder,
         Self::ConfirmOrder,
         Self::CancelOrder,
         Self::ReleaseProfile,
+        Self::RpmOrder,
+        Self::DeactivateSubscription,
     ];
 
     /// The HTTP path, e.g. `/gsma/rsp2/es2plus/downloadOrder`.
@@ -85,6 +91,8 @@ impl Es2Function {
             Self::ConfirmOrder => "/gsma/rsp2/es2plus/confirmOrder",
             Self::CancelOrder => "/gsma/rsp2/es2plus/cancelOrder",
             Self::ReleaseProfile => "/gsma/rsp2/es2plus/releaseProfile",
+            Self::RpmOrder => "/gsma/rsp2/es2plus/rpmOrder",
+            Self::DeactivateSubscription => "/smdpp/es2ext/v1/deactivateSubscription",
         }
     }
 
@@ -95,6 +103,8 @@ impl Es2Function {
             Self::ConfirmOrder => "ConfirmOrder",
             Self::CancelOrder => "CancelOrder",
             Self::ReleaseProfile => "ReleaseProfile",
+            Self::RpmOrder => "RpmOrder",
+            Self::DeactivateSubscription => "DeactivateSubscription",
         }
     }
 }
@@ -271,7 +281,9 @@ fn de_opt_profile_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>
     Ok(Some(s))
 }
 
-fn de_opt_matching_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn de_opt_matching_id<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
     // The length bound is checked in `validate` (code 8.2.6/2.1), not here.
     let s = bounded_string(d, 4 * limits::MATCHING_ID, "matchingId")?;
     Ok(Some(s))
@@ -554,6 +566,10 @@ pub enum Es2Call {
     CancelOrder(CancelOrderRequest),
     /// ReleaseProfile.
     ReleaseProfile(ReleaseProfileRequest),
+    /// RpmOrder.
+    RpmOrder(crate::rpm_json::RpmOrderRequest),
+    /// DeactivateSubscription.
+    DeactivateSubscription(crate::rpm_json::DeactivateRequest),
 }
 
 impl Es2Call {
@@ -564,6 +580,8 @@ impl Es2Call {
             Self::ConfirmOrder(_) => Es2Function::ConfirmOrder,
             Self::CancelOrder(_) => Es2Function::CancelOrder,
             Self::ReleaseProfile(_) => Es2Function::ReleaseProfile,
+            Self::RpmOrder(_) => Es2Function::RpmOrder,
+            Self::DeactivateSubscription(_) => Es2Function::DeactivateSubscription,
         }
     }
 
@@ -574,6 +592,8 @@ impl Es2Call {
             Self::ConfirmOrder(r) => &r.header,
             Self::CancelOrder(r) => &r.header,
             Self::ReleaseProfile(r) => &r.header,
+            Self::RpmOrder(r) => &r.header,
+            Self::DeactivateSubscription(r) => &r.header,
         }
     }
 
@@ -596,6 +616,8 @@ impl Es2Call {
             Self::ConfirmOrder(r) => body(r),
             Self::CancelOrder(r) => body(r),
             Self::ReleaseProfile(r) => body(r),
+            Self::RpmOrder(r) => body(r),
+            Self::DeactivateSubscription(r) => body(r),
         });
         Sha256::digest(&data).into()
     }
@@ -667,6 +689,12 @@ pub fn parse_es2_call(function: Es2Function, body: &[u8]) -> Result<Es2Call, Es2
         Es2Function::CancelOrder => parse_es2_request::<CancelOrderRequest>(body)?.into_call(),
         Es2Function::ReleaseProfile => {
             parse_es2_request::<ReleaseProfileRequest>(body)?.into_call()
+        }
+        Es2Function::RpmOrder => {
+            parse_es2_request::<crate::rpm_json::RpmOrderRequest>(body)?.into_call()
+        }
+        Es2Function::DeactivateSubscription => {
+            parse_es2_request::<crate::rpm_json::DeactivateRequest>(body)?.into_call()
         }
     })
 }

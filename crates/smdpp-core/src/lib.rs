@@ -6,6 +6,7 @@ pub mod callbacks;
 pub mod es2_json;
 pub mod es9_json;
 pub mod qr;
+pub mod rpm_json;
 pub mod status;
 
 pub use activation_code::{ActivationCode, ActivationCodeError};

@@ -216,6 +216,15 @@ pub const ICCID_INVALID_TRANSITION: StatusCode = StatusCode::new("8.2.1", "3.5")
 /// `8.2.1` Profile ICCID / `3.10` Invalid Association: "Indicates that a different EID is
 /// associated with this ICCID." (Table 30)
 pub const ICCID_INVALID_ASSOCIATION: StatusCode = StatusCode::new("8.2.1", "3.10");
+/// `8.2.1` Profile ICCID / `2.3` Conditional Parameter missing: an RPM order in the
+/// `commands` form without `iccid` (SGP.22 v3 ES2+.RpmOrder: "ICCID missing").
+pub const ICCID_CONDITIONAL_MISSING: StatusCode = StatusCode::new("8.2.1", "2.3");
+/// `8.2.9` Profile Metadata / `2.3` Conditional Parameter missing: an RPM updateMetadata
+/// without metadata, for a profile whose type gives none.
+pub const PROFILE_METADATA_MISSING: StatusCode = StatusCode::new("8.2.9", "2.3");
+/// `8.2.9` Profile Metadata / `2.1` Invalid: metadata an UpdateMetadataRequest cannot carry
+/// (e.g. a service provider name over 32 bytes).
+pub const PROFILE_METADATA_INVALID: StatusCode = StatusCode::new("8.2.9", "2.1");
 /// `8.2.5` Profile Type / `3.9` Unknown: "Indicates that the Profile Type identified by this
 /// Profile Type is unknown to the SM-DP+." (Table 24)
 pub const PROFILE_TYPE_UNKNOWN: StatusCode = StatusCode::new("8.2.5", "3.9");

@@ -19,9 +19,9 @@ use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use serde_json::{Value, json};
 use smdpp_core::es9_json::{
     AuthenticateClientAnswer, AuthenticateClientRequest, AuthenticateClientResponse,
-    CancelSessionRequest,
-    GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
-    InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
+    CancelSessionRequest, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
+    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
+    TransactionId,
 };
 use smdpp_core::status::{self, Es9Error};
 use smdpp_server::tls::{TlsSetupError, load_certificate_chain, load_private_key, server_config};

@@ -165,7 +165,9 @@ pub enum ProfilesCommand {
         /// Profile name shown by the LPA (default: `Profile <ICCID>`).
         #[arg(long)]
         name: Option<String>,
-        /// SM-DP+ address for the printed Activation Code (default: as `serve` resolves it).
+        /// SM-DP+ address for the printed Activation Code (default: the file's
+        /// `smdp_address`, else the one `serve` last served this data at, else as `serve`
+        /// resolves it).
         #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
         smdp_address: Option<String>,
     },
@@ -714,6 +716,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding {}", prepared.settings.listen))?;
     let s = &prepared.settings;
+    // For the other commands' Activation Codes (crate::config::public_address).
+    prepared
+        .store
+        .set_setting(crate::config::PUBLIC_ADDRESS, &s.smdp_address)
+        .await
+        .context("recording the SM-DP+ address")?;
     let scheme = if prepared.tls.is_some() {
         "https"
     } else {
@@ -870,15 +878,10 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
         } => {
             let f = load_file(&data)?;
             let (dir, url) = data_location(&data, &f)?;
-            let address = smdp_address.or(f.smdp_address.clone()).unwrap_or_else(|| {
-                address_of(
-                    f.listen
-                        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
-                )
-            });
             let bytes =
                 std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
             let (store, sidecar) = open_store(&dir, &url).await?;
+            let address = crate::config::public_address(&store, smdp_address, &f).await?;
             let factory = crate::factory_cli::open_factory(
                 &store,
                 &crate::factory_cli::kek_location(&data, &f, &dir),

@@ -3,7 +3,46 @@
 //! The file/environment/flag layering of `smdpp serve` lives in [`crate::cli`]; this module
 //! holds the resolved values the ES9+ engine runs with.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
+
+use smdpp_store::{Store, StoreError};
+
+/// The listen address of `smdpp serve` when neither a flag nor the file sets one.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 8443));
+
+/// Name of the server setting ([`Store::get_setting`]) in which `smdpp serve` records, at
+/// every start, the SM-DP+ address it serves (its resolved `smdp_address`).
+pub const PUBLIC_ADDRESS: &str = "public_address";
+
+/// The SM-DP+ address a command other than `serve` prints in Activation Codes and QR codes
+/// (and gives the ES2+ engine it runs on the data), first found of:
+///
+/// 1. `flag`: the command's `--smdp-address` (or `SMDPP_SMDP_ADDRESS`), then the
+///    configuration file's `smdp_address`;
+/// 2. the address `smdpp serve` recorded on this database at its last start
+///    ([`PUBLIC_ADDRESS`]): the one the server actually uses, e.g. after
+///    `serve --listen 127.0.0.1:39556` without `--smdp-address`;
+/// 3. the default `serve` would derive from the file alone: its `listen`, else
+///    [`DEFAULT_LISTEN`] (`host:port`, the port dropped when 443).
+///
+/// `serve` itself uses its own resolution ([`crate::cli::ServeArgs::resolve`]) and records it.
+pub async fn public_address(
+    store: &Store,
+    flag: Option<String>,
+    file: &crate::cli::FileConfig,
+) -> Result<String, StoreError> {
+    if let Some(a) = flag.or_else(|| file.smdp_address.clone()) {
+        return Ok(a);
+    }
+    if let Some(a) = store.get_setting(PUBLIC_ADDRESS).await? {
+        return Ok(a);
+    }
+    Ok(crate::cli::address_of(
+        file.listen.unwrap_or(DEFAULT_LISTEN),
+    ))
+}
 
 /// Limits and timers of the ES9+ engine. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,11 +20,16 @@
 //! | ReleaseProfile | Released | success, nothing changed (section 5.3.4 NOTE) |
 //! | ReleaseProfile | any other state | `8.2.1/3.5` |
 //! | CancelOrder | Allocated, Linked, Confirmed, Released | Available (order data cleared) / Unavailable |
-//! | CancelOrder | Error | Unavailable; `Available` is refused `8.2.1/3.5` (our choice: a profile that failed may have reached an eUICC) |
+//! | CancelOrder | Error | Available (order data cleared) / Unavailable (Figure 15: `Error → Available` and `Error → Unavailable` by CancelOrder) |
 //! | CancelOrder | Downloaded, Installed | `8.2.1/3.3` ("already downloaded", Table 30) |
 //! | CancelOrder | Available, Unavailable | `8.2.1/3.5` (no pending order) |
 //!
 //! Downloaded, Installed and Error are reached over ES9+ ([`crate::Es9Engine`]).
+//!
+//! A refusal because of the profile's state names the refusing function and the state
+//! ([`refused_in_state`]), never the code's description: `8.2.1/3.5`'s text is Table 32's
+//! ("cannot be released", ReleaseProfile) and `8.2.1/3.3`'s is Table 24's (DownloadOrder), but
+//! ConfirmOrder and CancelOrder answer these codes too.
 //!
 //! Tenancy: a profile whose `operator_id` is not the caller is answered exactly like an
 //! unknown ICCID (`8.2.1/3.9`); `8.2.1/1.2` is never used, so an operator cannot probe which
@@ -36,7 +41,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use smdpp_core::es2_json::{
     CancelOrderRequest, ConfirmOrderRequest, ConfirmOrderResponse, DownloadOrderRequest,
-    DownloadOrderResponse, Eid, Es2Call, Es2Error, FinalProfileStatusIndicator, Iccid,
+    DownloadOrderResponse, Eid, Es2Call, Es2Error, Es2Function, FinalProfileStatusIndicator, Iccid,
     ReleaseProfileRequest,
 };
 use smdpp_core::es9_json::{EmptyBody, ResponseMessage};
@@ -45,7 +50,7 @@ use smdpp_core::status::{
     FUNCTION_PROVIDER_EXECUTION_ERROR, FUNCTION_PROVIDER_INACCESSIBLE, FUNCTION_REQUESTER_UNKNOWN,
     ICCID_ALREADY_IN_USE, ICCID_INVALID_ASSOCIATION, ICCID_INVALID_TRANSITION, ICCID_UNKNOWN,
     MATCHING_ID_ALREADY_IN_USE, MATCHING_ID_INVALID_ASSOCIATION, PROFILE_TYPE_REFUSED,
-    PROFILE_TYPE_UNAVAILABLE, PROFILE_TYPE_UNKNOWN,
+    PROFILE_TYPE_UNAVAILABLE, PROFILE_TYPE_UNKNOWN, StatusCode,
 };
 use smdpp_server::{Es2Caller, Es2Service};
 use smdpp_store::{
@@ -66,9 +71,9 @@ const CLAIM_RETRIES: usize = 8;
 /// The ES2+ engine; implements [`Es2Service`].
 #[derive(Clone)]
 pub struct Es2Engine {
-    store: Store,
-    sidecar: Sidecar,
-    config: Arc<ServiceConfig>,
+    pub(crate) store: Store,
+    pub(crate) sidecar: Sidecar,
+    pub(crate) config: Arc<ServiceConfig>,
 }
 
 impl std::fmt::Debug for Es2Engine {
@@ -84,21 +89,36 @@ pub fn cert_fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-fn internal(e: StoreError) -> Es2Error {
+pub(crate) fn internal(e: StoreError) -> Es2Error {
     tracing::error!(error = %e, "ES2+ store failure");
     Es2Error::new(FUNCTION_PROVIDER_EXECUTION_ERROR, "internal error")
 }
 
-fn err(code: smdpp_core::status::StatusCode) -> Es2Error {
+pub(crate) fn err(code: StatusCode) -> Es2Error {
     Es2Error::from_code(code)
 }
 
+/// The refusal of `function` for a profile in `state` (a state it cannot act on): `code`
+/// (`8.2.1/3.5`, or `8.2.1/3.3` for CancelOrder of a downloaded profile, Table 30) with a
+/// message naming the function and the state, e.g. `ES2+.ConfirmOrder is not allowed for a
+/// Profile in state released`. The one place such messages are built; see the module docs
+/// for why the code's description is not used.
+pub(crate) fn refused_in_state(function: Es2Function, code: StatusCode, state: &str) -> Es2Error {
+    Es2Error::new(
+        code,
+        format!(
+            "ES2+.{} is not allowed for a Profile in state {state}",
+            function.name()
+        ),
+    )
+}
+
 /// Whether a failure is transient (not recorded for replay: a retry may execute the call).
-fn is_transient(e: &Es2Error) -> bool {
+pub(crate) fn is_transient(e: &Es2Error) -> bool {
     e.code == FUNCTION_PROVIDER_EXECUTION_ERROR || e.code == FUNCTION_PROVIDER_INACCESSIBLE
 }
 
-fn message<T: Serialize>(r: Result<T>) -> serde_json::Value {
+pub(crate) fn message<T: Serialize>(r: Result<T>) -> serde_json::Value {
     let v = match &r {
         Ok(body) => serde_json::to_value(ResponseMessage::success(body)),
         Err(e) => serde_json::to_value(ResponseMessage::<EmptyBody>::failed(e)),
@@ -117,13 +137,13 @@ impl Es2Engine {
         }
     }
 
-    fn actor(operator: &str) -> String {
+    pub(crate) fn actor(operator: &str) -> String {
         format!("es2:{operator}")
     }
 
     /// The caller's profile, or `8.2.1/3.9` if it does not exist or belongs to another
     /// operator.
-    async fn owned(&self, operator: &str, iccid: &Iccid) -> Result<Profile> {
+    pub(crate) async fn owned(&self, operator: &str, iccid: &Iccid) -> Result<Profile> {
         match self.store.get_profile(iccid.as_str()).await {
             Ok(Some(p)) if p.operator_id.as_deref() == Some(operator) => Ok(p),
             Ok(_) => Err(err(ICCID_UNKNOWN)),
@@ -242,7 +262,11 @@ impl Es2Engine {
     ) -> Result<ConfirmOrderResponse> {
         let p = self.owned(operator, &req.iccid).await?;
         if !matches!(p.state, ProfileState::Allocated | ProfileState::Linked) {
-            return Err(err(ICCID_INVALID_TRANSITION));
+            return Err(refused_in_state(
+                Es2Function::ConfirmOrder,
+                ICCID_INVALID_TRANSITION,
+                p.state.as_str(),
+            ));
         }
         // "If the EID is present in both the DownloadOrder and ConfirmOrder functions it SHALL
         // be the same value" (5.3.2): 8.1.1/3.10.
@@ -357,7 +381,13 @@ impl Es2Engine {
                         return Err(err(MATCHING_ID_ALREADY_IN_USE));
                     }
                 }
-                Err(StoreError::Conflict { .. }) => return Err(err(ICCID_INVALID_TRANSITION)),
+                Err(StoreError::Conflict { state, .. }) => {
+                    return Err(refused_in_state(
+                        Es2Function::ConfirmOrder,
+                        ICCID_INVALID_TRANSITION,
+                        &state,
+                    ));
+                }
                 Err(e) => return Err(internal(e)),
             }
         }
@@ -376,7 +406,13 @@ impl Es2Engine {
         match p.state {
             ProfileState::Released => return Ok(EmptyBody {}),
             ProfileState::Confirmed => {}
-            _ => return Err(err(ICCID_INVALID_TRANSITION)),
+            other => {
+                return Err(refused_in_state(
+                    Es2Function::ReleaseProfile,
+                    ICCID_INVALID_TRANSITION,
+                    other.as_str(),
+                ));
+            }
         }
         match self
             .store
@@ -394,15 +430,20 @@ impl Es2Engine {
             Err(StoreError::Conflict { state, .. }) if state == ProfileState::Released.as_str() => {
                 Ok(EmptyBody {})
             }
-            Err(StoreError::Conflict { .. }) => Err(err(ICCID_INVALID_TRANSITION)),
+            Err(StoreError::Conflict { state, .. }) => Err(refused_in_state(
+                Es2Function::ReleaseProfile,
+                ICCID_INVALID_TRANSITION,
+                &state,
+            )),
             Err(e) => Err(internal(e)),
         }
     }
 
     // --------------------------------------------------------------------- CancelOrder
 
-    /// ES2+.CancelOrder (section 5.3.3): ends a pending order; the profile returns to the
-    /// inventory (Available, order data cleared) or becomes Unavailable (Table 29).
+    /// ES2+.CancelOrder (section 5.3.3): ends a pending order or one that ended in Error; the
+    /// profile returns to the inventory (Available, order data cleared) or becomes
+    /// Unavailable (Table 29).
     pub async fn cancel_order(
         &self,
         operator: &str,
@@ -421,11 +462,23 @@ impl Es2Engine {
                 ProfileState::Confirmed,
                 ProfileState::Released,
             ],
-            ProfileState::Error if !to_available => &[ProfileState::Error],
+            // Figure 15 (section 3.1.6): Error → Available or Unavailable by CancelOrder, as
+            // finalProfileStatusIndicator says (Table 29).
+            ProfileState::Error => &[ProfileState::Error],
             ProfileState::Downloaded | ProfileState::Installed => {
-                return Err(err(ICCID_ALREADY_IN_USE));
+                return Err(refused_in_state(
+                    Es2Function::CancelOrder,
+                    ICCID_ALREADY_IN_USE,
+                    p.state.as_str(),
+                ));
             }
-            _ => return Err(err(ICCID_INVALID_TRANSITION)),
+            other => {
+                return Err(refused_in_state(
+                    Es2Function::CancelOrder,
+                    ICCID_INVALID_TRANSITION,
+                    other.as_str(),
+                ));
+            }
         };
         // "If there is an EID already associated with the ICCID, then check that the provided
         // EID is the one associated" (5.3.3). A given EID that differs (or is given for an
@@ -489,15 +542,14 @@ impl Es2Engine {
         {
             Ok(_) => {}
             Err(StoreError::Conflict { state, .. }) => {
-                return Err(
-                    if state == ProfileState::Downloaded.as_str()
-                        || state == ProfileState::Installed.as_str()
-                    {
-                        err(ICCID_ALREADY_IN_USE)
-                    } else {
-                        err(ICCID_INVALID_TRANSITION)
-                    },
-                );
+                let code = if state == ProfileState::Downloaded.as_str()
+                    || state == ProfileState::Installed.as_str()
+                {
+                    ICCID_ALREADY_IN_USE
+                } else {
+                    ICCID_INVALID_TRANSITION
+                };
+                return Err(refused_in_state(Es2Function::CancelOrder, code, &state));
             }
             Err(e) => return Err(internal(e)),
         }
@@ -530,6 +582,16 @@ impl Es2Engine {
             }
             Es2Call::ReleaseProfile(r) => {
                 let res = self.release_profile(operator, r).await;
+                let t = res.as_ref().err().is_some_and(is_transient);
+                (message(res), t)
+            }
+            Es2Call::RpmOrder(r) => {
+                let res = self.rpm_order(operator, r).await;
+                let t = res.as_ref().err().is_some_and(is_transient);
+                (message(res), t)
+            }
+            Es2Call::DeactivateSubscription(r) => {
+                let res = self.deactivate(operator, r).await;
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }

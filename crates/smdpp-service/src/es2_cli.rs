@@ -20,7 +20,6 @@
 //! // Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
 //! ```
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -37,7 +36,7 @@ use smdpp_store::{
     normalize_iccid,
 };
 
-use crate::cli::{DataArgs, activation_code, address_of, data_location, load_file, open_store};
+use crate::cli::{DataArgs, activation_code, data_location, load_file, open_store};
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::{Es2Engine, cert_fingerprint};
 use crate::sidecar::{ProfileMetadata, Sidecar};
@@ -57,9 +56,14 @@ pub enum OperatorsCommand {
         /// The operator's client certificate (PEM; the first certificate is used).
         #[arg(long)]
         cert: PathBuf,
-        /// URL for ES2+.HandleDownloadProgressInfo (stored; delivered by a later version).
+        /// Base URL (`https://` with a host) that ES2+.HandleDownloadProgressInfo calls are
+        /// delivered to by `smdpp serve`.
         #[arg(long)]
         callback_url: Option<String>,
+        /// PEM bundle of the CA certificates that sign the callback receiver's TLS
+        /// certificate: trusted instead of the system's trust roots for this operator.
+        #[arg(long)]
+        callback_ca: Option<PathBuf>,
     },
     /// List the operators.
     List {
@@ -155,7 +159,9 @@ pub enum OrdersCommand {
         /// Release immediately (releaseFlag=true).
         #[arg(long)]
         release: bool,
-        /// SM-DP+ address for the printed Activation Code (default: as `serve` resolves it).
+        /// SM-DP+ address for the printed Activation Code (default: the file's
+        /// `smdp_address`, else the one `serve` last served this data at, else as `serve`
+        /// resolves it).
         #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
         smdp_address: Option<String>,
     },
@@ -205,7 +211,8 @@ pub enum OrdersCommand {
         scope: OrderScope,
         /// ICCID.
         iccid: String,
-        /// SM-DP+ address (default: as `serve` resolves it).
+        /// SM-DP+ address (default: the file's `smdp_address`, else the one `serve` last
+        /// served this data at, else as `serve` resolves it).
         #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
         smdp_address: Option<String>,
         /// Also write the QR code (content `LPA:` + Activation Code) as a PNG image here.
@@ -226,16 +233,9 @@ fn read_cert_der(path: &PathBuf) -> Result<Vec<u8>> {
     Ok(cert.as_ref().to_vec())
 }
 
-/// Registers an operator with the certificate in `cert_pem` (a PEM file); returns the
-/// certificate fingerprint.
-pub async fn add_operator(
-    store: &Store,
-    id: &str,
-    cert_der: &[u8],
-    callback_url: Option<String>,
-) -> Result<String> {
-    let fp = cert_fingerprint(cert_der);
-    let subject = rsp_pki::Certificate::from_der(cert_der)
+/// The subject of a certificate as `K=V, K=V`, or `None` if it does not parse.
+fn subject_text(cert_der: &[u8]) -> Option<String> {
+    rsp_pki::Certificate::from_der(cert_der)
         .ok()
         .and_then(|c| c.subject_attributes().ok())
         .map(|attrs| {
@@ -244,14 +244,77 @@ pub async fn add_operator(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        });
+        })
+}
+
+/// The `--callback-ca` file as PEM text holding at least one certificate, every one of
+/// which parses.
+fn read_callback_ca(path: &PathBuf) -> Result<String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("--callback-ca {shown}"))?;
+    let pem =
+        String::from_utf8(bytes).map_err(|_| anyhow!("--callback-ca {shown}: not PEM text"))?;
+    crate::outbox::callback_roots(&pem).map_err(|e| anyhow!("--callback-ca {shown}: {e}"))?;
+    Ok(pem)
+}
+
+/// How `operators show` describes a stored callback CA bundle: the subject of its first
+/// certificate and how many there are, `system roots` without one.
+pub fn describe_callback_ca(callback_ca: Option<&str>) -> String {
+    let Some(pem) = callback_ca else {
+        return "system roots".to_owned();
+    };
+    if let Err(e) = crate::outbox::callback_roots(pem) {
+        return format!("unusable ({e})");
+    }
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .collect();
+    let first = certs
+        .first()
+        .and_then(|c| subject_text(c.as_ref()))
+        .unwrap_or_else(|| "-".to_owned());
+    let n = certs.len();
+    format!("{first} ({n} certificate{})", if n == 1 { "" } else { "s" })
+}
+
+/// Registers an operator with the certificate in `cert_pem` (a PEM file); returns the
+/// certificate fingerprint. Callbacks are trusted through the system's roots; see
+/// [`add_operator_with_ca`].
+pub async fn add_operator(
+    store: &Store,
+    id: &str,
+    cert_der: &[u8],
+    callback_url: Option<String>,
+) -> Result<String> {
+    add_operator_with_ca(store, id, cert_der, callback_url, None).await
+}
+
+/// [`add_operator`] with `callback_ca`, the PEM bundle of the CAs trusted for the callback
+/// receiver instead of the system's roots. Refuses a callback URL that fails
+/// [`crate::outbox::check_callback_url`] and a CA bundle that fails
+/// [`crate::outbox::callback_roots`].
+pub async fn add_operator_with_ca(
+    store: &Store,
+    id: &str,
+    cert_der: &[u8],
+    callback_url: Option<String>,
+    callback_ca: Option<String>,
+) -> Result<String> {
+    if let Some(url) = &callback_url {
+        crate::outbox::check_callback_url(url).map_err(|e| anyhow!("callback URL: {e}"))?;
+    }
+    if let Some(pem) = &callback_ca {
+        crate::outbox::callback_roots(pem).map_err(|e| anyhow!("callback CA: {e}"))?;
+    }
+    let fp = cert_fingerprint(cert_der);
     match store
         .insert_operator(&NewOperator {
             id: id.to_owned(),
             cert_sha256: Some(fp.clone()),
-            cert_subject: subject,
+            cert_subject: subject_text(cert_der),
             callback_url,
-            callback_ca: None,
+            callback_ca,
         })
         .await
     {
@@ -344,12 +407,6 @@ struct Ctx {
 async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
     let f = load_file(data)?;
     let (dir, url) = data_location(data, &f)?;
-    let address = smdp_address.or(f.smdp_address.clone()).unwrap_or_else(|| {
-        address_of(
-            f.listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
-        )
-    });
     let mut limits = Limits::default();
     if let Some(v) = f.download_attempt_limit {
         limits.download_attempt_limit = v;
@@ -358,6 +415,7 @@ async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
         limits.cc_attempt_limit = v;
     }
     let (store, sidecar) = open_store(&dir, &url).await?;
+    let address = crate::config::public_address(&store, smdp_address, &f).await?;
     Ok(Ctx {
         store,
         sidecar,
@@ -394,10 +452,24 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
             id,
             cert,
             callback_url,
+            callback_ca,
         } => {
             let der = read_cert_der(&cert)?;
+            if let Some(url) = &callback_url {
+                crate::outbox::check_callback_url(url)
+                    .map_err(|e| anyhow!("--callback-url: {e}"))?;
+            }
+            let callback_ca = callback_ca.as_ref().map(read_callback_ca).transpose()?;
             let ctx = open(&data, None).await?;
-            let fp = add_operator(&ctx.store, &id, &der, callback_url).await?;
+            let added =
+                add_operator_with_ca(&ctx.store, &id, &der, callback_url, callback_ca).await;
+            let fp = match added {
+                Ok(fp) => fp,
+                Err(e) => {
+                    ctx.store.close().await;
+                    return Err(e);
+                }
+            };
             println!("operator {id} registered; client certificate SHA-256 {fp}");
             ctx.store.close().await;
         }
@@ -429,6 +501,10 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
             println!(
                 "callback url:  {}",
                 o.callback_url.as_deref().unwrap_or("-")
+            );
+            println!(
+                "callback ca:   {}",
+                describe_callback_ca(o.callback_ca.as_deref())
             );
             println!("created at:    {}", o.created_at);
             ctx.store.close().await;

@@ -627,6 +627,10 @@ pub enum TypesCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Change a profile type's metadata (what the phone shows, its PPRs) or on-delete
+    /// policy. New downloads get the new metadata at once; installed profiles get it through
+    /// Remote Profile Management: `smdpp orders update-metadata --type NAME`.
+    Update(TypeUpdateArgs),
     /// Show one profile type.
     Show {
         /// Data location and configuration file.
@@ -676,6 +680,37 @@ pub struct TypeAddArgs {
     /// (Unavailable for good) or reuse it (Available for a new order).
     #[arg(long, value_enum, default_value_t = OnDeleteArg::Retire)]
     pub on_delete: OnDeleteArg,
+}
+
+/// `smdpp types update`.
+#[derive(Args, Debug, Clone)]
+pub struct TypeUpdateArgs {
+    /// Data location and configuration file.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The type's name.
+    pub name: String,
+    /// New serviceProviderName (at most 32 bytes).
+    #[arg(long)]
+    pub spn: Option<String>,
+    /// New profileName (at most 64 bytes).
+    #[arg(long)]
+    pub profile_name: Option<String>,
+    /// New icon file (PNG or JPEG, at most 1024 bytes).
+    #[arg(long, conflicts_with = "no_icon")]
+    pub icon: Option<PathBuf>,
+    /// Remove the icon.
+    #[arg(long)]
+    pub no_icon: bool,
+    /// New Profile Policy Rules (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "no_ppr")]
+    pub ppr: Option<Vec<PprArg>>,
+    /// Remove the Profile Policy Rules.
+    #[arg(long)]
+    pub no_ppr: bool,
+    /// New on-delete policy.
+    #[arg(long, value_enum)]
+    pub on_delete: Option<OnDeleteArg>,
 }
 
 /// `--on-delete`.
@@ -836,6 +871,70 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
+        TypesCommand::Update(a) => {
+            let (store, factory) = open_all_with(&a.data, false).await?;
+            let cur = store
+                .get_profile_type(&a.name)
+                .await?
+                .ok_or_else(|| anyhow!("no profile type {:?}", a.name))?;
+            let icon = if a.no_icon {
+                None
+            } else {
+                match &a.icon {
+                    Some(p) => {
+                        Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+                    }
+                    None => cur.icon.clone(),
+                }
+            };
+            let ppr: Vec<PprArg> = if a.no_ppr {
+                Vec::new()
+            } else if let Some(p) = &a.ppr {
+                p.clone()
+            } else {
+                cur.ppr_bits
+                    .map(|b| {
+                        [(1, PprArg::Ppr1), (2, PprArg::Ppr2)]
+                            .into_iter()
+                            .filter(|(bit, _)| b & (1 << bit) != 0)
+                            .map(|(_, p)| p)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let text = factory.open_template(&cur).await?;
+            let mut t = build_profile_type(
+                &cur.name,
+                &TemplateSource::from_toml(text.as_str()),
+                a.spn.as_deref().unwrap_or(&cur.service_provider_name),
+                a.profile_name.as_deref().unwrap_or(&cur.profile_name),
+                None,
+                icon,
+                &[],
+                &ppr,
+                None,
+                None,
+            )?;
+            t.on_delete = a.on_delete.map_or(cur.on_delete, Into::into);
+            store.update_profile_type_metadata(&cur.name, &t).await?;
+            let installed: i64 = store
+                .count_profiles_of_type(&cur.name)
+                .await?
+                .iter()
+                .filter(|(s, _)| s.is_on_euicc())
+                .map(|c| c.1)
+                .sum();
+            store.close().await;
+            println!("profile type {} updated", cur.name);
+            if installed > 0 {
+                println!(
+                    "{installed} installed profile{} of this type still show the old metadata; \
+                     send them the new one with: smdpp orders update-metadata --operator OP --type {}",
+                    if installed == 1 { "" } else { "s" },
+                    cur.name
+                );
+            }
+        }
         TypesCommand::List { data } => {
             let f = load_file(&data)?;
             let (dir, url) = data_location(&data, &f)?;
@@ -896,6 +995,10 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
                     .map_or("default".to_owned(), |n| n.to_string())
             );
             println!("on delete:            {}", t.on_delete);
+            println!(
+                "created at:           {}",
+                crate::display::rfc3339(t.created_at)
+            );
             for (s, n) in store.count_profiles_of_type(&t.name).await? {
                 println!("  {s:<12} {n}");
             }

@@ -51,6 +51,14 @@ pub enum Failure {
     /// The order is bound to another EID (Table 43, `8.1.1/3.8`).
     #[error("EID mismatch")]
     EidMismatch,
+    /// The LPA asked for Remote Profile Management (v3 `operationType` rpm) for an eUICC
+    /// whose euiccInfo2 announces no `rpmSupport` (`8.1.1/3.8`, EID refused).
+    #[error("RPM not supported by the eUICC")]
+    RpmNotSupported,
+    /// The LPA asked for Remote Profile Management and no package is waiting for this eUICC
+    /// (and MatchingID / ICCID, when given) (`8.2.6/3.8`, as for a download without order).
+    #[error("no RPM package pending")]
+    NoRpmPending,
     /// The profile is not Released (Table 43, `8.2/1.2`).
     #[error("profile not released")]
     NotReleased,
@@ -136,6 +144,14 @@ impl Failure {
             EidMismatch => (
                 status::EID_REFUSED,
                 "The download order is bound to another eUICC.".into(),
+            ),
+            RpmNotSupported => (
+                status::EID_REFUSED,
+                "The eUICC does not announce Remote Profile Management support.".into(),
+            ),
+            NoRpmPending => (
+                status::MATCHING_ID_REFUSED,
+                "No Remote Profile Management package is pending for this eUICC.".into(),
             ),
             NotReleased => (
                 status::PROFILE_NOT_RELEASED,

@@ -9,6 +9,8 @@
 //! - [`factory`]: the profile factory at run time: the vault (secrets sealed at rest),
 //!   profile types and their templates, UPP generation at download time; [`factory_cli`]:
 //!   `smdpp profiles import`, `smdpp types ...`, `smdpp keys ...` and the demo inventory.
+//! - [`rpm`]: SGP.22 v3 Remote Profile Management orders (ES2+.RpmOrder), deactivation and
+//!   metadata updates of installed profiles, on [`Es2Engine`].
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
 //! - [`keys`]: the SM-DP+ key sets (one DPauth + DPpb pair per trusted CI) and trust store.
 //! - [`session`]: the persisted per-transaction session record and its state machine.
@@ -34,6 +36,7 @@ pub mod failure;
 pub mod keys;
 pub mod outbox;
 pub mod purge;
+pub mod rpm;
 pub mod service;
 pub mod session;
 pub mod sidecar;

@@ -18,11 +18,26 @@
 //! - client certificate: CERT.DP.TLS and its key (the server's TLS certificate) unless
 //!   [`OutboxConfig::client_cert`]/[`OutboxConfig::client_key`] say otherwise (ES2+ and ES12
 //!   are mutually authenticated, section 6.1);
-//! - server trust: ONLY the CA certificates of [`OutboxConfig::ca_file`] (operators' and
-//!   SM-DSs' TLS CAs). There are deliberately no system roots: an operator callback is a
-//!   business-to-business endpoint whose CA is agreed, and the workspace carries no root
-//!   store. Without a CA file the worker is not started and rows stay `pending` (nothing
-//!   is lost; they go out once a CA file is configured).
+//! - server trust, chosen per row:
+//!   - the HandleDownloadProgressInfo of an operator registered with a CA of its own
+//!     (`smdpp operators add --callback-ca`, [`smdpp_store::Operator::callback_ca`]): exactly
+//!     the CAs of that bundle, nothing else (an operator callback is a business-to-business
+//!     endpoint whose CA may be agreed with that operator alone);
+//!   - every other row (operators without a CA of their own, ES12 calls to SM-DSs): the
+//!     system's trust roots (`rustls-native-certs`, loaded once per process; a warning when
+//!     there are none) plus the CAs of [`OutboxConfig::ca_file`] (`SMDPP_OUTBOX_CA_FILE`),
+//!     if set.
+//!
+//!   The rustls configuration of each operator is built once and cached; it is rebuilt
+//!   when the operator's CA text changes.
+//!
+//! The worker always runs. Only when its TLS client identity cannot be loaded is it not
+//! started (logged); rows then stay `pending` (nothing is lost). At start, [`check_operators`]
+//! warns about every operator whose callbacks cannot be delivered: a callback URL that is
+//! not an `https://` URL with a host ([`check_callback_url`]), or a CA of its own that no
+//! longer parses ([`callback_roots`]). A receiver whose certificate does not chain to the
+//! trusted CAs fails the TLS handshake: the row is retried like any other failed attempt,
+//! with the reason in `last_error`.
 //!
 //! A `204`, or a `200` whose `header.functionExecutionStatus.status` is `Executed-Success`
 //! or `Executed-WithWarning`, is a delivery. For ES12, `Failed` with `8.9.5/3.3` (RegisterEvent:
@@ -33,21 +48,25 @@
 //! Rows are sent one by one in insertion order, so a receiver that is up sees them in order;
 //! after failures, order is not guaranteed (retries are per row).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use smdpp_core::callbacks::{
     self, DeleteEvent, ES12_DELETE_PATH, ES12_REGISTER_PATH, HDPI_PATH, HandleDownloadProgressInfo,
     RegisterEvent,
 };
 use smdpp_core::status::{FunctionExecutionStatus, StatusCode};
-use smdpp_store::{NewOutboxRow, OutboxKind, OutboxRow, Profile, ProfileState, Store, now_ms};
+use smdpp_store::{
+    NewOutboxRow, OutboxKind, OutboxRow, Profile, ProfileFilter, ProfileState, Store, now_ms,
+};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -57,8 +76,9 @@ use crate::upp::random_bytes;
 /// Outbox delivery settings (part of [`crate::config::Limits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxConfig {
-    /// PEM bundle of the CA certificates trusted for receivers' TLS certificates. `None`:
-    /// the worker does not run (rows wait).
+    /// PEM bundle of CA certificates trusted, in addition to the system's trust roots, for
+    /// the TLS certificates of SM-DSs and of operators without a CA of their own
+    /// (`SMDPP_OUTBOX_CA_FILE`). `None`: the system's trust roots only.
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain (PEM); default CERT.DP.TLS.
     pub client_cert: Option<PathBuf>,
@@ -195,6 +215,8 @@ pub(crate) fn hdpi(
         notification_point_id: point,
         notification_point_status: status,
         result_data: final_result.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
+        deactivation_reason: None,
+        deactivation_mode: None,
     };
     Some(NewOutboxRow {
         id: new_id(),
@@ -361,15 +383,247 @@ pub(crate) fn cancel_rows(
         .collect()
 }
 
+// ------------------------------------------------------------------------------- trust
+
+/// Why a callback CA bundle (`smdpp operators add --callback-ca`) cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackCaError {
+    /// The text holds no PEM `CERTIFICATE` block.
+    #[error("no certificate in it")]
+    Empty,
+    /// A PEM block is malformed.
+    #[error("not a well-formed PEM bundle")]
+    Pem,
+    /// The certificate at this position (1-based) is not a parseable X.509 certificate.
+    #[error("certificate {0} does not parse")]
+    Certificate(usize),
+}
+
+/// The trust anchors of a callback CA bundle (PEM text): at least one certificate, and every
+/// certificate in it parses (other PEM blocks are ignored).
+pub fn callback_roots(pem: &str) -> Result<rustls::RootCertStore, CallbackCaError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, c) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let c = c.map_err(|_| CallbackCaError::Pem)?;
+        roots
+            .add(c)
+            .map_err(|_| CallbackCaError::Certificate(i + 1))?;
+    }
+    if roots.is_empty() {
+        return Err(CallbackCaError::Empty);
+    }
+    Ok(roots)
+}
+
+/// `Ok` for a URL the worker can POST callbacks to: `https://` with a host, no user
+/// information and no query (the function path is appended to it); otherwise why not.
+pub fn check_callback_url(url: &str) -> Result<(), &'static str> {
+    let url = url.trim();
+    if !url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err("not an https:// URL");
+    }
+    let uri: hyper::Uri = url.parse().map_err(|_| "not a URL")?;
+    if uri.scheme_str() != Some("https") {
+        return Err("not an https:// URL");
+    }
+    let authority = uri.authority().ok_or("no host")?;
+    if authority.as_str().contains('@') {
+        return Err("user information is not allowed in it");
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if host.is_empty() {
+        return Err("no host");
+    }
+    ServerName::try_from(host.to_owned()).map_err(|_| "invalid host")?;
+    if uri.query().is_some() {
+        return Err("a query is not allowed in it");
+    }
+    Ok(())
+}
+
+/// The system's trust roots, loaded once per process (`rustls-native-certs`: the platform's
+/// store, or `SSL_CERT_FILE`/`SSL_CERT_DIR`). Logs a warning when there are none.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        if found.certs.is_empty() {
+            let errors = found
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(
+                errors = %errors,
+                "no system trust roots found: callbacks to operators without --callback-ca \
+                 and ES12 calls are trusted only through SMDPP_OUTBOX_CA_FILE"
+            );
+        } else {
+            for e in &found.errors {
+                tracing::debug!(error = %e, "system trust roots: a source could not be read");
+            }
+            tracing::debug!(count = found.certs.len(), "system trust roots loaded");
+        }
+        found.certs
+    })
+}
+
+/// An operator whose callbacks cannot be delivered, found by [`check_operators`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackProblem {
+    /// The operator.
+    pub operator_id: String,
+    /// What is wrong (the URL itself is not repeated: it may carry more than an address).
+    pub reason: String,
+}
+
+/// Checks the callback settings of every registered operator and logs a warning for each
+/// operator whose callbacks cannot be delivered (a callback URL that fails
+/// [`check_callback_url`], a CA of its own that fails [`callback_roots`]); an operator with
+/// no callback URL that owns profiles is only worth an info line. Returns the problems.
+pub async fn check_operators(
+    store: &Store,
+) -> Result<Vec<CallbackProblem>, smdpp_store::StoreError> {
+    let mut problems = Vec::new();
+    for op in store.list_operators().await? {
+        let mut reasons = Vec::new();
+        match op.callback_url.as_deref() {
+            Some(url) => {
+                if let Err(r) = check_callback_url(url) {
+                    reasons.push(format!("callback URL: {r}"));
+                }
+            }
+            None => {
+                let owned = store
+                    .list_profiles(&ProfileFilter {
+                        operator_id: Some(op.id.clone()),
+                        limit: Some(1),
+                        ..ProfileFilter::default()
+                    })
+                    .await?;
+                if !owned.is_empty() {
+                    tracing::info!(
+                        "operator {}: no callback URL; the download progress of its profiles \
+                         is not reported (ES2+.HandleDownloadProgressInfo)",
+                        op.id
+                    );
+                }
+            }
+        }
+        match op.callback_ca.as_deref().map(callback_roots) {
+            Some(Err(e)) => reasons.push(format!("callback CA: {e}")),
+            Some(Ok(roots)) => tracing::debug!(
+                "operator {}: callbacks trust its own CA ({} certificates)",
+                op.id,
+                roots.len()
+            ),
+            None => tracing::debug!(
+                "operator {}: callbacks trust the system roots and SMDPP_OUTBOX_CA_FILE",
+                op.id
+            ),
+        }
+        for reason in reasons {
+            tracing::warn!(
+                "operator {}: callbacks cannot be delivered: {reason}",
+                op.id
+            );
+            problems.push(CallbackProblem {
+                operator_id: op.id.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// The worker's TLS client identity (CERT.DP.TLS or the configured one) and crypto provider,
+/// from which each trust store's client configuration is built.
+struct ClientIdentity {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl ClientIdentity {
+    /// A client configuration presenting this identity and trusting exactly `roots`.
+    fn config(&self, roots: rustls::RootCertStore) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .context("outbox client certificate/key")?;
+        Ok(Arc::new(tls))
+    }
+}
+
+/// The client configuration of one operator with a CA of its own, and the CA text it was
+/// built from.
+struct OperatorTls {
+    ca_pem: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// Client configurations per operator id, rebuilt when the operator's CA text changes.
+#[derive(Default)]
+struct OperatorTlsCache(Mutex<HashMap<String, OperatorTls>>);
+
+impl OperatorTlsCache {
+    /// The configuration for operator `id` whose CA bundle is `ca_pem`.
+    fn get(
+        &self,
+        identity: &ClientIdentity,
+        id: &str,
+        ca_pem: &str,
+    ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cache.get(id)
+            && c.ca_pem == ca_pem
+        {
+            return Ok(Arc::clone(&c.tls));
+        }
+        let roots =
+            callback_roots(ca_pem).map_err(|e| anyhow!("the callback CA of operator {id}: {e}"))?;
+        let tls = identity.config(roots)?;
+        cache.insert(
+            id.to_owned(),
+            OperatorTls {
+                ca_pem: ca_pem.to_owned(),
+                tls: Arc::clone(&tls),
+            },
+        );
+        Ok(tls)
+    }
+
+    /// Forgets operator `id` (it no longer has a CA of its own).
+    fn forget(&self, id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
 // ------------------------------------------------------------------------------ worker
 
 /// Rows claimed per pass.
 const BATCH: u32 = 16;
 
-/// One delivery worker: a TLS client identity, a trust store and the store to drain.
+/// One delivery worker: a TLS client identity, its trust stores and the store to drain.
 pub struct OutboxWorker {
     store: Store,
-    tls: Arc<rustls::ClientConfig>,
+    identity: ClientIdentity,
+    /// System roots + [`OutboxConfig::ca_file`].
+    default_tls: Arc<rustls::ClientConfig>,
+    operator_tls: OperatorTlsCache,
     requester: String,
     config: OutboxConfig,
     token: String,
@@ -397,8 +651,9 @@ pub struct PassCounts {
 
 impl OutboxWorker {
     /// A worker sending as `requester` (functionRequesterIdentifier) with the client
-    /// certificate `client_cert`/`client_key` (PEM files), trusting only the CAs of
-    /// `config.ca_file`.
+    /// certificate `client_cert`/`client_key` (PEM files). Receivers are trusted as the
+    /// module documentation says: an operator's own CA bundle when it has one, else the
+    /// system's trust roots plus the CAs of `config.ca_file`.
     pub fn new(
         store: Store,
         requester: impl Into<String>,
@@ -406,32 +661,40 @@ impl OutboxWorker {
         client_key: &std::path::Path,
         config: OutboxConfig,
     ) -> anyhow::Result<OutboxWorker> {
-        let ca_file = config
-            .ca_file
-            .clone()
-            .ok_or_else(|| anyhow!("no outbox CA file configured"))?;
         let mut roots = rustls::RootCertStore::empty();
-        for c in smdpp_server::tls::load_certificate_chain(&ca_file)
-            .with_context(|| format!("outbox CA file {}", ca_file.display()))?
-        {
-            roots
-                .add(c)
-                .with_context(|| format!("outbox CA file {}", ca_file.display()))?;
+        let (_, ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
+        if ignored > 0 {
+            tracing::debug!(ignored, "system trust roots that do not parse were skipped");
+        }
+        if let Some(ca_file) = &config.ca_file {
+            for c in smdpp_server::tls::load_certificate_chain(ca_file)
+                .with_context(|| format!("outbox CA file {}", ca_file.display()))?
+            {
+                roots
+                    .add(c)
+                    .with_context(|| format!("outbox CA file {}", ca_file.display()))?;
+            }
         }
         let chain = smdpp_server::tls::load_certificate_chain(client_cert)
             .context("outbox client certificate")?;
         let key = smdpp_server::tls::load_private_key(client_key).context("outbox client key")?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            smdpp_server::tls::es9_crypto_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .context("outbox client certificate/key")?;
+        let identity = ClientIdentity {
+            provider: Arc::new(smdpp_server::tls::es9_crypto_provider()),
+            chain,
+            key,
+        };
+        let trusted = roots.len();
+        let default_tls = identity.config(roots)?;
+        tracing::debug!(
+            trusted,
+            ca_file = config.ca_file.is_some(),
+            "outbox default trust: system roots and SMDPP_OUTBOX_CA_FILE"
+        );
         Ok(OutboxWorker {
             store,
-            tls: Arc::new(tls),
+            identity,
+            default_tls,
+            operator_tls: OperatorTlsCache::default(),
             requester: requester.into(),
             config,
             token: new_id(),
@@ -491,31 +754,47 @@ impl OutboxWorker {
         Ok(counts)
     }
 
-    async fn target(&self, row: &OutboxRow) -> anyhow::Result<String> {
+    /// Where `row` goes and the TLS client configuration to go there with.
+    async fn route(&self, row: &OutboxRow) -> anyhow::Result<(String, Arc<rustls::ClientConfig>)> {
         if let Some(t) = &row.target {
-            return Ok(t.clone());
+            // ES12: an SM-DS.
+            return Ok((t.clone(), Arc::clone(&self.default_tls)));
         }
         let op = match &row.operator_id {
             Some(id) => self.store.get_operator(id).await?,
             None => None,
         };
+        let Some(op) = op else {
+            return Err(anyhow::Error::new(Permanent(
+                "the operator is not registered",
+            )));
+        };
         let base = op
-            .and_then(|o| o.callback_url)
+            .callback_url
+            .as_deref()
             .ok_or_else(|| anyhow::Error::new(Permanent("the operator has no callback URL")))?;
+        let tls = match op.callback_ca.as_deref() {
+            Some(pem) => self.operator_tls.get(&self.identity, &op.id, pem)?,
+            None => {
+                self.operator_tls.forget(&op.id);
+                Arc::clone(&self.default_tls)
+            }
+        };
         let base = base.trim().trim_end_matches('/');
-        Ok(if base.ends_with(HDPI_PATH) {
+        let url = if base.ends_with(HDPI_PATH) {
             base.to_owned()
         } else {
             format!("{base}{HDPI_PATH}")
-        })
+        };
+        Ok((url, tls))
     }
 
     async fn send(&self, row: &OutboxRow) -> anyhow::Result<()> {
-        let url = self.target(row).await?;
+        let (url, tls) = self.route(row).await?;
         let body = callbacks::with_header(&row.body, &self.requester, &row.id)
             .map_err(|_| anyhow::Error::new(Permanent("stored body is not a JSON object")))?;
         let (status, resp) =
-            tokio::time::timeout(self.config.request_timeout, post(&self.tls, &url, body))
+            tokio::time::timeout(self.config.request_timeout, post(&tls, &url, body))
                 .await
                 .map_err(|_| anyhow!("time-out"))??;
         accept(row.kind, status, &resp)
@@ -610,18 +889,13 @@ async fn post(
 
 /// Starts the delivery worker of a prepared server (called by [`crate::cli::run`]): client
 /// identity from [`OutboxConfig::client_cert`]/[`OutboxConfig::client_key`], else the
-/// server's CERT.DP.TLS and key; functionRequesterIdentifier = our SM-DP+ address. Without
-/// a CA file, or when the TLS identity cannot be loaded, nothing is started (logged) and
-/// queued rows stay pending.
+/// server's CERT.DP.TLS and key; functionRequesterIdentifier = our SM-DP+ address. Also
+/// runs [`check_operators`] once (its warnings name each operator whose callbacks cannot be
+/// delivered). When the TLS identity cannot be loaded the worker is not started (logged)
+/// and queued rows stay pending.
 pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
     let s = &prepared.settings;
     let config = prepared.engine.config().limits.outbox.clone();
-    if config.ca_file.is_none() {
-        tracing::info!(
-            "outbox delivery not started: no CA file (SMDPP_OUTBOX_CA_FILE); queued calls stay pending"
-        );
-        return OutboxTask::none();
-    }
     let cert = config
         .client_cert
         .clone()
@@ -632,19 +906,30 @@ pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
         .clone()
         .or_else(|| s.dptls_key.clone())
         .unwrap_or_else(|| s.pki_dir.join("dptls.key"));
-    match OutboxWorker::new(
+    let store = prepared.store.clone();
+    let check = tokio::spawn(async move {
+        if let Err(e) = check_operators(&store).await {
+            tracing::warn!(error = %e, "could not check the operators' callback settings");
+        }
+    });
+    let mut task = match OutboxWorker::new(
         prepared.store.clone(),
         prepared.engine.config().smdp_address.clone(),
         &cert,
         &key,
         config,
     ) {
-        Ok(w) => OutboxTask::spawn(w),
+        Ok(w) => {
+            tracing::info!("outbox delivery started");
+            OutboxTask::spawn(w)
+        }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "outbox delivery not started; queued calls stay pending");
             OutboxTask::none()
         }
-    }
+    };
+    task.check = Some(check);
+    task
 }
 
 /// The running delivery task; [`OutboxTask::stop`] ends it.
@@ -652,6 +937,8 @@ pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
 pub struct OutboxTask {
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
+    /// The start-up [`check_operators`] of [`start`].
+    check: Option<JoinHandle<()>>,
 }
 
 impl OutboxTask {
@@ -676,6 +963,7 @@ impl OutboxTask {
         OutboxTask {
             stop: Some(stop),
             handle: Some(handle),
+            check: None,
         }
     }
 
@@ -684,6 +972,7 @@ impl OutboxTask {
         OutboxTask {
             stop: None,
             handle: None,
+            check: None,
         }
     }
 
@@ -691,6 +980,11 @@ impl OutboxTask {
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(check) = self.check.take() {
+            // Only reads: nothing is lost when it is cut short.
+            check.abort();
+            let _ = check.await;
         }
         if let Some(handle) = self.handle.take()
             && let Err(e) = handle.await
@@ -737,6 +1031,98 @@ mod tests {
         assert!(accept(OutboxKind::Es12Register, 200, dup).is_ok());
         assert!(accept(OutboxKind::Es12Delete, 200, dup).is_err());
         assert!(accept(OutboxKind::Hdpi, 200, b"not json").is_err());
+    }
+
+    fn self_signed(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        (params.self_signed(&key).unwrap(), key)
+    }
+
+    #[test]
+    fn callback_roots_need_parseable_certificates() {
+        let (a, _) = self_signed("ca-a");
+        let (b, _) = self_signed("ca-b");
+        assert_eq!(callback_roots(&a.pem()).unwrap().len(), 1);
+        let both = format!("{}{}", a.pem(), b.pem());
+        assert_eq!(callback_roots(&both).unwrap().len(), 2);
+        assert_eq!(
+            callback_roots("not a certificate").unwrap_err(),
+            CallbackCaError::Empty
+        );
+        assert_eq!(callback_roots("").unwrap_err(), CallbackCaError::Empty);
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            callback_roots(&format!("{}{junk}", a.pem())).unwrap_err(),
+            CallbackCaError::Certificate(2)
+        );
+        assert_eq!(
+            callback_roots("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+                .unwrap_err(),
+            CallbackCaError::Pem
+        );
+    }
+
+    #[test]
+    fn rejects_callback_urls_that_cannot_be_delivered_to() {
+        for ok in [
+            "https://op.example",
+            "https://op.example/es2/",
+            "HTTPS://op.example:8443/es2",
+            "https://127.0.0.1:9443",
+            "https://[::1]:9443/x",
+        ] {
+            assert_eq!(check_callback_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("http://op.example/es2", "not an https:// URL"),
+            ("op.example/es2", "not an https:// URL"),
+            ("ftp://op.example", "not an https:// URL"),
+            ("", "not an https:// URL"),
+            ("https://", "not a URL"),
+            ("https://op example/", "not a URL"),
+            (
+                "https://user:secret@op.example/",
+                "user information is not allowed in it",
+            ),
+            ("https://op.example/es2?x=1", "a query is not allowed in it"),
+        ] {
+            assert_eq!(check_callback_url(bad), Err(why), "{bad}");
+        }
+    }
+
+    #[test]
+    fn operator_configurations_are_cached_until_the_ca_changes() {
+        let (client, client_key) = self_signed("smdp");
+        let identity = ClientIdentity {
+            provider: Arc::new(smdpp_server::tls::es9_crypto_provider()),
+            chain: vec![client.der().clone()],
+            key: PrivateKeyDer::Pkcs8(client_key.serialize_der().into()),
+        };
+        let (a, _) = self_signed("ca-a");
+        let (b, _) = self_signed("ca-b");
+        let cache = OperatorTlsCache::default();
+        let first = cache.get(&identity, "op-a", &a.pem()).unwrap();
+        let again = cache.get(&identity, "op-a", &a.pem()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "same CA text: cached");
+        let other = cache.get(&identity, "op-b", &a.pem()).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "one configuration per operator"
+        );
+        let changed = cache.get(&identity, "op-a", &b.pem()).unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed), "new CA text: rebuilt");
+        let err = cache.get(&identity, "op-a", "garbage").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the callback CA of operator op-a: no certificate in it"
+        );
+        cache.forget("op-a");
+        let rebuilt = cache.get(&identity, "op-a", &b.pem()).unwrap();
+        assert!(!Arc::ptr_eq(&changed, &rebuilt), "forgotten: rebuilt");
     }
 }
 

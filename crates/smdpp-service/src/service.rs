@@ -65,9 +65,9 @@ use sha2::{Digest, Sha256};
 use smdpp_core::callbacks::point;
 use smdpp_core::es9_json::{
     AuthenticateClientAnswer, AuthenticateClientRequest, AuthenticateClientResponse,
-    CancelSessionRequest,
-    GetBoundProfilePackageRequest, GetBoundProfilePackageResponse, HandleNotificationRequest,
-    InitiateAuthenticationRequest, InitiateAuthenticationResponse, TransactionId,
+    CancelSessionRequest, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
+    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
+    TransactionId,
 };
 use smdpp_core::status::{self, Es9Error, FunctionExecutionStatus};
 use smdpp_server::Es9Service;
@@ -408,6 +408,7 @@ impl Es9Engine {
             euicc: None,
             delivered_otpk: None,
             delivered_order_version: None,
+            rpm_order: None,
         };
         let now = now_ms();
         let new = NewSession {

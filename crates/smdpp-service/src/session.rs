@@ -29,6 +29,9 @@ pub mod state {
     pub const BINDING: &str = "binding";
     /// BPP delivered, waiting for the ProfileInstallationResult.
     pub const DELIVERED: &str = "delivered";
+    /// SGP.22 v3: an RPM package delivered (authenticateClientOkRpm), waiting for the
+    /// LoadRpmPackageResult (or a CancelSession).
+    pub const RPM_DELIVERED: &str = "rpm-delivered";
     /// Finished (PIR, CancelSession, or a failure). Kept until expiry to answer late calls.
     pub const ENDED: &str = "ended";
 }
@@ -91,6 +94,9 @@ pub struct SessionData {
     /// that version.
     #[serde(default)]
     pub delivered_order_version: Option<i64>,
+    /// SGP.22 v3: the RPM order this session delivered.
+    #[serde(default)]
+    pub rpm_order: Option<String>,
 }
 
 impl SessionData {

@@ -213,6 +213,18 @@ fn assert_code(v: &Value, want: &StatusCode) {
     assert_eq!(&code(v), want, "{v}");
 }
 
+/// The message of a failed response.
+fn message(v: &Value) -> &str {
+    v["header"]["functionExecutionStatus"]["statusCodeData"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {v}"))
+}
+
+/// The refusal message of `function` (e.g. `ConfirmOrder`) for a profile in `state`.
+fn refused_message(function: &str, state: ProfileState) -> String {
+    format!("ES2+.{function} is not allowed for a Profile in state {state}")
+}
+
 // ------------------------------------------------------------------------------- use cases
 
 /// Table 6a use case "Activation Code": DownloadOrder (type, no EID) → ConfirmOrder
@@ -356,6 +368,7 @@ async fn state_machine(dir: &Path, db: &Db) {
                 assert_eq!(e.state(&iccid).await.0, want);
             } else {
                 assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+                assert_eq!(message(&r), refused_message("ConfirmOrder", from));
                 assert_eq!(e.state(&iccid).await, before, "ConfirmOrder from {from}");
             }
         }
@@ -378,6 +391,7 @@ async fn state_machine(dir: &Path, db: &Db) {
             }
             _ => {
                 assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+                assert_eq!(message(&r), refused_message("ReleaseProfile", from));
                 assert_eq!(e.state(&iccid).await, before, "ReleaseProfile from {from}");
             }
         }
@@ -393,8 +407,8 @@ async fn state_machine(dir: &Path, db: &Db) {
                     json!({"iccid": iccid, "finalProfileStatusIndicator": fin}),
                 )
                 .await;
-            let allowed = matches!(from, Allocated | Linked | Confirmed | Released)
-                || (from == Error && fin == "Unavailable");
+            // Figure 15 (section 3.1.6): the pending-order states and Error.
+            let allowed = matches!(from, Allocated | Linked | Confirmed | Released | Error);
             if allowed {
                 ok(&r);
                 let p = e.server.profile(&iccid).await;
@@ -411,6 +425,7 @@ async fn state_machine(dir: &Path, db: &Db) {
                     status::ICCID_INVALID_TRANSITION
                 };
                 assert_code(&r, &want);
+                assert_eq!(message(&r), refused_message("CancelOrder", from));
                 assert_eq!(
                     e.state(&iccid).await,
                     before,
@@ -556,6 +571,156 @@ async fn rejects_inconsistent_orders(dir: &Path, db: &Db) {
                 "finalProfileStatusIndicator": "Available"}),
         )
         .await);
+    e.server.stop().await;
+}
+
+/// Figure 15 (section 3.1.6): an order that ended in Error over ES9+ (Confirmation Code
+/// retries exceeded, EID and MatchingID bound) is cancelled back to the inventory
+/// (Available, order data cleared, re-orderable); another one is retired (Unavailable).
+/// Each change is one event from Error with the CancelOrder cause.
+async fn cancel_order_from_error(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    for fin in ["Available", "Unavailable"] {
+        let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+        let mut euicc = sim_euicc(&e.pki);
+        ok(&e
+            .call(
+                "op-a",
+                "downloadOrder",
+                json!({"iccid": iccid, "eid": euicc.eid()}),
+            )
+            .await);
+        let r = e
+            .call(
+                "op-a",
+                "confirmOrder",
+                json!({"iccid": iccid, "confirmationCode": "4711", "releaseFlag": true}),
+            )
+            .await;
+        ok(&r);
+        let mid = r["matchingId"].as_str().unwrap().to_owned();
+        let ac = format!("{}$$1", e.ac(&mid));
+        let wrong = DownloadOptions {
+            confirmation_code: Some("0000".into()),
+            ..DownloadOptions::default()
+        };
+        for _ in 0..4 {
+            assert!(e.lpa.download(&mut euicc, &ac, &wrong).await.is_err());
+        }
+        let p = e.server.profile(&iccid).await;
+        assert_eq!(p.state, ProfileState::Error);
+        assert_eq!(p.eid.as_deref(), Some(euicc.eid()));
+        let events_before = e.server.store().events_for(&iccid).await.unwrap().len();
+
+        ok(&e
+            .call(
+                "op-a",
+                "cancelOrder",
+                json!({"iccid": iccid, "eid": euicc.eid(), "matchingId": mid,
+                    "finalProfileStatusIndicator": fin}),
+            )
+            .await);
+        let p = e.server.profile(&iccid).await;
+        let events = e.server.store().events_for(&iccid).await.unwrap();
+        assert_eq!(events.len(), events_before + 1, "one event");
+        let last = events.last().unwrap();
+        assert_eq!(last.from_state, Some(ProfileState::Error));
+        assert_eq!(last.actor, "es2:op-a");
+        assert_eq!(
+            last.cause.as_deref(),
+            Some(format!("CancelOrder finalProfileStatusIndicator={fin}").as_str())
+        );
+        if fin == "Available" {
+            assert_eq!(p.state, ProfileState::Available);
+            assert_eq!(last.to_state, ProfileState::Available);
+            assert!(p.eid.is_none() && p.matching_id.is_none() && p.cc_hash.is_none());
+            assert_eq!((p.cc_attempts, p.download_attempts), (0, 0));
+            assert_eq!(p.error_cause, None);
+            // Back in the inventory: it can be ordered again.
+            ok(&e
+                .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+                .await);
+            assert_eq!(e.state(&iccid).await.0, ProfileState::Allocated);
+        } else {
+            assert_eq!(p.state, ProfileState::Unavailable);
+            assert_eq!(last.to_state, ProfileState::Unavailable);
+            assert_code(
+                &e.call("op-a", "downloadOrder", json!({"iccid": iccid}))
+                    .await,
+                &status::ICCID_ALREADY_IN_USE,
+            );
+        }
+    }
+    e.server.stop().await;
+}
+
+/// A refusal because of the profile's state names the function that refused, not
+/// ReleaseProfile's Table 32 text ("cannot be released") nor DownloadOrder's Table 24 one.
+async fn rejects_state_with_the_functions_own_message(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    let msg = |v: &Value| message(v).to_owned();
+    let confirmed = e.profile_in(ProfileState::Confirmed).await;
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": confirmed, "releaseFlag": true}),
+        )
+        .await;
+    assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+    assert_eq!(
+        msg(&r),
+        "ES2+.ConfirmOrder is not allowed for a Profile in state confirmed"
+    );
+    let allocated = e.profile_in(ProfileState::Allocated).await;
+    let r = e
+        .call("op-a", "releaseProfile", json!({"iccid": allocated}))
+        .await;
+    assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+    assert_eq!(
+        msg(&r),
+        "ES2+.ReleaseProfile is not allowed for a Profile in state allocated"
+    );
+    let available = e.profile_in(ProfileState::Available).await;
+    let r = e
+        .call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": available, "finalProfileStatusIndicator": "Available"}),
+        )
+        .await;
+    assert_code(&r, &status::ICCID_INVALID_TRANSITION);
+    assert_eq!(
+        msg(&r),
+        "ES2+.CancelOrder is not allowed for a Profile in state available"
+    );
+    let installed = e.profile_in(ProfileState::Installed).await;
+    let r = e
+        .call(
+            "op-a",
+            "cancelOrder",
+            json!({"iccid": installed, "finalProfileStatusIndicator": "Unavailable"}),
+        )
+        .await;
+    assert_code(&r, &status::ICCID_ALREADY_IN_USE);
+    assert_eq!(
+        msg(&r),
+        "ES2+.CancelOrder is not allowed for a Profile in state installed"
+    );
+    for (iccid, state) in [
+        (&confirmed, ProfileState::Confirmed),
+        (&allocated, ProfileState::Allocated),
+        (&available, ProfileState::Available),
+        (&installed, ProfileState::Installed),
+    ] {
+        let events = e.server.store().events_for(iccid).await.unwrap();
+        assert_eq!(e.state(iccid).await.0, state, "a refusal changes nothing");
+        assert_eq!(
+            events.last().unwrap().to_state,
+            state,
+            "and writes no event"
+        );
+    }
     e.server.stop().await;
 }
 
@@ -1071,6 +1236,8 @@ both_backends!(
     default_smdp_use_case,
     state_machine,
     rejects_inconsistent_orders,
+    cancel_order_from_error,
+    rejects_state_with_the_functions_own_message,
     rejects_other_operators_profile,
     rejects_wrong_cc_until_error,
     rejects_downloads_beyond_limit,

@@ -865,7 +865,200 @@ async fn lease_is_exclusive(dir: &Path, db: &Db) {
     store.close().await;
 }
 
+// ------------------------------------------------------- per-operator callback CAs
+
+/// A server whose outbox has no `SMDPP_OUTBOX_CA_FILE` unless `ca_file` says so (the
+/// configuration is passed in, no environment variable).
+async fn server_with_ca_file(dir: &Path, db: &Db, ca_file: Option<PathBuf>) -> (TestPki, Server) {
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
+    s.limits.outbox = OutboxConfig {
+        ca_file,
+        ..fast_outbox(PathBuf::new())
+    };
+    let server = Server::start_lpa(s).await;
+    (pki, server)
+}
+
+/// A receiver in its own sub-directory `name` of `dir` (its own CA).
+async fn receiver(dir: &Path, name: &str, client_leaf: &[u8]) -> Receiver {
+    let sub = dir.join(name);
+    std::fs::create_dir_all(&sub).unwrap();
+    Receiver::new(&sub, client_leaf.to_vec()).await
+}
+
+/// Registers `id` with its callbacks at `rx` and `ca` (the path of a PEM bundle) as its CA.
+async fn operator_with_ca(server: &Server, id: &str, rx: &Receiver, ca: &Path) {
+    let cert = client_cert(&format!("{id}.example"));
+    smdpp_service::es2_cli::add_operator_with_ca(
+        server.store(),
+        id,
+        &cert.cert_der,
+        Some(rx.base_url()),
+        Some(std::fs::read_to_string(ca).unwrap()),
+    )
+    .await
+    .unwrap();
+}
+
+/// Queues `n` HandleDownloadProgressInfo rows for `operator`; returns their ids.
+async fn queue_hdpi(store: &Store, operator: &str, n: usize) -> Vec<String> {
+    let rows: Vec<_> = (0..n)
+        .map(|i| smdpp_store::NewOutboxRow {
+            id: format!("{operator}-{i}-{}", smdpp_store::now_ms()),
+            operator_id: Some(operator.to_owned()),
+            kind: OutboxKind::Hdpi,
+            iccid: None,
+            target: None,
+            body: json!({"iccid": "89000123456789012341", "notificationPointId": 1}).to_string(),
+        })
+        .collect();
+    store.enqueue_outbox(&rows).await.unwrap();
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+fn received_ids(rx: &Receiver) -> HashSet<String> {
+    rx.unique("handleDownloadProgressInfo")
+        .iter()
+        .map(|c| {
+            c.body["header"]["functionCallIdentifier"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// No SMDPP_OUTBOX_CA_FILE: a receiver whose certificate chains to the CA registered for its
+/// operator (`--callback-ca`) gets the operator's callbacks.
+async fn delivers_to_receiver_of_operator_ca(dir: &Path, db: &Db) {
+    let (pki, server) = server_with_ca_file(dir, db, None).await;
+    let rx = receiver(dir, "rx-a", &pki.dptls.der).await;
+    operator_with_ca(&server, "op-ca", &rx, &rx.ca_file).await;
+    let ids = queue_hdpi(server.store(), "op-ca", 2).await;
+    let rows = all_delivered(server.store()).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(received_ids(&rx), ids.into_iter().collect::<HashSet<_>>());
+    server.stop().await;
+}
+
+/// A receiver whose certificate is NOT issued by the operator's CA is refused in the TLS
+/// handshake: the row stays pending (retried), its last error names the certificate, and
+/// nothing arrives. The per-operator CA replaces the CA file: that the file trusts the
+/// receiver does not help.
+async fn refuses_receiver_not_signed_by_operator_ca(dir: &Path, db: &Db) {
+    let (pki, server) = {
+        let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
+        let rx_b_dir = dir.join("rx-b");
+        std::fs::create_dir_all(&rx_b_dir).unwrap();
+        s.limits.outbox = fast_outbox(rx_b_dir.join("receiver-ca.pem"));
+        (pki, s)
+    };
+    let rx_a = receiver(dir, "rx-a", &pki.dptls.der).await;
+    let rx_b = receiver(dir, "rx-b", &pki.dptls.der).await;
+    let server = Server::start_lpa(server).await;
+    // Callbacks at rx-b, trusting only rx-a's CA.
+    operator_with_ca(&server, "op-wrong", &rx_b, &rx_a.ca_file).await;
+    queue_hdpi(server.store(), "op-wrong", 1).await;
+    let mut last = Vec::new();
+    for _ in 0..500 {
+        last = server.store().list_outbox(None, 10).await.unwrap();
+        if last.len() == 1 && last[0].attempts >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last.len(), 1);
+    let row = &last[0];
+    assert!(row.attempts >= 2, "{row:?}");
+    assert_eq!(
+        row.state,
+        OutboxState::Pending,
+        "retried, not given up: {row:?}"
+    );
+    let error = row.last_error.as_deref().unwrap_or_default();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(rx_b.calls().is_empty());
+    assert!(rx_a.calls().is_empty());
+    server.stop().await;
+}
+
+/// Two operators, each with its own CA and receiver: each gets exactly its own callbacks
+/// (the cached client configurations do not mix).
+async fn two_operators_with_their_own_cas(dir: &Path, db: &Db) {
+    let (pki, server) = server_with_ca_file(dir, db, None).await;
+    let rx_a = receiver(dir, "rx-a", &pki.dptls.der).await;
+    let rx_b = receiver(dir, "rx-b", &pki.dptls.der).await;
+    operator_with_ca(&server, "op-a", &rx_a, &rx_a.ca_file).await;
+    operator_with_ca(&server, "op-b", &rx_b, &rx_b.ca_file).await;
+    let mut want_a = queue_hdpi(server.store(), "op-a", 2).await;
+    let mut want_b = queue_hdpi(server.store(), "op-b", 2).await;
+    all_delivered(server.store()).await;
+    // More rows after the configurations are cached.
+    want_a.extend(queue_hdpi(server.store(), "op-a", 1).await);
+    want_b.extend(queue_hdpi(server.store(), "op-b", 1).await);
+    let rows = all_delivered(server.store()).await;
+    assert_eq!(rows.len(), 6);
+    assert_eq!(
+        received_ids(&rx_a),
+        want_a.into_iter().collect::<HashSet<_>>()
+    );
+    assert_eq!(
+        received_ids(&rx_b),
+        want_b.into_iter().collect::<HashSet<_>>()
+    );
+    server.stop().await;
+}
+
+/// The start-up check names the operators whose callbacks cannot be delivered (rows stored
+/// before the CLI checked them): a non-https URL, a CA that does not parse; an operator
+/// without a callback URL is not a problem.
+async fn check_operators_names_undeliverable(dir: &Path, db: &Db) {
+    let _ = dir;
+    let store = Store::connect(&db.url).await.unwrap();
+    for (id, url, ca) in [
+        ("op-http", Some("http://op.example/es2"), None),
+        (
+            "op-badca",
+            Some("https://op.example/es2"),
+            Some("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        ),
+        ("op-none", None, None),
+        ("op-ok", Some("https://op.example:8443/es2"), None),
+    ] {
+        store
+            .insert_operator(&smdpp_store::NewOperator {
+                id: id.to_owned(),
+                cert_sha256: None,
+                cert_subject: None,
+                callback_url: url.map(str::to_owned),
+                callback_ca: ca.map(str::to_owned),
+            })
+            .await
+            .unwrap();
+    }
+    let mut problems = smdpp_service::outbox::check_operators(&store)
+        .await
+        .unwrap();
+    problems.sort_by(|a, b| a.operator_id.cmp(&b.operator_id));
+    let got: Vec<_> = problems
+        .iter()
+        .map(|p| (p.operator_id.as_str(), p.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("op-badca", "callback CA: certificate 1 does not parse"),
+            ("op-http", "callback URL: not an https:// URL"),
+        ]
+    );
+    store.close().await;
+}
+
 both_backends!(
+    delivers_to_receiver_of_operator_ca,
+    refuses_receiver_not_signed_by_operator_ca,
+    two_operators_with_their_own_cas,
+    check_operators_names_undeliverable,
     hdpi_for_a_download,
     hdpi_survives_receiver_outage,
     hdpi_cc_retries_exceeded,

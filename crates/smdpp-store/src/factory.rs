@@ -296,6 +296,28 @@ impl Store {
         }
     }
 
+    /// Replaces the metadata of type `name` (service provider name, profile name, icon,
+    /// PPRs, on-delete policy) with those of `t`; `false` when there is no such type. The
+    /// template, limits and notification operations are not changed (`smdpp types update`).
+    pub async fn update_profile_type_metadata(&self, name: &str, t: &ProfileType) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        let mut q = Sql::new("UPDATE profile_types SET service_provider_name = ");
+        q.bind(t.service_provider_name.clone())
+            .push(", profile_name = ")
+            .bind(t.profile_name.clone())
+            .push(", icon_type = ")
+            .bind(t.icon_type)
+            .push(", icon = ")
+            .bind(t.icon.clone())
+            .push(", ppr_bits = ")
+            .bind(t.ppr_bits)
+            .push(", on_delete = ")
+            .bind(t.on_delete.as_str())
+            .push(" WHERE name = ")
+            .bind(name.to_owned());
+        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
     /// The profile type `name`.
     pub async fn get_profile_type(&self, name: &str) -> Result<Option<ProfileType>> {
         let mut q = Sql::new("SELECT ");

@@ -349,7 +349,9 @@ impl Store {
         if let Some(s) = f.summary {
             q.push(", result_summary = ").bind(s.to_owned());
         }
-        q.push(" WHERE id = ").bind(f.id.to_owned()).push(" AND state IN (");
+        q.push(" WHERE id = ")
+            .bind(f.id.to_owned())
+            .push(" AND state IN (");
         for (i, s) in f.from.iter().enumerate() {
             if i > 0 {
                 q.push(", ");

@@ -18,12 +18,14 @@ use crate::sql::Sql;
 
 #[path = "device.rs"]
 pub(crate) mod device;
-#[path = "rpm.rs"]
-pub(crate) mod rpm;
 #[path = "factory.rs"]
 pub(crate) mod factory;
 #[path = "outbox.rs"]
 pub(crate) mod outbox;
+#[path = "rpm.rs"]
+pub(crate) mod rpm;
+#[path = "settings.rs"]
+pub(crate) mod settings;
 
 type Result<T> = std::result::Result<T, StoreError>;
 

@@ -165,6 +165,7 @@ battery!(
     sealed_secrets_paging_and_reseal_cas,
     stored_upps_paging_and_replace_cas,
     count_profiles_of_type_by_state,
+    settings_set_get_replace_and_survive_reconnect,
 );
 
 fn iccid(n: u32) -> String {
@@ -1047,6 +1048,50 @@ async fn list_profiles_filters_and_pagination(db: &TestDb) {
         .unwrap();
     assert_eq!(linked.len(), 1);
     assert_eq!(linked[0].iccid, iccid(3));
+}
+
+/// `server_settings`: absent until set, replaced by a second set (one row per name),
+/// independent names, any UTF-8 value, kept across a reconnect; bad names refused.
+async fn settings_set_get_replace_and_survive_reconnect(db: &TestDb) {
+    let s = &db.store;
+    assert_eq!(s.get_setting("public_address").await.unwrap(), None);
+    s.set_setting("public_address", "127.0.0.1:39556")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_setting("public_address").await.unwrap().as_deref(),
+        Some("127.0.0.1:39556")
+    );
+    s.set_setting("public_address", "smdp.example.com")
+        .await
+        .unwrap();
+    s.set_setting("other", "wert ä '; --").await.unwrap();
+    assert_eq!(
+        s.get_setting("public_address").await.unwrap().as_deref(),
+        Some("smdp.example.com"),
+        "replaced"
+    );
+    assert_eq!(
+        s.get_setting("other").await.unwrap().as_deref(),
+        Some("wert ä '; --")
+    );
+    for bad in ["", &"n".repeat(129)] {
+        assert!(matches!(
+            s.set_setting(bad, "v").await,
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            s.get_setting(bad).await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+    s.close().await;
+    let s2 = db.reconnect().await;
+    assert_eq!(
+        s2.get_setting("public_address").await.unwrap().as_deref(),
+        Some("smdp.example.com")
+    );
+    s2.close().await;
 }
 
 async fn reopen_keeps_data(db: &TestDb) {

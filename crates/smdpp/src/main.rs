@@ -192,6 +192,7 @@ enum CurveChoice {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -199,6 +200,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Installs the `tracing` subscriber: plain text lines on stderr (stdout stays the commands'
+/// output), filtered by `RUST_LOG` (`RUST_LOG=debug`, `RUST_LOG=smdpp_service=debug,warn`,
+/// ...; invalid directives are ignored with a note).
+///
+/// Without `RUST_LOG`, `serve` logs `info` and above, while the one-shot commands log only
+/// `warn` and above: their stderr is their error message, which scripts and tests compare
+/// exactly, and info lines from the store or the vault would only get in the way there.
+fn init_logging(command: &Command) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let default = match command {
+        Command::Serve(_) => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
+    };
+    let filter = EnvFilter::builder()
+        .with_default_directive(default.into())
+        .from_env_lossy();
+    // Fails only when a subscriber is already installed, which main does not do.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -102,6 +102,16 @@ struct Out {
     stderr: String,
 }
 
+/// The caller's `SMDPP_*` variables that would change what the commands under test do.
+const SMDPP_ENV: [&str; 6] = [
+    "SMDPP_DATA_DIR",
+    "SMDPP_DATABASE_URL",
+    "SMDPP_CONFIG",
+    "SMDPP_KEK_FILE",
+    "SMDPP_SMDP_ADDRESS",
+    "SMDPP_LISTEN",
+];
+
 /// A temporary directory with the data directory `data/` in it.
 struct Env {
     dir: tempfile::TempDir,
@@ -157,12 +167,7 @@ impl Env {
     fn run_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Out {
         let mut cmd = Command::new(BIN);
         cmd.args(args).arg("--data-dir").arg(self.data());
-        for v in [
-            "SMDPP_DATA_DIR",
-            "SMDPP_DATABASE_URL",
-            "SMDPP_CONFIG",
-            "SMDPP_KEK_FILE",
-        ] {
+        for v in SMDPP_ENV {
             cmd.env_remove(v);
         }
         for (k, v) in envs {
@@ -1328,4 +1333,146 @@ fn rejects_bad_import_and_type_flags() {
         );
     }
     assert!(!env.ok(&["types", "list"]).contains("T9"));
+}
+
+// ----------------------------------------------------------------- the served address
+
+/// A `smdpp serve` process, killed and reaped on drop.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `smdpp serve --listen 127.0.0.1:PORT` (no other option) on the data directory of
+/// `env` until it printed its last line of instructions (printed after it bound the port and
+/// recorded its address), then kills it; returns its stdout lines.
+fn serve_briefly(env: &Env, port: u16) -> Vec<String> {
+    use std::io::BufRead;
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(env.data())
+    .env("RUST_LOG", "warn")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::inherit());
+    for v in SMDPP_ENV {
+        cmd.env_remove(v);
+    }
+    let mut serving = Serving(cmd.spawn().unwrap());
+    let stdout = serving.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("smdpp serve: {e}; stdout so far: {lines:?}"));
+        let last = line.contains("smdpp euicc download");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    drop(serving);
+    lines
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Copies the directory `from` with everything in it to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The MatchingID of `Activation Code: LPA:1$<address>$<matching id>` in `out`, whose
+/// address must be `address`.
+fn activation_code_at(out: &str, address: &str) -> String {
+    let prefix = format!("Activation Code: LPA:1${address}$");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Activation Code: "))
+        .unwrap_or_else(|| panic!("no Activation Code in {out:?}"));
+    let mid = line
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"));
+    assert!(
+        !mid.is_empty() && mid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "{line:?}"
+    );
+    mid.to_owned()
+}
+
+/// `serve --listen 127.0.0.1:PORT` records the address it serves; a later `profiles add` on
+/// the same data (no address option) prints Activation Codes for it, not the default
+/// 127.0.0.1:8443. An explicit `--smdp-address` still wins over the recorded address, and a
+/// data directory never served keeps the default.
+#[test]
+fn profiles_add_prints_the_address_serve_recorded() {
+    let env = Env::new();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let lines = serve_briefly(&env, port);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("LPA:1${address}$"))),
+        "serve prints Activation Codes for its listen address: {lines:?}"
+    );
+    let copy = Env::new();
+    copy_dir(&env.data(), &copy.data());
+
+    let out = env.add_upp();
+    assert!(
+        out.starts_with(&format!("added profile {UPP_ICCID} (Released)\n")),
+        "{out}"
+    );
+    activation_code_at(&out, &address);
+
+    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
+    let out = copy.ok(&[
+        "profiles",
+        "add",
+        "--upp",
+        upp.to_str().unwrap(),
+        "--smdp-address",
+        "smdp.example.com",
+    ]);
+    activation_code_at(&out, "smdp.example.com");
+
+    let never_served = Env::new();
+    activation_code_at(&never_served.add_upp(), "127.0.0.1:8443");
 }

@@ -192,3 +192,134 @@ fn rejects_operator_certificate_that_is_not_pem() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `operators add ARGS` on a fresh data directory must fail with exit code 1 and exactly
+/// `stderr`, and leave no operator behind.
+fn operator_add_refused(dir: &Path, extra: &[&str], stderr: &str) {
+    let cert = operator_cert(dir);
+    let data = dir.join("data");
+    let mut args = vec![
+        "operators",
+        "add",
+        "--id",
+        "OP1",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "smdpp {args:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        stderr,
+        "smdpp {args:?}"
+    );
+    assert!(out.stdout.is_empty(), "smdpp {args:?}");
+    if data.exists() {
+        let list = run_ok(&["operators", "list", "--data-dir", data.to_str().unwrap()]);
+        assert!(!list.contains("OP1"), "{list}");
+    }
+}
+
+#[test]
+fn rejects_callback_ca_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let g = garbage.to_str().unwrap();
+    operator_add_refused(
+        dir.path(),
+        &[
+            "--callback-url",
+            "https://op.example/es2",
+            "--callback-ca",
+            g,
+        ],
+        &format!("error: --callback-ca {g}: no certificate in it\n"),
+    );
+}
+
+#[test]
+fn rejects_callback_ca_whose_certificate_does_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(
+        &bad,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let b = bad.to_str().unwrap();
+    operator_add_refused(
+        dir.path(),
+        &["--callback-ca", b],
+        &format!("error: --callback-ca {b}: certificate 1 does not parse\n"),
+    );
+}
+
+#[test]
+fn rejects_callback_url_that_is_not_https() {
+    let dir = tempfile::tempdir().unwrap();
+    operator_add_refused(
+        dir.path(),
+        &["--callback-url", "http://op.example/es2"],
+        "error: --callback-url: not an https:// URL\n",
+    );
+    operator_add_refused(
+        dir.path(),
+        &["--callback-url", "op.example/es2"],
+        "error: --callback-url: not an https:// URL\n",
+    );
+}
+
+#[test]
+fn callback_ca_is_stored_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let cert = operator_cert(dir.path());
+    let cert_s = cert.to_str().unwrap();
+    // The operator's self-signed certificate doubles as a one-certificate CA bundle.
+    run_ok(&[
+        "operators",
+        "add",
+        "--id",
+        "OP1",
+        "--cert",
+        cert_s,
+        "--callback-url",
+        "https://op.example/es2",
+        "--callback-ca",
+        cert_s,
+        "--data-dir",
+        data_s,
+    ]);
+    let show = run_ok(&["operators", "show", "OP1", "--data-dir", data_s]);
+    let line = show
+        .lines()
+        .find(|l| l.starts_with("callback ca:"))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(
+        line.contains("operator-one") && line.ends_with("(1 certificate)"),
+        "{line}"
+    );
+    run_ok(&[
+        "operators",
+        "add",
+        "--id",
+        "OP2",
+        "--cert",
+        operator_cert(&{
+            let d = dir.path().join("op2");
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        })
+        .to_str()
+        .unwrap(),
+        "--data-dir",
+        data_s,
+    ]);
+    let show = run_ok(&["operators", "show", "OP2", "--data-dir", data_s]);
+    assert!(show.contains("callback ca:   system roots\n"), "{show}");
+}
