@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The SM-DP+ HTTP layer: the ES9+ JSON binding of SGP.22 v2.2 section 6 over HTTPS.
 //!
 //! This crate holds no protocol logic. It

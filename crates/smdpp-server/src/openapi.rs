@@ -22,7 +22,11 @@ pub fn es2_openapi() -> Value {
             f.path().to_owned(),
             json!({"post": {
                 "operationId": name,
-                "summary": format!("ES2+.{name} (SGP.22 v2.2 section 5.3)"),
+                "summary": match f {
+                    Es2Function::RpmOrder => "ES2+.RpmOrder (SGP.22 v3 Remote Profile Management)".to_owned(),
+                    Es2Function::DeactivateSubscription => "DeactivateSubscription (smdpp, beside ES2+): end a subscription whatever the profile's state".to_owned(),
+                    _ => format!("ES2+.{name} (SGP.22 v2.2 section 5.3)"),
+                },
                 "parameters": [{"name": "X-Admin-Protocol", "in": "header", "required": true,
                     "schema": {"type": "string", "example": "gsma/rsp/v2.2.0"}}],
                 "requestBody": {"required": true, "content": {"application/json": {
@@ -106,7 +110,44 @@ pub fn es2_openapi() -> Value {
                     &["iccid", "finalProfileStatusIndicator"]),
                 "CancelOrderResponse": response(json!({}), &[]),
                 "ReleaseProfileRequest": with_header(json!({"iccid": iccid}), &["iccid"]),
-                "ReleaseProfileResponse": response(json!({}), &[])
+                "ReleaseProfileResponse": response(json!({}), &[]),
+                "RpmOrderRequest": with_header(json!({
+                    "eid": eid, "matchingId": matching_id,
+                    "rpmScript": {"type": "string", "format": "byte",
+                        "description": "base64 of the DER RpmPackage (SGP.22 v3); or give iccid + commands"},
+                    "iccid": iccid,
+                    "commands": {"type": "array", "minItems": 1,
+                        "maxItems": smdpp_core::rpm_json::MAX_COMMANDS,
+                        "items": {"type": "object", "properties": {
+                            "command": {"type": "string", "enum":
+                                ["enable", "disable", "delete", "listProfileInfo", "updateMetadata"]},
+                            "continueOnFailure": {"type": "boolean"},
+                            "metadata": {"type": "object", "properties": {
+                                "serviceProviderName": {"type": "string", "maxLength": 32},
+                                "profileName": {"type": "string", "maxLength": 64}}}},
+                            "required": ["command"]}}}), &[]),
+                "RpmOrderResponse": response(json!({"matchingId": {"type": "string"}}), &[]),
+                "DeactivateSubscriptionRequest": with_header(json!({
+                    "iccid": iccid,
+                    "reason": {"type": "string", "enum": ["lost", "stolen", "terminated"]},
+                    "mode": {"type": "string", "enum": ["disable", "delete"], "default": "disable"}}),
+                    &["iccid", "reason"]),
+                "DeactivateSubscriptionResponse": response(json!({
+                    "action": {"type": "string", "enum": ["orderCancelled", "retired", "rpmQueued", "recorded"]},
+                    "state": {"type": "string"},
+                    "matchingId": {"type": "string"}}), &[]),
+                "HandleDownloadProgressInfoCallback": {"type": "object",
+                    "description": "What the SM-DP+ POSTs to the operator's callback URL (ES2+.HandleDownloadProgressInfo, SGP.22 5.3.5). notificationPointId: 1 eligibility, 2 confirmation failure, 3 BPP download, 4 BPP installation (Table 32a); custom points (Table 32a note 1): 100 enabled, 101 disabled, 102 deleted (resultData = the eUICC-signed notification), 103 RPM result (resultData = the LoadRpmPackageResult), 104 deactivation (deactivationReason, deactivationMode)",
+                    "properties": {
+                        "header": {"$ref": "#/components/schemas/RequestHeader"},
+                        "eid": eid, "iccid": iccid, "profileType": {"type": "string"},
+                        "timestamp": {"type": "string"},
+                        "notificationPointId": {"type": "integer", "enum": [1, 2, 3, 4, 100, 101, 102, 103, 104]},
+                        "notificationPointStatus": {"$ref": "#/components/schemas/FunctionExecutionStatus"},
+                        "resultData": {"type": "string", "format": "byte"},
+                        "deactivationReason": {"type": "string", "enum": ["lost", "stolen", "terminated"]},
+                        "deactivationMode": {"type": "string", "enum": ["disable", "delete"]}},
+                    "required": ["header", "iccid", "profileType", "timestamp", "notificationPointId", "notificationPointStatus"]}
             }
         }
     })
@@ -121,7 +162,13 @@ mod tests {
     fn lists_the_four_paths_with_schemas() {
         let doc = es2_openapi();
         let paths = doc["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 4 + 3); // ES2+ and the admin API
+        assert_eq!(paths.len(), 6 + 3); // ES2+ (with RpmOrder and ours) and the admin API
+        assert!(
+            doc["components"]["schemas"]["HandleDownloadProgressInfoCallback"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("100 enabled")
+        );
         for f in Es2Function::ALL {
             let op = &paths[f.path()]["post"];
             let req_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]

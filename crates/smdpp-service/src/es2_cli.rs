@@ -190,6 +190,52 @@ pub enum OrdersCommand {
         #[arg(long)]
         matching_id: Option<String>,
     },
+    /// ES2+.RpmOrder (SGP.22 v3 Remote Profile Management): queue commands for an installed
+    /// profile; the device's LPA runs them when it next asks (`smdpp euicc poll`).
+    Rpm {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+        /// A command (repeat for several, run in order).
+        #[arg(long = "command", value_enum, required = true)]
+        commands: Vec<RpmCommandArg>,
+        /// Go on with the next command when one fails.
+        #[arg(long)]
+        continue_on_failure: bool,
+    },
+    /// Deactivate a subscription (device lost or stolen, or contract ended): cancels the
+    /// pending order, retires a delivered profile, or queues an RPM disable/delete.
+    Deactivate {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID.
+        iccid: String,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: ReasonArg,
+        /// What to do with a profile that is on an eUICC.
+        #[arg(long, value_enum, default_value_t = ModeArg::Disable)]
+        mode: ModeArg,
+    },
+    /// Send installed profiles their type's current metadata (after `smdpp types update`)
+    /// through RPM updateMetadata: one profile, or every installed profile of a type.
+    UpdateMetadata {
+        /// Tenant and data location.
+        #[command(flatten)]
+        scope: OrderScope,
+        /// ICCID (or use --type).
+        #[arg(
+            required_unless_present = "profile_type",
+            conflicts_with = "profile_type"
+        )]
+        iccid: Option<String>,
+        /// Every installed profile of this type (of this operator).
+        #[arg(long = "type")]
+        profile_type: Option<String>,
+    },
     /// Show one of the operator's profiles and its history.
     Show {
         /// Tenant and data location.
@@ -222,6 +268,41 @@ pub enum OrdersCommand {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+}
+
+/// `smdpp orders rpm --command`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpmCommandArg {
+    /// Enable the profile.
+    Enable,
+    /// Disable the profile.
+    Disable,
+    /// Delete the profile.
+    Delete,
+    /// Read the profile's ProfileInfo.
+    ListProfileInfo,
+    /// Send the profile type's current metadata.
+    UpdateMetadata,
+}
+
+/// `smdpp orders deactivate --reason`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonArg {
+    /// The device was lost.
+    Lost,
+    /// The device was stolen.
+    Stolen,
+    /// The subscription ended.
+    Terminated,
+}
+
+/// `smdpp orders deactivate --mode`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeArg {
+    /// Disable the profile on the eUICC.
+    Disable,
+    /// Delete the profile from the eUICC.
+    Delete,
 }
 
 fn read_cert_der(path: &PathBuf) -> Result<Vec<u8>> {
@@ -506,7 +587,7 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
                 "callback ca:   {}",
                 describe_callback_ca(o.callback_ca.as_deref())
             );
-            println!("created at:    {}", o.created_at);
+            println!("created at:    {}", crate::display::rfc3339(o.created_at));
             ctx.store.close().await;
         }
     }
@@ -660,6 +741,139 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             println!("cancelled {}", req.iccid);
             ctx.store.close().await;
         }
+        OrdersCommand::Rpm {
+            scope,
+            iccid,
+            commands,
+            continue_on_failure,
+        } => {
+            use smdpp_core::rpm_json::{RpmCommandName, RpmCommandSpec, RpmOrderRequest};
+            let req = RpmOrderRequest {
+                header: cli_header(&scope.operator)?,
+                eid: None,
+                rpm_script: None,
+                iccid: Some(iccid_arg(&iccid)?),
+                commands: Some(
+                    commands
+                        .iter()
+                        .map(|c| RpmCommandSpec {
+                            command: match c {
+                                RpmCommandArg::Enable => RpmCommandName::Enable,
+                                RpmCommandArg::Disable => RpmCommandName::Disable,
+                                RpmCommandArg::Delete => RpmCommandName::Delete,
+                                RpmCommandArg::ListProfileInfo => RpmCommandName::ListProfileInfo,
+                                RpmCommandArg::UpdateMetadata => RpmCommandName::UpdateMetadata,
+                            },
+                            continue_on_failure,
+                            metadata: None,
+                        })
+                        .collect(),
+                ),
+                matching_id: None,
+            };
+            smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
+            let ctx = open(&scope.data, None).await?;
+            let r = ctx.engine().rpm_order(&scope.operator, &req).await;
+            ctx.store.close().await;
+            let r = r.map_err(es2_fail)?;
+            println!(
+                "rpm order {} queued for {}",
+                r.matching_id,
+                req.iccid.as_ref().map_or("", |i| i.as_str())
+            );
+        }
+        OrdersCommand::Deactivate {
+            scope,
+            iccid,
+            reason,
+            mode,
+        } => {
+            use smdpp_core::rpm_json::{DeactivateRequest, DeactivationMode, DeactivationReason};
+            let req = DeactivateRequest {
+                header: cli_header(&scope.operator)?,
+                iccid: iccid_arg(&iccid)?,
+                reason: match reason {
+                    ReasonArg::Lost => DeactivationReason::Lost,
+                    ReasonArg::Stolen => DeactivationReason::Stolen,
+                    ReasonArg::Terminated => DeactivationReason::Terminated,
+                },
+                mode: match mode {
+                    ModeArg::Disable => DeactivationMode::Disable,
+                    ModeArg::Delete => DeactivationMode::Delete,
+                },
+            };
+            let ctx = open(&scope.data, None).await?;
+            let r = ctx.engine().deactivate(&scope.operator, &req).await;
+            ctx.store.close().await;
+            let r = r.map_err(es2_fail)?;
+            match r.matching_id {
+                Some(m) => println!(
+                    "deactivated {}: {} (state {}, rpm order {m})",
+                    req.iccid, r.action, r.state
+                ),
+                None => println!(
+                    "deactivated {}: {} (state {})",
+                    req.iccid, r.action, r.state
+                ),
+            }
+        }
+        OrdersCommand::UpdateMetadata {
+            scope,
+            iccid,
+            profile_type,
+        } => {
+            let ctx = open(&scope.data, None).await?;
+            let engine = ctx.engine();
+            let targets: Vec<String> = match (&iccid, &profile_type) {
+                (Some(i), _) => vec![i.clone()],
+                (None, Some(t)) => {
+                    let mut v = Vec::new();
+                    let mut after = None;
+                    loop {
+                        let page = ctx
+                            .store
+                            .list_profiles(&ProfileFilter {
+                                operator_id: Some(scope.operator.clone()),
+                                profile_type: Some(t.clone()),
+                                after_iccid: after.clone(),
+                                limit: Some(500),
+                                ..ProfileFilter::default()
+                            })
+                            .await?;
+                        v.extend(
+                            page.iter()
+                                .filter(|p| p.state.is_on_euicc())
+                                .map(|p| p.iccid.clone()),
+                        );
+                        match page.last() {
+                            Some(p) if page.len() == 500 => after = Some(p.iccid.clone()),
+                            _ => break,
+                        }
+                    }
+                    v
+                }
+                (None, None) => bail!("give an ICCID or --type"),
+            };
+            let total = targets.len();
+            let (mut queued, mut skipped) = (0usize, 0usize);
+            for (n, i) in targets.iter().enumerate() {
+                match engine.queue_metadata_update(&scope.operator, i).await {
+                    Ok(o) => {
+                        queued += 1;
+                        println!("[{}/{total}] {i}: rpm order {} queued", n + 1, o.id);
+                    }
+                    Err(e) => {
+                        skipped += 1;
+                        println!("[{}/{total}] {i}: not queued: {}", n + 1, es2_fail(e));
+                    }
+                }
+            }
+            ctx.store.close().await;
+            println!("{queued} queued, {skipped} not queued, of {total} installed profiles");
+            if iccid.is_some() && queued == 0 {
+                bail!("no update queued");
+            }
+        }
         OrdersCommand::Show { scope, iccid } => {
             let ctx = open(&scope.data, None).await?;
             let p = ctx.owned(&scope.operator, &iccid).await?;
@@ -694,14 +908,30 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 "error cause:        {}",
                 p.error_cause.as_deref().unwrap_or("-")
             );
+            for o in ctx.store.rpm_orders_for(&p.iccid).await? {
+                println!(
+                    "rpm order:          {}  {}  {}  {}{}",
+                    o.id,
+                    o.commands,
+                    o.state,
+                    crate::display::rfc3339(o.updated_at),
+                    o.result_summary
+                        .as_deref()
+                        .map_or(String::new(), |r| format!("  ({r})"))
+                );
+            }
+            println!("history:");
             for e in ctx.store.events_for(&p.iccid).await? {
                 println!(
-                    "  {}  {} -> {}  {}  {}",
-                    e.at,
+                    "  {}  {} -> {}  {}  {}{}",
+                    crate::display::rfc3339(e.at),
                     e.from_state.map_or("-".to_owned(), |s| s.to_string()),
                     e.to_state,
                     e.actor,
-                    e.cause.as_deref().unwrap_or("")
+                    e.cause.as_deref().unwrap_or(""),
+                    e.detail
+                        .as_deref()
+                        .map_or(String::new(), |d| format!("  ({d})"))
                 );
             }
             ctx.store.close().await;

@@ -522,8 +522,11 @@ impl Es9Engine {
                 "SVN in euiccInfo2 differs from the SVN in euiccInfo1",
             ));
         }
-        let matching_id = match &signed1.ctx_params1 {
-            CtxParams1::CommonAuthentication(c) => c.matching_id.clone().filter(|m| !m.is_empty()),
+        let (matching_id, rpm_ask) = match &signed1.ctx_params1 {
+            CtxParams1::CommonAuthentication(c) => (
+                c.matching_id.clone().filter(|m| !m.is_empty()),
+                c.asks_rpm().then(|| c.iccid().map(|i| i.to_digits())),
+            ),
             CtxParams1::Unknown(_) => {
                 return Err(Failure::Malformed(
                     "ctxParams1 (unsupported alternative)".into(),
@@ -544,23 +547,166 @@ impl Es9Engine {
             )
             .await?;
 
-        match self
-            .authenticate_order(
-                &claimed,
-                &mut data,
-                &eid,
-                matching_id.as_deref(),
-                &ok,
-                &euicc,
-            )
-            .await
-        {
-            Ok(r) => Ok(r.into()),
+        // SGP.22 v3: an LPA that asks for Remote Profile Management (operationType rpm)
+        // gets the waiting RPM package; a v2 LPA never asks and never gets one.
+        let answer = match rpm_ask {
+            Some(iccid) => {
+                self.authenticate_rpm(
+                    &claimed,
+                    &mut data,
+                    &eid,
+                    matching_id.as_deref(),
+                    iccid.as_deref(),
+                    &ok,
+                    &euicc,
+                )
+                .await
+            }
+            None => self
+                .authenticate_order(
+                    &claimed,
+                    &mut data,
+                    &eid,
+                    matching_id.as_deref(),
+                    &ok,
+                    &euicc,
+                )
+                .await
+                .map(Into::into),
+        };
+        match answer {
+            Ok(r) => Ok(r),
             Err(f) => {
                 self.end_session(&claimed, &data).await;
                 Err(f)
             }
         }
+    }
+
+    /// The RPM branch of AuthenticateClient (SGP.22 v3; `../shared/docs/rpm-v3-digest.md`
+    /// §5.3): the oldest RPM package waiting for this eUICC (for the MatchingID or the ICCID
+    /// the LPA named, when it named one) is signed as `smdpSigned3` with SK.DPauth over
+    /// `smdpSigned3 ‖ euiccSignature1` and marked delivered by this session, which keeps the
+    /// eUICC key that must sign the result. `rpmPending` says more packages wait.
+    #[allow(clippy::too_many_arguments)]
+    async fn authenticate_rpm(
+        &self,
+        claimed: &Session,
+        data: &mut SessionData,
+        eid: &str,
+        matching_id: Option<&str>,
+        iccid: Option<&str>,
+        ok: &rsp_asn1::auth::AuthenticateResponseOk,
+        euicc: &rsp_pki::ValidatedEuicc,
+    ) -> Result<AuthenticateClientAnswer> {
+        let info2 = &ok.euicc_signed1.value().euicc_info2;
+        let rpm_support = info2
+            .rsp_capability
+            .is_set(rsp_asn1::common::rsp_capability::RPM_SUPPORT);
+        let svn = hex::encode(info2.svn.as_bytes());
+        if let Err(e) = self
+            .store
+            .put_euicc_capabilities(&smdpp_store::EuiccCapabilities {
+                eid: eid.to_owned(),
+                svn: svn.clone(),
+                rpm_support,
+                updated_at: now_ms(),
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "eUICC capabilities not recorded");
+        }
+        if !rpm_support {
+            return Err(Failure::RpmNotSupported);
+        }
+        // A package delivered by a session that ended without a result (its session has
+        // expired) is handed out again.
+        let redeliver_before = now_ms().saturating_sub(ms(self.config.limits.session_ttl));
+        let waiting: Vec<smdpp_store::RpmOrder> = self
+            .store
+            .waiting_rpm_orders(eid, iccid, redeliver_before)
+            .await?
+            .into_iter()
+            .filter(|o| matching_id.is_none_or(|m| m == o.id))
+            .collect();
+        let Some(order) = waiting.first().cloned() else {
+            return Err(Failure::NoRpmPending);
+        };
+        let more = waiting.len() > 1
+            || (iccid.is_some()
+                && !self
+                    .store
+                    .waiting_rpm_orders(eid, None, redeliver_before)
+                    .await?
+                    .iter()
+                    .all(|o| o.id == order.id));
+        let package = rsp_asn1::rpm::RpmPackage::decode(&order.package)
+            .map_err(|e| Failure::Internal(format!("stored RPM package: {e}")))?;
+        let tid = AsnTid::new(claimed_tid(claimed)?.as_slice())
+            .map_err(|_| Failure::Internal("transaction id".into()))?;
+        let signed3 = rsp_asn1::rpm::SmdpSigned3 {
+            transaction_id: tid,
+            rpm_package: package,
+            rpm_pending: more,
+        };
+        let signed3_der = signed3.encode();
+        let tbs = rsp_asn1::rpm::smdp_signed3_tbs(&signed3_der, &ok.euicc_signature1);
+        let sig3 = self
+            .key_set(data)?
+            .dpauth_key
+            .sign(&tbs)
+            .map_err(|e| Failure::Internal(format!("DPauth signature: {e}")))?;
+        if !self
+            .store
+            .rpm_order_delivered(
+                &order.id,
+                order.version,
+                &claimed.transaction_id,
+                euicc.curve.name(),
+                &euicc.public_key,
+            )
+            .await?
+        {
+            // Another session took it in the meantime.
+            return Err(Failure::NoRpmPending);
+        }
+        data.euicc = Some(EuiccBinding {
+            eid: eid.to_owned(),
+            curve: euicc.curve.name().to_owned(),
+            public_key: hex::encode(&euicc.public_key),
+            iccid: order.iccid.clone(),
+            cc_required: false,
+            smdp_signature2_tlv: String::new(),
+            profile_metadata: String::new(),
+            offered_otpk: None,
+            order_version: None,
+            svn: Some(svn),
+            rpm_support,
+        });
+        data.rpm_order = Some(order.id.clone());
+        self.cas_session(
+            claimed,
+            state::RPM_DELIVERED,
+            data,
+            Patch::Set(order.iccid.clone()),
+            Patch::Keep,
+            None,
+        )
+        .await?;
+        tracing::info!(
+            transaction_id = %claimed.transaction_id,
+            iccid = %order.iccid,
+            commands = %order.commands,
+            "RPM package delivered"
+        );
+        Ok(AuthenticateClientAnswer::Rpm(
+            smdpp_core::es9_json::AuthenticateClientRpmResponse {
+                transaction_id: TransactionId::from_bytes(&claimed_tid(claimed)?)
+                    .map_err(|_| Failure::Internal("transaction id".into()))?,
+                smdp_signed3: signed3_der,
+                smdp_signature3: sig_tlv(&sig3),
+            },
+        ))
     }
 
     /// Order lookup (section 5.6.3 rules) and the AuthenticateClient response.
@@ -1243,6 +1389,9 @@ impl Es9Engine {
                 self.handle_other_notification(&o, &req.pending_notification)
                     .await
             }
+            PendingNotification::LoadRpmPackageResultSigned(r) => {
+                self.handle_rpm_result(&r, &req.pending_notification).await
+            }
             _ => {
                 tracing::info!("notification of a kind this server does not handle; ignored");
                 Ok(())
@@ -1458,6 +1607,149 @@ impl Es9Engine {
         Ok(())
     }
 
+    /// The eUICC-signed result of an RPM package (SGP.22 v3 LoadRpmPackageResult, carried by
+    /// HandleNotification; digest §5.5). It is bound to the transaction that delivered the
+    /// package: the order is found by transactionId, the signature checked with the eUICC
+    /// key recorded at delivery over the data element as received (and, for an `A0` element,
+    /// once more over the same element tagged `30`), the smdpOid must be ours. The order ends
+    /// executed (every command ok) or failed, once: a replayed result, or one for another
+    /// transaction or with a forged signature, is acknowledged and changes nothing. The
+    /// per-command outcome reaches the operator as HandleDownloadProgressInfo point 103.
+    async fn handle_rpm_result(
+        &self,
+        r: &rsp_asn1::rpm::LoadRpmPackageResultSigned,
+        raw: &[u8],
+    ) -> Result<()> {
+        use rsp_asn1::rpm::{ResultForm, RpmFinalResult};
+        let tid = hex::encode_upper(r.data.transaction_id.as_bytes());
+        let Some(order) = self.store.rpm_order_by_transaction(&tid).await? else {
+            tracing::warn!(transaction_id = %tid, "RPM result for a transaction that delivered no RPM package; ignored");
+            return Ok(());
+        };
+        let (Some(curve), Some(key)) = (&order.euicc_curve, &order.euicc_key) else {
+            tracing::warn!(transaction_id = %tid, "RPM result for an order without an eUICC key; ignored");
+            return Ok(());
+        };
+        let curve = curve_by_name(curve)?;
+        let verified = verify_raw(curve, key, r.signed_bytes(), &r.euicc_sign_rpr).is_ok()
+            || (r.form == ResultForm::Automatic
+                && verify_raw(curve, key, &r.signed_bytes_as_sequence(), &r.euicc_sign_rpr)
+                    .is_ok());
+        if !verified {
+            tracing::warn!(transaction_id = %tid, "RPM result signature does not verify; ignored");
+            return Ok(());
+        }
+        let oid = r.data.smdp_oid.to_dotted();
+        if !self.keys.sets.iter().any(|s| s.smdp_oid == oid) {
+            tracing::warn!(transaction_id = %tid, %oid, "RPM result for another SM-DP+ OID; ignored");
+            return Ok(());
+        }
+        let meta = &r.data.notification_metadata;
+        let outcome = self
+            .store
+            .record_notification(&NewNotification {
+                eid: order.eid.clone(),
+                seq_number: meta.seq_number,
+                iccid: Some(order.iccid.clone()),
+                event: "rpmResult".into(),
+                raw: raw.to_vec(),
+                received_at: now_ms(),
+            })
+            .await?;
+        let (ok, summary) = match &r.data.final_result {
+            RpmFinalResult::ExecutionResults(results) => {
+                let planned = order.commands.split(',').count();
+                let all_ok = results.len() == planned && results.iter().all(|x| x.data.is_ok());
+                let text = results
+                    .iter()
+                    .map(|x| {
+                        let code = x.data.code();
+                        format!(
+                            "{}{}: {}",
+                            x.data.name(),
+                            x.iccid.map(|i| format!(" {i}")).unwrap_or_default(),
+                            if x.data.is_ok() {
+                                "ok".to_owned()
+                            } else {
+                                format!("error {code}")
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let text = if results.len() < planned {
+                    format!("{text}; {} not run", planned - results.len())
+                } else {
+                    text
+                };
+                (all_ok, text)
+            }
+            RpmFinalResult::ErrorCode(n) => (false, format!("package refused: error {n}")),
+        };
+        let profile = self.store.get_profile(&order.iccid).await?;
+        let status = if ok {
+            FunctionExecutionStatus::success()
+        } else {
+            FunctionExecutionStatus::failed(
+                &smdpp_core::callbacks::CANCEL_UNDEFINED_REASON,
+                Some(summary.clone()),
+            )
+        };
+        let event = EventRecord::by(ACTOR)
+            .with_cause(format!(
+                "rpm {}: {}",
+                if ok { "executed" } else { "failed" },
+                order.commands
+            ))
+            .with_detail(format!(
+                "matchingId={} eid={} seqNumber={} {summary}",
+                order.id, order.eid, meta.seq_number
+            ))
+            .with_outbox(profile.iter().filter_map(|p| {
+                outbox::hdpi(
+                    p,
+                    Some(&order.eid),
+                    point::RPM_RESULT,
+                    status.clone(),
+                    Some(raw),
+                )
+            }));
+        let finished = self
+            .store
+            .finish_rpm_order(&smdpp_store::RpmFinish {
+                id: &order.id,
+                from: &[smdpp_store::RpmOrderState::Delivered],
+                transaction_id: Some(&tid),
+                to: if ok {
+                    smdpp_store::RpmOrderState::Executed
+                } else {
+                    smdpp_store::RpmOrderState::Failed
+                },
+                result: Some(raw),
+                summary: Some(&summary),
+                event: &event,
+            })
+            .await?;
+        if finished.is_none() {
+            tracing::info!(
+                transaction_id = %tid,
+                duplicate = (outcome == RecordOutcome::Duplicate),
+                "RPM result for an order not awaiting one (replayed); ignored"
+            );
+            return Ok(());
+        }
+        if let Some(s) = self.store.get_session(&tid, now_ms()).await?
+            && s.state == state::RPM_DELIVERED
+            && let Ok(d) = SessionData::from_bytes(&s.data)
+        {
+            let _ = self
+                .cas_session(&s, state::ENDED, &d, Patch::Keep, Patch::Keep, None)
+                .await;
+        }
+        tracing::info!(transaction_id = %tid, %summary, "RPM result");
+        Ok(())
+    }
+
     /// An enable, disable or delete notification (section 3.5; v3 adds the RPM variants,
     /// bits 4 to 6): verified against the eUICC's certificate chain, recorded once per
     /// (EID, seqNumber), and applied to the profile's state when it is newer than what was
@@ -1567,6 +1859,56 @@ impl Es9Engine {
 
     // --------------------------------------------------------------- CancelSession
 
+    /// CancelSession of a session that delivered an RPM package (digest §5.3, §9 #10):
+    /// postponed(1) and timeout(2) put the order back to pending (the LPA asks again later);
+    /// any other reason (endUserRejection 0, rpmDisabled 27, invalidRpmPackage 28,
+    /// loadRpmPackageError 29, ...) cancels it and reports it to the operator (point 103,
+    /// Failed with the reason).
+    async fn cancel_rpm(
+        &self,
+        session: &Session,
+        data: &SessionData,
+        order_id: &str,
+        reason: i64,
+    ) -> Result<()> {
+        let keep = reason == 1 || reason == 2;
+        let cause = format!("rpm cancelled by the LPA: reason {reason}");
+        let profile = match self.store.get_rpm_order(order_id).await? {
+            Some(o) => self.store.get_profile(&o.iccid).await?,
+            None => None,
+        };
+        let status = FunctionExecutionStatus::failed(
+            &smdpp_core::callbacks::CANCEL_UNDEFINED_REASON,
+            Some(cause.clone()),
+        );
+        let event =
+            EventRecord::by(ACTOR)
+                .with_cause(cause.clone())
+                .with_outbox(profile.iter().filter(|_| !keep).filter_map(|p| {
+                    outbox::hdpi(p, None, point::RPM_RESULT, status.clone(), None)
+                }));
+        let summary = format!("cancelled by the LPA (reason {reason})");
+        self.store
+            .finish_rpm_order(&smdpp_store::RpmFinish {
+                id: order_id,
+                from: &[smdpp_store::RpmOrderState::Delivered],
+                transaction_id: Some(&session.transaction_id),
+                to: if keep {
+                    smdpp_store::RpmOrderState::Pending
+                } else {
+                    smdpp_store::RpmOrderState::Cancelled
+                },
+                result: None,
+                summary: (!keep).then_some(summary.as_str()),
+                event: &event,
+            })
+            .await?;
+        self.cas_session(session, state::ENDED, data, Patch::Keep, Patch::Keep, None)
+            .await?;
+        tracing::info!(transaction_id = %session.transaction_id, reason, "RPM session cancelled");
+        Ok(())
+    }
+
     /// ES9+.CancelSession (SGP.22 section 5.6.5, 3.1.3.1).
     ///
     /// postponed(1) and timeout(2) end the session and keep the order as it is (Released,
@@ -1617,6 +1959,13 @@ impl Es9Engine {
             ));
         }
         let reason = signed.reason;
+        if session.state == state::RPM_DELIVERED
+            && let Some(order_id) = data.rpm_order.clone()
+        {
+            return self
+                .cancel_rpm(&session, &data, &order_id, reason.to_i64())
+                .await;
+        }
         if matches!(
             reason,
             CancelSessionReason::Postponed | CancelSessionReason::Timeout
