@@ -59,6 +59,7 @@ async fn default_serve_generates_everything_and_serves_the_demo_profile() {
         rsp_capability: vec![0],
         ext_card_resource: vec![0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x01, 0x00, 0x00],
         profile_version: [2, 3, 1],
+        rpm_ask: None,
     };
     let init: smdpp_core::es9_json::InitiateAuthenticationResponse = server
         .post(

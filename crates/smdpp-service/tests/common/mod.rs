@@ -562,6 +562,9 @@ pub struct Card {
     pub rsp_capability: Vec<u32>,
     pub ext_card_resource: Vec<u8>,
     pub profile_version: [u8; 3],
+    /// SGP.22 v3: ask for Remote Profile Management (operationType rpm) in
+    /// AuthenticateServer, for this ICCID when given.
+    pub rpm_ask: Option<Option<rsp_asn1::common::Iccid>>,
 }
 
 pub fn ski(der: &[u8]) -> Vec<u8> {
@@ -588,6 +591,7 @@ impl Card {
             rsp_capability: vec![0],
             ext_card_resource: vec![0x81, 0x01, 0x00, 0x82, 0x04, 0x00, 0x01, 0x00, 0x00],
             profile_version: [2, 3, 1],
+            rpm_ask: None,
         }
     }
 
@@ -706,6 +710,16 @@ impl Card {
                 },
             )),
             extensions: Extensions::default(),
+        };
+        let s1 = match (&self.rpm_ask, s1.ctx_params1) {
+            (Some(iccid), CtxParams1::CommonAuthentication(c)) => EuiccSigned1 {
+                ctx_params1: CtxParams1::CommonAuthentication(Box::new(c.with_rpm(*iccid))),
+                ..s1
+            },
+            (_, ctx) => EuiccSigned1 {
+                ctx_params1: ctx,
+                ..s1
+            },
         };
         let signed = Signed::new(s1);
         let mut sig = self.sign(signed.raw());
