@@ -19,11 +19,13 @@
 #      type "apdu" go to the virtual eUICC's stdin (one per line) and its one-line reply goes
 #      back to lpac's stdin; every other lpac line is a result line:
 #        chip info; profile download -s HOST:PORT -m MATCHING_ID; notification process -a -r;
-#        profile list; profile enable ICCID; profile disable ICCID;
-#        notification process -a -r; profile delete ICCID; notification process -a -r
+#        profile list; profile enable ICCID; notification process -a -r;
+#        profile disable ICCID; notification process -a -r; profile delete ICCID;
+#        notification process -a -r
 #      and checks that each command's final "lpa" line has "code":0;
 #   5. checks that `smdpp profiles list` shows the profile Installed (after the install
-#      notification) and that lpac's profile list shows it;
+#      notification) and that lpac's profile list shows it, and that `smdpp profiles show`
+#      says enabled, disabled and unavailable (retired) after each later notification;
 #   6. prints a PASS/FAIL summary and exits non-zero on any failure.
 set -uo pipefail
 
@@ -159,11 +161,21 @@ check "smdpp profiles list shows $ICCID installed" \
     bash -c "'$SMDPP' profiles list --data-dir '$DATA' | grep -E '^$ICCID +installed ' >/dev/null"
 step "profile list" profile list
 check "lpac profile list shows $ICCID" grep -q "\"iccid\":\"$ICCID\"" "$WORK/last.out"
+state_is() {
+    check "smdpp profiles show: $ICCID $1" bash -c "[ \"\$('$SMDPP' profiles show --data-dir '$DATA' '$ICCID' | sed -n 's/^state: *//p')\" = '$1' ]"
+}
 step "profile enable" profile enable "$ICCID"
+step "notification process (enable)" notification process -a -r
+state_is enabled
 step "profile disable" profile disable "$ICCID"
-step "notification process" notification process -a -r
+step "notification process (disable)" notification process -a -r
+state_is disabled
 step "profile delete" profile delete "$ICCID"
 step "notification process (delete)" notification process -a -r
+# A profile added with `profiles add` has no type: a delete retires it.
+state_is unavailable
+echo "== server history of $ICCID"
+"$SMDPP" profiles show --data-dir "$DATA" "$ICCID" | sed -n '/^history:/,$p'
 
 # lpac initialises its APDU and HTTP drivers before any command, `version` too: without the
 # drivers the bridge uses (the default PC/SC one is usually absent) it prints nothing. stdin

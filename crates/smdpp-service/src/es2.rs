@@ -465,7 +465,12 @@ impl Es2Engine {
             // Figure 15 (section 3.1.6): Error → Available or Unavailable by CancelOrder, as
             // finalProfileStatusIndicator says (Table 29).
             ProfileState::Error => &[ProfileState::Error],
-            ProfileState::Downloaded | ProfileState::Installed => {
+            // Table 30 "already downloaded": also once the eUICC reported it enabled or
+            // disabled (deactivation, `smdpp orders deactivate`, is the way to end those).
+            ProfileState::Downloaded
+            | ProfileState::Installed
+            | ProfileState::Enabled
+            | ProfileState::Disabled => {
                 return Err(refused_in_state(
                     Es2Function::CancelOrder,
                     ICCID_ALREADY_IN_USE,
@@ -543,7 +548,9 @@ impl Es2Engine {
             Ok(_) => {}
             Err(StoreError::Conflict { state, .. }) => {
                 let code = if state == ProfileState::Downloaded.as_str()
-                    || state == ProfileState::Installed.as_str()
+                    || state
+                        .parse::<ProfileState>()
+                        .is_ok_and(ProfileState::is_on_euicc)
                 {
                     ICCID_ALREADY_IN_USE
                 } else {

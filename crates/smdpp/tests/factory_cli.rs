@@ -420,8 +420,17 @@ fn types_add_list_show() {
     );
 
     let show = env.ok(&["types", "show", "IoT-3"]);
-    let lines: Vec<&str> = show.lines().collect();
-    assert_eq!(lines.len(), 11, "{show}");
+    // The creation time is RFC 3339 UTC (checked here, then left out of the comparisons).
+    let created = show
+        .lines()
+        .find_map(|l| l.strip_prefix("created at:           "))
+        .unwrap();
+    assert!(created.len() == 24 && created.ends_with('Z') && created.as_bytes()[10] == b'T');
+    let lines: Vec<&str> = show
+        .lines()
+        .filter(|l| !l.starts_with("created at:"))
+        .collect();
+    assert_eq!(lines.len(), 12, "{show}");
     assert_eq!(lines[0], "name:                 IoT-3");
     assert_eq!(lines[1], "template:             usim-isim-milenage");
     assert!(lines[2].starts_with("template description: "), "{show}");
@@ -436,13 +445,17 @@ fn types_add_list_show() {
             "policy rule bits:     0b110",
             "cc attempts:          3",
             "download attempts:    7",
+            "on delete:            retire",
         ]
     );
 
     // With profiles: the counts per state.
     env.imported("inv.csv", &[good(1), good(2)]);
     let show = env.ok(&["types", "show", "T1"]);
-    let lines: Vec<&str> = show.lines().collect();
+    let lines: Vec<&str> = show
+        .lines()
+        .filter(|l| !l.starts_with("created at:"))
+        .collect();
     assert_eq!(
         lines[3..],
         [
@@ -450,10 +463,12 @@ fn types_add_list_show() {
             "profile name:         Test profile",
             "profile class:        -",
             "icon:                 -",
-            "notification bits:    0b1001",
+            // The default --notify: install, enable, disable and delete.
+            "notification bits:    0b1111",
             "policy rule bits:     -",
             "cc attempts:          default",
             "download attempts:    default",
+            "on delete:            retire",
             "  available    2",
         ]
     );
@@ -1294,7 +1309,7 @@ fn profiles_list_filters() {
     assert!(
         out.stderr.contains(
             "unknown state \"bogus\"; one of: available, allocated, linked, confirmed, \
-             released, downloaded, installed, error, unavailable"
+             released, downloaded, installed, enabled, disabled, error, unavailable"
         ),
         "{}",
         out.stderr
