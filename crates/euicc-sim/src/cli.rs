@@ -1,7 +1,8 @@
 //! `smdpp euicc ...`: a clap subcommand tree for the `smdpp` binary to mount, and [`run`].
 //!
 //! ```text
-//! smdpp euicc init --state FILE --pki DIR [--eid EID]
+//! smdpp euicc init --state FILE --pki DIR [--eid EID] [--svn 2.2.2|3.1.0]
+//! smdpp euicc poll --state FILE [--iccid ICCID] [--no-consent] [--imei IMEI] [--insecure|--http]
 //! smdpp euicc download --state FILE 'LPA:1$host:port$MATCHING-ID' [--cc CODE] [--imei IMEI] [--insecure|--http]
 //! smdpp euicc notifications list|process --state FILE
 //! smdpp euicc profiles list|enable|disable|delete|nickname --state FILE [ICCID|AID]
@@ -18,7 +19,9 @@ use rsp_asn1::common::{Iccid, OctetTo16, ProfileIdentifier};
 use serde_json::json;
 
 use crate::euicc::Euicc;
-use crate::lpa::{DownloadOptions, DownloadOutcome, Lpa, LpaError, Transport};
+use crate::lpa::{
+    DownloadOptions, DownloadOutcome, Lpa, LpaError, PollOptions, PollReport, Transport,
+};
 use crate::state::{EuiccState, ProfileRecord, ProfileStateRec, Provisioning};
 use crate::upp_info::UppInfo;
 
@@ -55,6 +58,33 @@ pub enum EuiccCommand {
         /// EID (32 digits, valid check digits, inside the EUM's range); random if absent.
         #[arg(long)]
         eid: Option<String>,
+        /// The highest SGP.22 version the eUICC implements: 3.x (default) announces v3 and
+        /// Remote Profile Management support; 2.x (e.g. 2.2.2) makes a v2-only card.
+        #[arg(long, value_name = "VERSION", default_value = "3.1.0")]
+        svn: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the SM-DP+ of every installed profile for Remote Profile Management packages
+    /// (SGP.22 v3) and execute them.
+    Poll {
+        /// The state file.
+        #[command(flatten)]
+        state: StateArg,
+        /// Poll only for this profile (ICCID).
+        #[arg(long)]
+        iccid: Option<String>,
+        /// The end user refuses: do not load packages (the session is cancelled with
+        /// endUserRejection).
+        #[arg(long)]
+        no_consent: bool,
+        /// Device IMEI (15 or 16 digits).
+        #[arg(long)]
+        imei: Option<String>,
+        /// Transport options.
+        #[command(flatten)]
+        transport: TransportArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -336,15 +366,53 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
             state,
             pki,
             eid,
+            svn,
             json,
         } => {
+            let v3 = parse_svn(&svn)?;
             let prov = Provisioning::from_pki_dir(&pki).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let st = EuiccState::create(&state.state, &prov, eid.as_deref())
+            let st = EuiccState::create_with(&state.state, &prov, eid.as_deref(), v3)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let version = if v3 { "v3 (RPM)" } else { "v2" };
             if json {
-                println!("{}", json!({"eid": st.eid, "state": state.state}));
+                println!("{}", json!({"eid": st.eid, "state": state.state, "v3": v3}));
             } else {
-                println!("created eUICC {} in {}", st.eid, state.state.display());
+                println!(
+                    "created {version} eUICC {} in {}",
+                    st.eid,
+                    state.state.display()
+                );
+            }
+            Ok(())
+        }
+        EuiccCommand::Poll {
+            state,
+            iccid,
+            no_consent,
+            imei,
+            transport,
+            json,
+        } => {
+            let mut euicc = open(&state.state)?;
+            let lpa = lpa_for(&euicc, &transport)?;
+            let opts = PollOptions {
+                rpm_consent: !no_consent,
+                iccid,
+                imei,
+                ..PollOptions::default()
+            };
+            let r = runtime()?.block_on(lpa.poll(&mut euicc, &opts));
+            euicc.save_if_dirty().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = r.map_err(describe)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for line in poll_lines(&report) {
+                    println!("{line}");
+                }
+            }
+            if !report.failures.is_empty() {
+                bail!("{} poll(s) failed", report.failures.len());
             }
             Ok(())
         }
@@ -471,6 +539,8 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
                     json!({
                         "eid": st.eid,
                         "svn": ver(&info2.svn),
+                        "highestSvn": info2.highest_svn.as_ref().map(ver),
+                        "rpmSupport": euicc.is_v3(),
                         "profileVersion": ver(&info2.profile_version),
                         "firmwareVersion": ver(&info2.euicc_firmware_ver),
                         "ciPKIdListForVerification": cis,
@@ -483,6 +553,9 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
             } else {
                 println!("EID:                   {}", st.eid);
                 println!("SVN:                   {}", ver(&info2.svn));
+                if let Some(h) = &info2.highest_svn {
+                    println!("highest SVN:           {} (RPM supported)", ver(h));
+                }
                 println!("profile version:       {}", ver(&info2.profile_version));
                 println!("trusted CIs (SKI):     {}", cis.join(", "));
                 println!(
@@ -505,6 +578,81 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
             .context("lpac stdio")
         }
     }
+}
+
+/// `--svn`: `true` for 3.x (v3 with RPM), `false` for 2.x.
+fn parse_svn(svn: &str) -> Result<bool> {
+    let major = svn
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap_or("");
+    match major {
+        "3" => Ok(true),
+        "2" => Ok(false),
+        _ => bail!("--svn {svn:?}: expected a 2.x or 3.x version, e.g. 2.2.2 or 3.1.0"),
+    }
+}
+
+/// The lines `smdpp euicc poll` prints: one per executed command
+/// (`disable 8999...: ok`, `delete 8999...: failed (code 2)`, `enable 8999...: not run`),
+/// package-level errors, refusals, and `no pending RPM` when no package was received.
+pub fn poll_lines(report: &PollReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in &report.packages {
+        if p.rejected {
+            lines.push(format!(
+                "RPM package {} from {} rejected by the user ({} command(s))",
+                p.transaction_id,
+                p.smdp_address,
+                p.commands.len()
+            ));
+            continue;
+        }
+        if let Some(c) = p.package_error {
+            lines.push(format!(
+                "RPM package {} from {} refused by the eUICC: error {c}",
+                p.transaction_id, p.smdp_address
+            ));
+        } else {
+            for c in &p.commands {
+                let what = match (c.ok, c.code) {
+                    (true, _) => "ok".to_owned(),
+                    (false, Some(code)) => format!("failed (code {code})"),
+                    (false, None) => "not run".to_owned(),
+                };
+                lines.push(format!(
+                    "{} {}: {what}",
+                    c.command,
+                    c.iccid.as_deref().unwrap_or("-")
+                ));
+            }
+        }
+        if let Some(e) = &p.result_error {
+            lines.push(format!(
+                "RPM result NOT sent: {e}; retry with `notifications process`"
+            ));
+        }
+    }
+    if report.packages.is_empty() {
+        lines.push("no pending RPM".to_owned());
+    }
+    for f in &report.failures {
+        lines.push(format!(
+            "poll of {} for {} FAILED: {}",
+            f.smdp_address, f.iccid, f.error
+        ));
+    }
+    for n in report.notifications.iter().filter(|n| n.error.is_some()) {
+        lines.push(format!(
+            "notification {} {} NOT sent: {}",
+            n.seq_number,
+            n.operation,
+            n.error.as_deref().unwrap_or_default()
+        ));
+    }
+    lines
 }
 
 fn describe(e: LpaError) -> anyhow::Error {

@@ -66,6 +66,9 @@ use crate::state::{
 };
 use crate::upp_info::UppInfo;
 
+#[path = "rpm_card.rs"]
+mod rpm_card;
+
 /// Deliberate deviations from a correct card, for negative tests of the SM-DP+.
 #[derive(Clone, Debug, Default)]
 pub struct Quirks {
@@ -323,10 +326,29 @@ impl Euicc {
             ci_pkid_list_for_verification: verification,
             ci_pkid_list_for_signing: signing,
             ci_pkid_list_for_signing_v3: None,
-            rsp_capability: None,
-            highest_svn: None,
+            rsp_capability: self.state.v3.then(|| self.rsp_capability_bits()),
+            highest_svn: self.highest_svn(),
             extensions: Extensions(Vec::new()),
         }
+    }
+
+    /// `euiccRspCapability`: additionalProfile and testProfileSupport, plus rpmSupport on a
+    /// v3 card.
+    fn rsp_capability_bits(&self) -> BitString {
+        let mut bits = vec![
+            rsp_capability::ADDITIONAL_PROFILE,
+            rsp_capability::TEST_PROFILE_SUPPORT,
+        ];
+        if self.state.v3 {
+            bits.push(rsp_capability::RPM_SUPPORT);
+        }
+        bits.sort_unstable();
+        BitString::from_bits(&bits)
+    }
+
+    /// v3 `highestSvn` (3.1.0) on a v3 card.
+    fn highest_svn(&self) -> Option<VersionType> {
+        self.state.v3.then(|| VersionType::from_parts(3, 1, 0))
     }
 
     /// ES10b.GetEUICCInfo (EUICCInfo2).
@@ -350,10 +372,7 @@ impl Euicc {
             ]),
             javacard_version: Some(VersionType::from_parts(3, 0, 5)),
             globalplatform_version: Some(VersionType::from_parts(2, 3, 1)),
-            rsp_capability: BitString::from_bits(&[
-                rsp_capability::ADDITIONAL_PROFILE,
-                rsp_capability::TEST_PROFILE_SUPPORT,
-            ]),
+            rsp_capability: self.rsp_capability_bits(),
             ci_pkid_list_for_verification: verification,
             ci_pkid_list_for_signing: signing,
             euicc_category: Some(EuiccCategory::Other),
@@ -367,7 +386,7 @@ impl Euicc {
             lpa_mode: None,
             ci_pkid_list_for_signing_v3: None,
             additional_euicc_info: None,
-            highest_svn: None,
+            highest_svn: self.highest_svn(),
             extensions: Extensions(Vec::new()),
         }
     }
@@ -888,7 +907,12 @@ impl Euicc {
         let addresses: Vec<String> = profile
             .notification_configuration
             .iter()
-            .filter(|c| c.operations.contains(&op.bit()))
+            .filter(|c| {
+                c.operations.contains(&op.bit())
+                    || op
+                        .local_equivalent()
+                        .is_some_and(|l| c.operations.contains(&l.bit()))
+            })
             .map(|c| c.address.clone())
             .collect();
         let mut seqs = Vec::new();
@@ -1215,6 +1239,10 @@ impl Euicc {
                 self.set_default_dp_address(&addr);
                 vec![0xBF, 0x3F, 0x03, 0x80, 0x01, 0x00]
             }
+            0xBF44 if self.state.v3 => {
+                let req = rsp_asn1::rpm::LoadRpmPackageRequest::decode(cmd).map_err(inv)?;
+                self.load_rpm_package(&req)?.encode()
+            }
             // GetRAT: an empty Rules Authorisation Table.
             0xBF43 => vec![0xBF, 0x43, 0x02, 0xA0, 0x00],
             _ => return Err(Es10Error::UnknownCommand),
@@ -1233,6 +1261,9 @@ fn metadata_of(pending: &[u8]) -> Option<NotificationMetadata> {
         ),
         PendingNotification::OtherSignedNotification(o) => {
             Some(o.tbs_other_notification.value().clone())
+        }
+        PendingNotification::LoadRpmPackageResultSigned(r) => {
+            Some(r.data.notification_metadata.clone())
         }
         _ => None,
     }

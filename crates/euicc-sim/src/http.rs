@@ -37,8 +37,11 @@ pub const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
 
 /// `User-Agent` sent on every request.
 pub const USER_AGENT: &str = "gsma-rsp-lpad";
-/// `X-Admin-Protocol` sent on every request.
+/// `X-Admin-Protocol` sent on every request (by default; see
+/// [`Es9Client::with_admin_protocol`]).
 pub const ADMIN_PROTOCOL: &str = "gsma/rsp/v2.2.0";
+/// `X-Admin-Protocol` the LPA sends for an SGP.22 v3 eUICC.
+pub const ADMIN_PROTOCOL_V3: &str = "gsma/rsp/v3.0.0";
 
 /// How to reach the SM-DP+.
 #[derive(Clone, Debug)]
@@ -76,6 +79,7 @@ pub struct Es9Client {
     tls: Option<TlsConnector>,
     timeout: Duration,
     idle: Option<IdlePool>,
+    admin_protocol: &'static str,
 }
 
 impl std::fmt::Debug for Es9Client {
@@ -265,6 +269,7 @@ impl Es9Client {
                     tls: None,
                     timeout: Duration::from_secs(60),
                     idle: None,
+                    admin_protocol: ADMIN_PROTOCOL,
                 });
             }
             Transport::Https(trust) => Arc::new(CiVerifier {
@@ -286,6 +291,7 @@ impl Es9Client {
             tls: Some(TlsConnector::from(Arc::new(cfg))),
             timeout: Duration::from_secs(60),
             idle: None,
+            admin_protocol: ADMIN_PROTOCOL,
         })
     }
 
@@ -354,6 +360,18 @@ impl Es9Client {
         }
     }
 
+    /// Send `protocol` as `X-Admin-Protocol` (default [`ADMIN_PROTOCOL`]; the LPA uses
+    /// [`ADMIN_PROTOCOL_V3`] for a v3 eUICC).
+    pub fn with_admin_protocol(mut self, protocol: &'static str) -> Es9Client {
+        self.admin_protocol = protocol;
+        self
+    }
+
+    /// The `X-Admin-Protocol` value sent.
+    pub fn admin_protocol(&self) -> &'static str {
+        self.admin_protocol
+    }
+
     /// Set the per-call timeout (connect + TLS + request + response).
     pub fn with_timeout(mut self, timeout: Duration) -> Es9Client {
         self.timeout = timeout;
@@ -377,7 +395,7 @@ impl Es9Client {
         let req = Request::post(path)
             .header(hyper::header::HOST, address)
             .header(hyper::header::USER_AGENT, USER_AGENT)
-            .header("X-Admin-Protocol", ADMIN_PROTOCOL)
+            .header("X-Admin-Protocol", self.admin_protocol)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))

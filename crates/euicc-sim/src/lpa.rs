@@ -40,6 +40,10 @@ use smdpp_core::status::ExecutionStatus;
 use crate::euicc::Euicc;
 pub use crate::http::{Es9Client, Transport};
 
+#[path = "lpa_rpm.rs"]
+mod rpm;
+pub use rpm::{PollFailure, PollOptions, PollReport, RpmCommandOutcome, RpmPackageOutcome};
+
 /// TAC sent when no IMEI is given (the one lpac uses).
 pub const DEFAULT_TAC: [u8; 4] = [0x35, 0x29, 0x06, 0x11];
 
@@ -91,6 +95,8 @@ pub enum Step {
     LoadBoundProfilePackage,
     /// ES9+ handleNotification (the PIR).
     HandleNotification,
+    /// ES10b.LoadRpmPackage (SGP.22 v3 RPM, [`Lpa::poll`]).
+    LoadRpmPackage,
 }
 
 /// Errors of the LPA.
@@ -414,6 +420,19 @@ impl Lpa {
         Lpa { client }
     }
 
+    /// This LPA talking for `euicc`: `X-Admin-Protocol` is
+    /// [`crate::http::ADMIN_PROTOCOL_V3`] for a v3 eUICC, else [`crate::http::ADMIN_PROTOCOL`].
+    pub fn for_euicc(&self, euicc: &Euicc) -> Lpa {
+        let protocol = if euicc.is_v3() {
+            crate::http::ADMIN_PROTOCOL_V3
+        } else {
+            crate::http::ADMIN_PROTOCOL
+        };
+        Lpa {
+            client: self.client.clone().with_admin_protocol(protocol),
+        }
+    }
+
     /// The ES9+ client, for raw calls (`client().call(address, Es9Function::..., &req)`).
     pub fn client(&self) -> &Es9Client {
         &self.client
@@ -456,6 +475,7 @@ impl Lpa {
             asn_tid: None,
         };
         let r = self
+            .for_euicc(euicc)
             .download_inner(euicc, &ac, opts, hooks, &mut ctx, tac, imei)
             .await;
         if let Err(e) = euicc.save_if_dirty() {
@@ -526,6 +546,9 @@ impl Lpa {
             server_certificate,
             ctx_params1: CtxParams1::CommonAuthentication(Box::new(
                 CtxParamsForCommonAuthentication {
+                    operation_type: None,
+                    iccid: None,
+                    matching_id_source: None,
                     matching_id: Some(ac.matching_id.clone()),
                     device_info: DeviceInfo {
                         tac: tac.to_vec(),
@@ -833,7 +856,8 @@ impl Lpa {
             header: None,
             pending_notification: n.pending_notification.clone(),
         };
-        self.client
+        self.for_euicc(euicc)
+            .client
             .call_no_output(&n.address, Es9Function::HandleNotification, &req)
             .await?;
         euicc.remove_notification(seq);

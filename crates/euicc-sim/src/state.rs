@@ -167,6 +167,19 @@ pub enum NotificationOp {
     Disable,
     /// Profile deleted.
     Delete,
+    /// Profile enabled by RPM (v3 `notificationRpmEnable`, bit 4).
+    #[serde(rename = "rpmEnable")]
+    RpmEnable,
+    /// Profile disabled by RPM (v3 `notificationRpmDisable`, bit 5).
+    #[serde(rename = "rpmDisable")]
+    RpmDisable,
+    /// Profile deleted by RPM (v3 `notificationRpmDelete`, bit 6).
+    #[serde(rename = "rpmDelete")]
+    RpmDelete,
+    /// The signed result of an RPM package (v3 `loadRpmPackageResult`, bit 7; the
+    /// notification is a `LoadRpmPackageResultSigned`).
+    #[serde(rename = "loadRpmPackageResult")]
+    LoadRpmPackageResult,
 }
 
 impl NotificationOp {
@@ -177,6 +190,21 @@ impl NotificationOp {
             NotificationOp::Enable => 1,
             NotificationOp::Disable => 2,
             NotificationOp::Delete => 3,
+            NotificationOp::RpmEnable => 4,
+            NotificationOp::RpmDisable => 5,
+            NotificationOp::RpmDelete => 6,
+            NotificationOp::LoadRpmPackageResult => 7,
+        }
+    }
+
+    /// For an RPM enable/disable/delete, the local operation whose entry in a profile's
+    /// notification configuration also asks for it (4 -> 1, 5 -> 2, 6 -> 3).
+    pub fn local_equivalent(self) -> Option<NotificationOp> {
+        match self {
+            NotificationOp::RpmEnable => Some(NotificationOp::Enable),
+            NotificationOp::RpmDisable => Some(NotificationOp::Disable),
+            NotificationOp::RpmDelete => Some(NotificationOp::Delete),
+            _ => None,
         }
     }
 
@@ -187,6 +215,10 @@ impl NotificationOp {
             1 => Some(NotificationOp::Enable),
             2 => Some(NotificationOp::Disable),
             3 => Some(NotificationOp::Delete),
+            4 => Some(NotificationOp::RpmEnable),
+            5 => Some(NotificationOp::RpmDisable),
+            6 => Some(NotificationOp::RpmDelete),
+            7 => Some(NotificationOp::LoadRpmPackageResult),
             _ => None,
         }
     }
@@ -198,12 +230,17 @@ impl NotificationOp {
             NotificationOp::Enable => "enable",
             NotificationOp::Disable => "disable",
             NotificationOp::Delete => "delete",
+            NotificationOp::RpmEnable => "rpmEnable",
+            NotificationOp::RpmDisable => "rpmDisable",
+            NotificationOp::RpmDelete => "rpmDelete",
+            NotificationOp::LoadRpmPackageResult => "loadRpmPackageResult",
         }
     }
 }
 
 /// A pending notification: its metadata and the complete signed `PendingNotification` DER
-/// (`BF37` ProfileInstallationResult or `30` OtherSignedNotification).
+/// (`BF37` ProfileInstallationResult, `30` OtherSignedNotification or `A1`
+/// LoadRpmPackageResultSigned).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationRecord {
     /// Sequence number (from the single eUICC counter).
@@ -249,6 +286,14 @@ pub struct EuiccState {
     pub next_seq_number: i64,
     /// The next ISD-P AID counter.
     pub next_isdp_index: u32,
+    /// SGP.22 v3 behaviour: EUICCInfo1/2 announce `highestSvn` 3.1.0 and `rpmSupport`, and
+    /// ES10b.LoadRpmPackage (Remote Profile Management) is accepted. `false` is a v2.2.2
+    /// card (LoadRpmPackage is an unknown command). State files written before this field
+    /// existed read as `false`, so they keep behaving exactly as before; `smdpp euicc init`
+    /// writes `true` unless `--svn 2.x` is given. The lowest SVN announced is 2.2.2 either
+    /// way.
+    #[serde(default)]
+    pub v3: bool,
 }
 
 impl std::fmt::Debug for EuiccState {
@@ -406,7 +451,8 @@ impl EuiccState {
         Ok(state)
     }
 
-    /// A state from existing credentials (for example [`rsp_pki::TestPki`]'s eUICC).
+    /// A state from existing credentials (for example [`rsp_pki::TestPki`]'s eUICC). It is a
+    /// v2.2.2 card ([`EuiccState::v3`] `false`); set the field for a v3 one.
     pub fn from_parts(
         eid: &str,
         euicc_certificate: Vec<u8>,
@@ -427,6 +473,7 @@ impl EuiccState {
             notifications: Vec::new(),
             next_seq_number: 1,
             next_isdp_index: 0x1000,
+            v3: false,
         }
     }
 
@@ -436,13 +483,25 @@ impl EuiccState {
         prov: &Provisioning,
         eid: Option<&str>,
     ) -> Result<EuiccState, SimError> {
+        EuiccState::create_with(path, prov, eid, false)
+    }
+
+    /// [`EuiccState::create`] choosing the SGP.22 version: `v3` makes a card that announces
+    /// v3 and Remote Profile Management support (see [`EuiccState::v3`]).
+    pub fn create_with(
+        path: &Path,
+        prov: &Provisioning,
+        eid: Option<&str>,
+        v3: bool,
+    ) -> Result<EuiccState, SimError> {
         if path.exists() {
             return Err(SimError::InvalidInput(format!(
                 "{} already exists; refusing to overwrite an eUICC state",
                 path.display()
             )));
         }
-        let state = EuiccState::generate(prov, eid)?;
+        let mut state = EuiccState::generate(prov, eid)?;
+        state.v3 = v3;
         state.save(path)?;
         Ok(state)
     }

@@ -12,18 +12,27 @@
 //! `euiccInfo1` ([`EuiccInfo1`]), `authenticateServerResponse`
 //! ([`AuthenticateServerResponse`]).
 //!
+//! v3 additions: `CtxParamsForCommonAuthentication` types `operationType`, `iccid` and
+//! [`MatchingIdSource`]; `AuthenticateClientResponseEs9` has the RPM alternative
+//! `authenticateClientOkRpm` (`A2`, [`AuthenticateClientOkRpm`]).
+//!
 //! Encoding choice for `AuthenticateClientRequest.authenticateServerResponse`
 //! (`[56] AuthenticateServerResponse`, itself `[56] CHOICE`): see
 //! [`TaggedChoiceForm`]; X.680-implicit by default, both forms accepted on decode.
 
 use crate::codec::{
-    Certificate, Codec, Extensions, FieldValue, SeqCodec, Signed, TaggedChoiceForm, explicit_inner,
-    int_enum, ok_error_choice, opt, put, put_opt, req, tagged_choice_alternative, write_wrapped,
+    BitString, Certificate, Codec, Extensions, FieldValue, SeqCodec, Signed, TaggedChoiceForm,
+    explicit_inner, int_enum, ok_error_choice, opt, opt_bits_lenient, put, put_opt, req,
+    tagged_choice_alternative, write_wrapped,
 };
-use crate::common::{Octet16, SubjectKeyIdentifier, TAG_SIGNATURE, TransactionId, read_signature};
+use crate::common::{
+    Iccid, Octet16, SubjectKeyIdentifier, TAG_ICCID, TAG_SIGNATURE, TransactionId, read_signature,
+};
 use crate::download::PrepareDownloadRequest;
 use crate::error::DecodeError;
 use crate::euicc_info::{DeviceInfo, EuiccInfo1, EuiccInfo2};
+use crate::prim::Oid;
+use crate::rpm::AuthenticateClientOkRpm;
 use crate::tlv::{Reader, Tag, Tlv, write_tlv};
 
 fn c(n: u32) -> Tag {
@@ -130,75 +139,149 @@ impl SeqCodec for ServerSigned1 {
     }
 }
 
-/// `CtxParamsForCommonAuthentication ::= SEQUENCE { matchingId UTF8String OPTIONAL,
-/// deviceInfo DeviceInfo }` — AUTOMATIC `80`, `A1`; later components (v3 `operationType`,
-/// `iccid`, ...) are kept in `extensions`.
+/// v3 `MatchingIdSource ::= CHOICE { none [0] NULL, activationCode [1] NULL, smdsOid [2]
+/// OBJECT IDENTIFIER }` (`80 00` / `81 00` / `82` OID), carried as
+/// `CtxParamsForCommonAuthentication.matchingIdSource [3]` inside an explicit `A3` (the
+/// CHOICE is untagged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MatchingIdSource {
+    /// `none`: no MatchingID (e.g. an RPM poll of a `pollingAddress`).
+    None,
+    /// `activationCode`: the MatchingID comes from an Activation Code.
+    ActivationCode,
+    /// `smdsOid`: the MatchingID is an EventID of the SM-DS with this OID.
+    SmdsOid(Oid),
+}
+
+impl MatchingIdSource {
+    /// Decode from the alternative's element (the one inside `A3`).
+    pub fn decode_alternative(t: &Tlv<'_>) -> Result<Self, DecodeError> {
+        match t.tag {
+            x if x == c(0) => <()>::decode_value(t, "none").map(|()| MatchingIdSource::None),
+            x if x == c(1) => {
+                <()>::decode_value(t, "activationCode").map(|()| MatchingIdSource::ActivationCode)
+            }
+            x if x == c(2) => Oid::decode_value(t, "smdsOid").map(MatchingIdSource::SmdsOid),
+            found => Err(DecodeError::UnexpectedTag {
+                expected: c(0),
+                found,
+            }),
+        }
+    }
+
+    /// Append the alternative's element.
+    pub fn encode_alternative(&self, out: &mut Vec<u8>) {
+        match self {
+            MatchingIdSource::None => put(out, c(0), &()),
+            MatchingIdSource::ActivationCode => put(out, c(1), &()),
+            MatchingIdSource::SmdsOid(oid) => put(out, c(2), oid),
+        }
+    }
+}
+
+/// `CtxParamsForCommonAuthentication ::= SEQUENCE { matchingId [0] UTF8String OPTIONAL,
+/// deviceInfo [1] DeviceInfo, operationType [2] OperationType DEFAULT {profileDownload},
+/// iccid Iccid OPTIONAL, matchingIdSource [3] MatchingIdSource OPTIONAL,
+/// vendorSpecificExtension [4] VendorSpecificExtension OPTIONAL }` — `80`, `A1`, then the
+/// v3 components `82`, `5A`, `A3 { 80 00 | 81 00 | 82 OID }`, `A4`. A v2 LPA sends none of
+/// the v3 components; with the three typed ones `None` the encoding is the v2 one.
+///
+/// `operationType` (bits [`crate::rpm::OPERATION_TYPE_PROFILE_DOWNLOAD`],
+/// [`crate::rpm::OPERATION_TYPE_RPM`]) is decoded leniently — trailing zero bits and an
+/// explicit DEFAULT value are accepted and their octets kept — because it is built by the
+/// LPA and relayed inside the eUICC-signed `euiccSigned1`, which must not be refused for
+/// a cosmetic non-DER bit string. `vendorSpecificExtension` and later components are kept
+/// in `extensions`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CtxParamsForCommonAuthentication {
     /// The MatchingID (Activation Code token, EventID, or empty).
     pub matching_id: Option<String>,
     /// The Device information.
     pub device_info: DeviceInfo,
-    /// Unknown trailing components, kept verbatim.
+    /// v3 `operationType [2]` (`82`); `None` = absent, i.e. the DEFAULT `{profileDownload}`.
+    pub operation_type: Option<BitString>,
+    /// v3 `iccid` (`5A`): the Profile an RPM request is about.
+    pub iccid: Option<Iccid>,
+    /// v3 `matchingIdSource [3]` (`A3`).
+    pub matching_id_source: Option<MatchingIdSource>,
+    /// Unknown trailing components (v3 `vendorSpecificExtension [4]`, ...), kept verbatim.
     pub extensions: Extensions,
+}
+
+impl CtxParamsForCommonAuthentication {
+    /// v3 `operationType` as received (`None` when absent: the DEFAULT applies).
+    pub fn operation_type(&self) -> Option<BitString> {
+        self.operation_type.clone()
+    }
+
+    /// `operationType` with the DEFAULT applied: the received value, or
+    /// `{profileDownload}` when absent.
+    pub fn effective_operation_type(&self) -> BitString {
+        self.operation_type
+            .clone()
+            .unwrap_or_else(|| BitString::from_bits(&[crate::rpm::OPERATION_TYPE_PROFILE_DOWNLOAD]))
+    }
+
+    /// Whether the LPA asks for Remote Profile Management (operationType bit `rpm`).
+    pub fn asks_rpm(&self) -> bool {
+        self.effective_operation_type()
+            .is_set(crate::rpm::OPERATION_TYPE_RPM)
+    }
+
+    /// Whether the LPA asks for a Profile download (bit `profileDownload`, the DEFAULT).
+    pub fn asks_profile_download(&self) -> bool {
+        self.effective_operation_type()
+            .is_set(crate::rpm::OPERATION_TYPE_PROFILE_DOWNLOAD)
+    }
+
+    /// v3 `iccid` (`5A`): the profile the LPA asks about (RPM polling).
+    pub fn iccid(&self) -> Option<Iccid> {
+        self.iccid
+    }
+
+    /// Sets the v3 components of an RPM request: operationType `{rpm}` and, when given, the
+    /// ICCID.
+    pub fn with_rpm(mut self, iccid: Option<Iccid>) -> Self {
+        self.operation_type = Some(BitString::from_bits(&[crate::rpm::OPERATION_TYPE_RPM]));
+        if iccid.is_some() {
+            self.iccid = iccid;
+        }
+        self
+    }
 }
 
 impl SeqCodec for CtxParamsForCommonAuthentication {
     const TAG: Tag = Tag::SEQUENCE;
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let matching_id = opt(r, c(0), "matchingId")?;
+        let device_info = req(r, cc(1), "deviceInfo")?;
+        let operation_type = opt_bits_lenient(r, c(2), "operationType")?;
+        let iccid = opt(r, TAG_ICCID, "iccid")?;
+        let matching_id_source = match r.read_optional(cc(3))? {
+            Some(t) => Some(MatchingIdSource::decode_alternative(&explicit_inner(
+                &t,
+                cc(3),
+            )?)?),
+            None => None,
+        };
         Ok(CtxParamsForCommonAuthentication {
-            matching_id: opt(r, c(0), "matchingId")?,
-            device_info: req(r, cc(1), "deviceInfo")?,
+            matching_id,
+            device_info,
+            operation_type,
+            iccid,
+            matching_id_source,
             extensions: Extensions::read_rest(r)?,
         })
     }
     fn encode_body(&self, out: &mut Vec<u8>) {
         put_opt(out, c(0), &self.matching_id);
         put(out, cc(1), &self.device_info);
-        self.extensions.encode_into(out);
-    }
-}
-
-impl CtxParamsForCommonAuthentication {
-    /// v3 `operationType [2] OperationType DEFAULT {profileDownload}` (`82`), read from the
-    /// kept trailing components; `None` when absent (the default).
-    pub fn operation_type(&self) -> Option<crate::BitString> {
-        self.extensions.0.iter().find_map(|raw| {
-            let t = crate::tlv::parse_single(raw).ok()?;
-            (t.tag == c(2))
-                .then(|| crate::BitString::decode_lenient(&t, "operationType").ok())
-                .flatten()
-        })
-    }
-
-    /// Whether the LPA asks for Remote Profile Management (operationType bit `rpm`).
-    pub fn asks_rpm(&self) -> bool {
-        self.operation_type()
-            .is_some_and(|b| b.is_set(crate::rpm::OPERATION_TYPE_RPM))
-    }
-
-    /// v3 `iccid Iccid OPTIONAL` (`5A`): the profile the LPA asks about (RPM polling).
-    pub fn iccid(&self) -> Option<crate::common::Iccid> {
-        self.extensions.0.iter().find_map(|raw| {
-            let t = crate::tlv::parse_single(raw).ok()?;
-            (t.tag == crate::common::TAG_ICCID)
-                .then(|| crate::common::Iccid::decode_value(&t, "iccid").ok())
-                .flatten()
-        })
-    }
-
-    /// Adds the v3 components of an RPM request: operationType `{rpm}` and, when given, the
-    /// ICCID (in ASN.1 order, after deviceInfo).
-    pub fn with_rpm(mut self, iccid: Option<crate::common::Iccid>) -> Self {
-        let mut op = Vec::new();
-        crate::prim::write_named_bits(&mut op, c(2), &[crate::rpm::OPERATION_TYPE_RPM]);
-        self.extensions.0.push(op);
-        if let Some(i) = iccid {
-            let mut v = Vec::new();
-            put(&mut v, crate::common::TAG_ICCID, &i);
-            self.extensions.0.push(v);
+        put_opt(out, c(2), &self.operation_type);
+        put_opt(out, TAG_ICCID, &self.iccid);
+        if let Some(m) = &self.matching_id_source {
+            write_wrapped(out, cc(3), |o| m.encode_alternative(o));
         }
-        self
+        self.extensions.encode_into(out);
     }
 }
 
@@ -648,13 +731,18 @@ int_enum!(
     }
 );
 
-/// `AuthenticateClientResponseEs9 ::= [59] CHOICE` (tag `BF3B`; `A0` ok, `81` error).
+/// `AuthenticateClientResponseEs9 ::= [59] CHOICE` (tag `BF3B`; AUTOMATIC `A0` ok, `81`
+/// error, v3 `A2` okRpm; v3 `A3` authenticateClientOkDeviceChange is not modelled and is
+/// refused).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthenticateClientResponseEs9 {
     /// `authenticateClientOk`.
     Ok(Box<AuthenticateClientOk>),
     /// `authenticateClientError`.
     Error(AuthenticateClientError),
+    /// v3 `authenticateClientOkRpm` (`A2`): the signed RPM Package (see
+    /// [`AuthenticateClientOkRpm`]).
+    OkRpm(Box<AuthenticateClientOkRpm>),
 }
 
 impl Codec for AuthenticateClientResponseEs9 {
@@ -663,6 +751,9 @@ impl Codec for AuthenticateClientResponseEs9 {
         match i.tag {
             x if x == cc(0) => Ok(Self::Ok(Box::new(FieldValue::decode_value(&i, "ok")?))),
             x if x == c(1) => Ok(Self::Error(FieldValue::decode_value(&i, "error")?)),
+            x if x == cc(2) => Ok(Self::OkRpm(Box::new(FieldValue::decode_value(
+                &i, "okRpm",
+            )?))),
             found => Err(DecodeError::UnexpectedTag {
                 expected: cc(0),
                 found,
@@ -673,6 +764,7 @@ impl Codec for AuthenticateClientResponseEs9 {
         write_wrapped(out, Tag(0xBF3B), |o| match self {
             Self::Ok(v) => put(o, cc(0), v.as_ref()),
             Self::Error(e) => put(o, c(1), e),
+            Self::OkRpm(v) => put(o, cc(2), v.as_ref()),
         });
     }
 }

@@ -339,6 +339,44 @@ impl<T: Codec> Signed<T> {
     }
 }
 
+impl<T: SeqCodec> Signed<T> {
+    /// Decode a SEQUENCE carried under an implicit tag `tag`, keeping its bytes retagged
+    /// with the type's own tag ([`SeqCodec::TAG`]): the received contents octets under
+    /// the universal header. Used where the signature covers the untagged form although
+    /// the element travels under a context tag (`AuthenticateClientOkRpm.smdpSigned3`).
+    pub fn decode_implicit_retagged(t: &Tlv<'_>, tag: Tag) -> Result<Self, DecodeError> {
+        let t = t.expect(tag)?;
+        let value = decode_seq_contents(&t)?;
+        Ok(Signed {
+            value,
+            raw: crate::tlv::tlv(T::TAG, t.value),
+        })
+    }
+
+    /// The contents octets of the kept bytes (without identifier and length).
+    pub fn contents(&self) -> Vec<u8> {
+        match parse_single(&self.raw) {
+            Ok(t) => t.value.to_vec(),
+            // The kept bytes are always one element; re-encode if that ever fails.
+            Err(_) => {
+                let mut v = Vec::new();
+                self.value.encode_body(&mut v);
+                v
+            }
+        }
+    }
+
+    /// The kept contents octets under another tag (a new header, the same contents).
+    pub fn retagged(&self, tag: Tag) -> Vec<u8> {
+        crate::tlv::tlv(tag, &self.contents())
+    }
+
+    /// Append the kept contents octets under `tag`.
+    pub fn encode_as(&self, tag: Tag, out: &mut Vec<u8>) {
+        write_tlv(out, tag, &self.contents());
+    }
+}
+
 /// An X.509 `Certificate` (PKIX1Explicit88) kept as its raw DER bytes.
 ///
 /// Decoding checks only the outer shape (a SEQUENCE of `tbsCertificate` SEQUENCE,

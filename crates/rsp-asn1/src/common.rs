@@ -238,7 +238,7 @@ pub mod rsp_capability {
     pub const ADDITIONAL_PROFILE: u32 = 0;
     /// crlSupport(1) (v3: loadCrlSupport).
     pub const CRL_SUPPORT: u32 = 1;
-    /// rpmSupport(2).
+    /// rpmSupport(2): Remote Profile Management (v3; a v2.2 eUICC sets it to 0).
     pub const RPM_SUPPORT: u32 = 2;
     /// testProfileSupport(3).
     pub const TEST_PROFILE_SUPPORT: u32 = 3;
@@ -258,16 +258,25 @@ pub mod ppr_ids {
     pub const PPR3: u32 = 3;
 }
 
-/// Named bits of `NotificationEvent`.
+/// Named bits of `NotificationEvent` (v3 renames bits 1-3 `notificationLocal*` and adds
+/// the RPM bits 4-7).
 pub mod notification_event {
     /// notificationInstall(0).
     pub const INSTALL: u32 = 0;
-    /// notificationEnable(1).
+    /// notificationEnable(1) (v3: notificationLocalEnable).
     pub const ENABLE: u32 = 1;
-    /// notificationDisable(2).
+    /// notificationDisable(2) (v3: notificationLocalDisable).
     pub const DISABLE: u32 = 2;
-    /// notificationDelete(3).
+    /// notificationDelete(3) (v3: notificationLocalDelete).
     pub const DELETE: u32 = 3;
+    /// notificationRpmEnable(4) (v3, RPM): a Profile enabled by an RPM command.
+    pub const RPM_ENABLE: u32 = 4;
+    /// notificationRpmDisable(5) (v3, RPM): a Profile disabled by an RPM command.
+    pub const RPM_DISABLE: u32 = 5;
+    /// notificationRpmDelete(6) (v3, RPM): a Profile deleted by an RPM command.
+    pub const RPM_DELETE: u32 = 6;
+    /// loadRpmPackageResult(7) (v3, RPM): the signed result of ES10b.LoadRpmPackage.
+    pub const LOAD_RPM_PACKAGE_RESULT: u32 = 7;
 }
 
 int_enum!(

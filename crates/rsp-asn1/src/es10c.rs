@@ -259,8 +259,9 @@ impl SeqCodec for ProfileInfo {
 }
 
 int_enum!(
-    /// `ProfileInfoListError ::= INTEGER {incorrectInputValues(1), undefinedError(127)}`.
-    ProfileInfoListError { IncorrectInputValues = 1, UndefinedError = 127 }
+    /// `ProfileInfoListError ::= INTEGER {incorrectInputValues(1), profileChangeOngoing(11)
+    /// (v3, RPM), undefinedError(127)}`.
+    ProfileInfoListError { IncorrectInputValues = 1, ProfileChangeOngoing = 11, UndefinedError = 127 }
 );
 
 /// `ProfileInfoListResponse ::= [45] CHOICE { profileInfoListOk SEQUENCE OF ProfileInfo,
@@ -273,23 +274,37 @@ pub enum ProfileInfoListResponse {
     Error(ProfileInfoListError),
 }
 
-impl Codec for ProfileInfoListResponse {
-    fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
-        let i = explicit_inner(t, Tag(0xBF2D))?;
+impl ProfileInfoListResponse {
+    /// The CHOICE's own tag (`BF2D`).
+    pub const TAG: Tag = Tag(0xBF2D);
+
+    /// Decode from the alternative's element (`A0` list or `81` error).
+    pub fn decode_alternative(i: &Tlv<'_>) -> Result<Self, DecodeError> {
         match i.tag {
-            x if x == cc(0) => Ok(Self::Ok(FieldValue::decode_value(&i, "profileInfoListOk")?)),
-            x if x == c(1) => Ok(Self::Error(FieldValue::decode_value(&i, "error")?)),
+            x if x == cc(0) => Ok(Self::Ok(FieldValue::decode_value(i, "profileInfoListOk")?)),
+            x if x == c(1) => Ok(Self::Error(FieldValue::decode_value(i, "error")?)),
             found => Err(DecodeError::UnexpectedTag {
                 expected: cc(0),
                 found,
             }),
         }
     }
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        write_wrapped(out, Tag(0xBF2D), |o| match self {
+
+    /// Append the alternative's element.
+    pub fn encode_alternative(&self, o: &mut Vec<u8>) {
+        match self {
             Self::Ok(v) => put(o, cc(0), v),
             Self::Error(e) => put(o, c(1), e),
-        });
+        }
+    }
+}
+
+impl Codec for ProfileInfoListResponse {
+    fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
+        Self::decode_alternative(&explicit_inner(t, Self::TAG)?)
+    }
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        write_wrapped(out, Self::TAG, |o| self.encode_alternative(o));
     }
 }
 

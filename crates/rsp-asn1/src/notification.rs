@@ -98,6 +98,14 @@ impl SeqCodec for OtherSignedNotification {
 
 /// `PendingNotification ::= CHOICE { profileInstallationResult [55] (BF37),
 /// otherSignedNotification (30), loadRpmPackageResultSigned [1] (A1, v3) }`.
+///
+/// The v3 alternative is an implicit `[1]` on the SEQUENCE `LoadRpmPackageResultSigned`:
+/// `A1` replaces its `30` and the contents are its two components, the data element (`A0`
+/// strictly, `30` in the lenient reading) and `euiccSignRPR` (`81`, or `5F37`). It is not
+/// the `BF44` `LoadRpmPackageResult` CHOICE: the LPA takes the body of the `BF44`'s `A0`
+/// alternative and sends it unchanged under `A1`, so the signed data element is the same
+/// bytes in both places. It carries no certificate; the SM-DP+ verifies with the PK.EUICC
+/// kept from AuthenticateClient.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PendingNotification {

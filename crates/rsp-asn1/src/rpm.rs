@@ -1,12 +1,17 @@
 //! SGP.22 v3 Remote Profile Management (RPM): the package the SM-DP+ signs
-//! ([`SmdpSigned3`] of [`RpmCommand`]s), the ES10b [`LoadRpmPackageRequest`] and the eUICC's
-//! [`LoadRpmPackageResult`], as in `RSPDefinitions-v3.asn` (AUTOMATIC TAGS).
+//! ([`SmdpSigned3`] of [`RpmCommand`]s), the ES9+ [`AuthenticateClientOkRpm`] that carries
+//! it, the ES10b [`LoadRpmPackageRequest`] and the eUICC's [`LoadRpmPackageResult`], as in
+//! `RSPDefinitions-v3.asn` (AUTOMATIC TAGS).
 //!
 //! Tags (see `../shared/docs/rpm-v3-digest.md` §2-3 for the vectors these follow):
 //! - `RpmCommand` `30 { [80 00] continueOnFailure, A1|A2|A3 {5A iccid} | A4 ListProfileInfo |
 //!   A5 {5A, BF2A} | A6 {5A, [0C]} }`; `RpmPackage` is a SEQUENCE OF them.
 //! - `SmdpSigned3` `30 { 80 tid, A1 {RpmCommand...}, [82 00] }`; `LoadRpmPackageRequest`
 //!   `BF44 { 30 smdpSigned3, 5F37 smdpSignature3, [02 port] }`.
+//! - `AuthenticateClientOkRpm` `30 { 80 tid, A3 smdpSigned3, 5F37 smdpSignature3 }` (`A2` in
+//!   `AuthenticateClientResponseEs9`): here `smdpSigned3` is `[3]` (`A3`), while in
+//!   `LoadRpmPackageRequest` it is `30` (trap 1). The eUICC verifies the `30` form, so that
+//!   is what [`AuthenticateClientOkRpm::smdp_signed3`] keeps (`A3` is written on encoding).
 //! - `LoadRpmPackageResult` `BF44 { A0 signed | A1 notSigned }`. The signed alternative's two
 //!   components are type references, so strict AUTOMATIC tagging gives `A0` (data) and `81`
 //!   (euiccSignRPR); the reading that "sees through" the references gives `30` and `5F37`.
@@ -14,18 +19,31 @@
 //!   The signature covers the data element exactly as transmitted
 //!   ([`LoadRpmPackageResultSigned::signed_bytes`]); [`LoadRpmPackageResultSigned::signed_bytes_as_sequence`]
 //!   gives the same element retagged `30` for a verifier that retries (digest §9 #2).
-//! - In `PendingNotification` the signed result is `[1]` (`A1`) over the same contents.
-//! - `updateMetadataResult` is `[42] INTEGER`, primitive `9F2A` (not `BF2A`);
-//!   `listProfileInfoResult` is a single `BF2D` (a doubled `BF2D BF2D`, as asn1tools writes
-//!   it, is accepted too) and kept raw.
+//! - In `PendingNotification` the signed result is `[1]` (`A1`) over the same contents:
+//!   the body of the `A0` alternative of `BF44`, moved unchanged under `A1`
+//!   ([`LoadRpmPackageResultSigned::into_pending_notification`]).
+//! - `updateMetadataResult` is `[42] INTEGER`, primitive `9F2A` (not `BF2A`, which is
+//!   refused); `listProfileInfoResult` is a single `BF2D` (a doubled `BF2D BF2D`, as
+//!   asn1tools writes it, is accepted too) and kept raw after a full check
+//!   ([`RpmCommandResultData::list_profile_info`] types it); `contactPcmpResult` is
+//!   `A0 { A0 { 80 pcmpAddress } | 81 n }`, likewise checked, kept raw and typed by
+//!   [`RpmCommandResultData::contact_pcmp`].
+//! - Result codes are kept as integers (unknown values are not refused); the `int_enum`
+//!   types ([`RpmEnableResult`], [`RpmDisableResult`], [`RpmDeleteResult`],
+//!   [`UpdateMetadataResult`], [`ContactPcmpError`], [`RpmProcessingTerminated`],
+//!   [`LoadRpmPackageErrorCodeSigned`], [`LoadRpmPackageErrorCodeNotSigned`]) name them.
 //!
 //! The SM-DP+ signs smdpSignature3 over `DER(SmdpSigned3 as 30) ‖ 5F37 euiccSignature1`
 //! ([`smdp_signed3_tbs`]; the v3 text was not available, this follows smdpSignature2 of v2
 //! section 5.7.5).
 
-use crate::codec::{Codec, FieldValue, SeqCodec, opt, put, put_opt, req};
-use crate::common::{Iccid, TAG_ICCID, TAG_SIGNATURE, TransactionId};
+use crate::codec::{
+    Codec, FieldValue, SeqCodec, Signed, TaggedChoiceForm, explicit_inner, int_enum, opt, put,
+    put_opt, req, tagged_choice_alternative, write_wrapped,
+};
+use crate::common::{Iccid, TAG_ICCID, TAG_SIGNATURE, TransactionId, read_signature};
 use crate::error::DecodeError;
+use crate::es10c::{ProfileInfoListError, ProfileInfoListResponse};
 use crate::notification::NotificationMetadata;
 use crate::prim::Oid;
 use crate::tlv::{Reader, Tag, Tlv, write_tlv};
@@ -341,6 +359,25 @@ impl RpmPackage {
     }
 }
 
+impl RpmPackage {
+    /// The tag of `SmdpSigned3.rpmPackage [1]` (`A1`).
+    pub const SMDP_SIGNED3_TAG: Tag = Tag(0xA1);
+
+    /// Decode one complete element carrying the implicit tag `tag` (`A1` inside
+    /// `SmdpSigned3`); [`Codec::decode`] is the standalone `30` form (ES2+ `rpmScript`).
+    pub fn decode_with_tag(input: &[u8], tag: Tag) -> Result<Self, DecodeError> {
+        Self::decode_contents(&crate::tlv::parse_single(input)?.expect(tag)?)
+    }
+
+    /// The DER under the implicit tag `tag` (`A1` inside `SmdpSigned3`); [`Codec::encode`]
+    /// is the standalone `30` form.
+    pub fn encode_with_tag(&self, tag: Tag) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_as(tag, &mut out);
+        out
+    }
+}
+
 impl Codec for RpmPackage {
     fn decode_tlv(t: &Tlv<'_>) -> Result<Self, DecodeError> {
         Self::decode_contents(&t.expect(Tag::SEQUENCE)?)
@@ -385,11 +422,66 @@ impl SeqCodec for SmdpSigned3 {
 }
 
 /// The bytes smdpSignature3 covers: `smdpSigned3` (its `30` encoding as sent in
-/// LoadRpmPackageRequest) followed by euiccSignature1 as a `5F37` element.
+/// LoadRpmPackageRequest) followed by euiccSignature1 (`euicc_signature1`: the raw r‖s,
+/// the contents of `5F37`) as a `5F37` element.
+///
+/// Open point (digest §4 and §9 #1): the v3 text of this rule was not available; this
+/// follows v2.2's smdpSignature2 ("SHALL apply on the concatenated data object smdpSigned2
+/// and euiccSignature1") with the `30` form of smdpSigned3 (the form the eUICC receives;
+/// [`AuthenticateClientOkRpm::smdp_signed3`] keeps it). Signer and verifiers all call this
+/// one function, so a correction lands in one place.
 pub fn smdp_signed3_tbs(smdp_signed3_der: &[u8], euicc_signature1: &[u8]) -> Vec<u8> {
     let mut v = smdp_signed3_der.to_vec();
     write_tlv(&mut v, TAG_SIGNATURE, euicc_signature1);
     v
+}
+
+/// `AuthenticateClientOkRpm ::= SEQUENCE { transactionId [0], smdpSigned3 [3] SmdpSigned3,
+/// smdpSignature3 [APPLICATION 55] }` (`30 { 80, A3, 5F37 }`; `A2` inside
+/// `AuthenticateClientResponseEs9`). It has no certificate: the eUICC verifies with the
+/// CERT.DPauth.SIG of AuthenticateServer.
+///
+/// `smdp_signed3` keeps the **`30` form**: the received `A3` contents under a `30` header,
+/// which is exactly the element the LPA forwards in [`LoadRpmPackageRequest`] and the
+/// eUICC verifies (trap 1). Encoding writes the same contents under `A3`, so a relayed
+/// message stays byte-identical. In the ES9+ JSON binding `smdpSigned3` is base64 of
+/// `smdp_signed3.raw()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticateClientOkRpm {
+    /// The RSP session's TransactionID.
+    pub transaction_id: TransactionId,
+    /// The signed package, its bytes in the `30` form.
+    pub smdp_signed3: Signed<SmdpSigned3>,
+    /// smdpSignature3 (r‖s, the contents of `5F37`).
+    pub smdp_signature3: Vec<u8>,
+}
+
+impl AuthenticateClientOkRpm {
+    /// The tag of `smdpSigned3` in this type (`[3]`, `A3`).
+    pub const SMDP_SIGNED3_TAG: Tag = Tag(0xA3);
+}
+
+impl SeqCodec for AuthenticateClientOkRpm {
+    const TAG: Tag = Tag::SEQUENCE;
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let transaction_id = req(r, c(0), "transactionId")?;
+        let smdp_signed3 = Signed::decode_implicit_retagged(
+            &r.read_expect(Self::SMDP_SIGNED3_TAG)?,
+            Self::SMDP_SIGNED3_TAG,
+        )?;
+        let smdp_signature3 = read_signature(r, "smdpSignature3")?;
+        r.finish()?;
+        Ok(AuthenticateClientOkRpm {
+            transaction_id,
+            smdp_signed3,
+            smdp_signature3,
+        })
+    }
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        put(out, c(0), &self.transaction_id);
+        self.smdp_signed3.encode_as(Self::SMDP_SIGNED3_TAG, out);
+        write_tlv(out, TAG_SIGNATURE, &self.smdp_signature3);
+    }
 }
 
 /// `LoadRpmPackageRequest ::= [68] SEQUENCE { smdpSigned3, smdpSignature3 [APPLICATION 55],
@@ -416,6 +508,20 @@ impl LoadRpmPackageRequest {
             smdp_signed3_raw,
             smdp_signature3,
             target_esim_port: None,
+        }
+    }
+
+    /// The request an LPA builds from the ES9+ answer: the same smdpSigned3 bytes (the `30`
+    /// form, see [`AuthenticateClientOkRpm`]) and signature.
+    pub fn from_authenticate_client_ok_rpm(
+        ok: &AuthenticateClientOkRpm,
+        target_esim_port: Option<i64>,
+    ) -> Self {
+        LoadRpmPackageRequest {
+            smdp_signed3: ok.smdp_signed3.value().clone(),
+            smdp_signed3_raw: ok.smdp_signed3.raw().to_vec(),
+            smdp_signature3: ok.smdp_signature3.clone(),
+            target_esim_port,
         }
     }
 }
@@ -465,9 +571,212 @@ pub enum RpmCommandResultData {
     Terminated(i64),
 }
 
+int_enum!(
+    /// `EnableProfileResponse.enableResult` of v3 (the value of
+    /// [`RpmCommandResultData::Enable`]).
+    RpmEnableResult {
+        Ok = 0,
+        IccidOrAidNotFound = 1,
+        ProfileNotInDisabledState = 2,
+        DisallowedByPolicy = 3,
+        WrongProfileReenabling = 4,
+        CatBusy = 5,
+        DisallowedByEnterpriseRule = 6,
+        CommandError = 7,
+        DisallowedForRpm = 9,
+        NoEsimPortAvailable = 10,
+        UndefinedError = 127,
+    }
+);
+int_enum!(
+    /// `DisableProfileResponse.disableResult` of v3 (the value of
+    /// [`RpmCommandResultData::Disable`]).
+    RpmDisableResult {
+        Ok = 0,
+        IccidOrAidNotFound = 1,
+        ProfileNotInEnabledState = 2,
+        DisallowedByPolicy = 3,
+        CatBusy = 5,
+        CommandError = 7,
+        DisallowedForRpm = 10,
+        UndefinedError = 127,
+    }
+);
+int_enum!(
+    /// `DeleteProfileResponse.deleteResult` of v3 (the value of
+    /// [`RpmCommandResultData::Delete`]).
+    RpmDeleteResult {
+        Ok = 0,
+        IccidOrAidNotFound = 1,
+        ProfileNotInDisabledState = 2,
+        DisallowedByPolicy = 3,
+        DisallowedInTestMode = 4,
+        CommandError = 7,
+        UndefinedError = 127,
+    }
+);
+int_enum!(
+    /// `UpdateMetadataResponse ::= [42] INTEGER` (`9F2A`; the value of
+    /// [`RpmCommandResultData::UpdateMetadata`]).
+    UpdateMetadataResult {
+        Ok = 0,
+        EnterpriseConfigurationNotAllowed = 6,
+        CommandError = 7,
+        PprUpdateInvalidSetting = 12,
+        InvalidRpmConfiguration = 14,
+        DeleteNotAllowed = 15,
+        UndefinedError = 127,
+    }
+);
+int_enum!(
+    /// `ContactPcmpResponse.contactPcmpResponseError` (`81`).
+    ContactPcmpError {
+        ProfileNotEnabled = 2,
+        CommandError = 7,
+        NoLprConfiguration = 13,
+        UndefinedError = 127,
+    }
+);
+int_enum!(
+    /// `RpmCommandResult.rpmProcessingTerminated` (`02`; the value of
+    /// [`RpmCommandResultData::Terminated`]): why the eUICC stopped at this point.
+    RpmProcessingTerminated {
+        ResultSizeOverflow = 1,
+        UnknownOrDamagedCommand = 2,
+        Interruption = 3,
+        CommandsWithRefreshExceeded = 4,
+        CommandAfterContactPcmp = 5,
+        CommandPackageTooLarge = 6,
+    }
+);
+int_enum!(
+    /// `LoadRpmPackageErrorCodeSigned` (the value of [`RpmFinalResult::ErrorCode`]).
+    LoadRpmPackageErrorCodeSigned { InvalidSignature = 2, InvalidTransactionId = 5, UndefinedError = 127 }
+);
+int_enum!(
+    /// `LoadRpmPackageErrorCodeNotSigned` (the `error_code` of
+    /// [`LoadRpmPackageResult::NotSigned`]).
+    LoadRpmPackageErrorCodeNotSigned { NoSession = 4, UndefinedError = 127 }
+);
+
+/// `ContactPcmpResponse ::= CHOICE { contactPcmpResponseOk SEQUENCE { pcmpAddress
+/// UTF8String }, contactPcmpResponseError INTEGER }` (AUTOMATIC `A0 { 80 }` / `81`). As
+/// `contactPcmpResult [0]` it sits inside an explicit `A0` (an untagged CHOICE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContactPcmpResponse {
+    /// `contactPcmpResponseOk`: the PCMP the LPA is to contact.
+    Ok {
+        /// `pcmpAddress` (`80`).
+        pcmp_address: String,
+    },
+    /// `contactPcmpResponseError` (`81`).
+    Error(ContactPcmpError),
+}
+
+impl ContactPcmpResponse {
+    /// Decode from the alternative's element (`A0` or `81`).
+    pub fn decode_alternative(t: &Tlv<'_>) -> Result<Self, DecodeError> {
+        match t.tag {
+            x if x == cc(0) => {
+                let mut r = t.reader()?;
+                let pcmp_address = req(&mut r, c(0), "pcmpAddress")?;
+                r.finish()?;
+                Ok(ContactPcmpResponse::Ok { pcmp_address })
+            }
+            x if x == c(1) => Ok(ContactPcmpResponse::Error(ContactPcmpError::decode_value(
+                t,
+                "contactPcmpResponseError",
+            )?)),
+            found => Err(DecodeError::UnexpectedTag {
+                expected: cc(0),
+                found,
+            }),
+        }
+    }
+
+    /// Append the alternative's element.
+    pub fn encode_alternative(&self, out: &mut Vec<u8>) {
+        match self {
+            ContactPcmpResponse::Ok { pcmp_address } => {
+                write_wrapped(out, cc(0), |o| put(o, c(0), pcmp_address))
+            }
+            ContactPcmpResponse::Error(e) => put(out, c(1), e),
+        }
+    }
+
+    /// Decode a complete `contactPcmpResult` element (`A0 { .. }`).
+    pub fn decode_result_element(raw: &[u8]) -> Result<Self, DecodeError> {
+        let t = crate::tlv::parse_single(raw)?;
+        Self::decode_alternative(&explicit_inner(&t, cc(0))?)
+    }
+
+    /// The complete `contactPcmpResult` element (`A0 { .. }`).
+    pub fn encode_result_element(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_wrapped(&mut out, cc(0), |o| self.encode_alternative(o));
+        out
+    }
+}
+
+/// Decode a complete `listProfileInfoResult` element, a single `BF2D` or the doubled
+/// `BF2D BF2D`.
+fn decode_list_profile_info_element(
+    raw: &[u8],
+) -> Result<(ProfileInfoListResponse, TaggedChoiceForm), DecodeError> {
+    let t = crate::tlv::parse_single(raw)?.expect(TAG_PROFILE_INFO_LIST)?;
+    let (alt, form) = tagged_choice_alternative(&t, TAG_PROFILE_INFO_LIST)?;
+    Ok((ProfileInfoListResponse::decode_alternative(&alt)?, form))
+}
+
 impl RpmCommandResultData {
-    /// The result code (0 = ok) where the result is a code; listProfileInfo counts as ok
-    /// when it holds a list, contactPcmp when it holds an address.
+    /// A `listProfileInfoResult` holding `response` in `form` (a single `BF2D` is
+    /// [`TaggedChoiceForm::Implicit`], X.680; `BF2D BF2D` is `Nested`, asn1tools').
+    pub fn list_profile_info_from(
+        response: &ProfileInfoListResponse,
+        form: TaggedChoiceForm,
+    ) -> Self {
+        let mut out = Vec::new();
+        match form {
+            TaggedChoiceForm::Implicit => response.encode_into(&mut out),
+            TaggedChoiceForm::Nested => {
+                write_wrapped(&mut out, TAG_PROFILE_INFO_LIST, |o| response.encode_into(o))
+            }
+        }
+        RpmCommandResultData::ListProfileInfo(out)
+    }
+
+    /// A `contactPcmpResult` holding `response`.
+    pub fn contact_pcmp_from(response: &ContactPcmpResponse) -> Self {
+        RpmCommandResultData::ContactPcmp(response.encode_result_element())
+    }
+
+    /// The typed `listProfileInfoResult` and the form it came in; `None` for the other
+    /// alternatives. Decoding checked it, so the `Err` case arises only for a value built
+    /// with arbitrary bytes.
+    pub fn list_profile_info(
+        &self,
+    ) -> Option<Result<(ProfileInfoListResponse, TaggedChoiceForm), DecodeError>> {
+        match self {
+            RpmCommandResultData::ListProfileInfo(raw) => {
+                Some(decode_list_profile_info_element(raw))
+            }
+            _ => None,
+        }
+    }
+
+    /// The typed `contactPcmpResult`; `None` for the other alternatives.
+    pub fn contact_pcmp(&self) -> Option<Result<ContactPcmpResponse, DecodeError>> {
+        match self {
+            RpmCommandResultData::ContactPcmp(raw) => {
+                Some(ContactPcmpResponse::decode_result_element(raw))
+            }
+            _ => None,
+        }
+    }
+
+    /// The result code (0 = ok) where the result is a code; listProfileInfo is 0 when it
+    /// holds a list and its `ProfileInfoListError` otherwise, contactPcmp 0 when it holds
+    /// an address and its error otherwise (127 if the kept bytes do not decode).
     pub fn code(&self) -> i64 {
         match self {
             RpmCommandResultData::Enable(n)
@@ -475,14 +784,19 @@ impl RpmCommandResultData {
             | RpmCommandResultData::Delete(n)
             | RpmCommandResultData::UpdateMetadata(n) => *n,
             RpmCommandResultData::Terminated(n) => *n,
-            RpmCommandResultData::ListProfileInfo(raw) | RpmCommandResultData::ContactPcmp(raw) => {
-                // ok alternative: the first inner element is constructed `A0`.
-                let ok = crate::tlv::parse_single(raw)
-                    .ok()
-                    .and_then(|t| t.reader().ok())
-                    .and_then(|mut r| r.read().ok())
-                    .is_some_and(|i| i.tag == cc(0) || i.tag == TAG_PROFILE_INFO_LIST);
-                if ok { 0 } else { 127 }
+            RpmCommandResultData::ListProfileInfo(raw) => {
+                match decode_list_profile_info_element(raw) {
+                    Ok((ProfileInfoListResponse::Ok(_), _)) => 0,
+                    Ok((ProfileInfoListResponse::Error(e), _)) => e.to_i64(),
+                    Err(_) => ProfileInfoListError::UndefinedError.to_i64(),
+                }
+            }
+            RpmCommandResultData::ContactPcmp(raw) => {
+                match ContactPcmpResponse::decode_result_element(raw) {
+                    Ok(ContactPcmpResponse::Ok { .. }) => 0,
+                    Ok(ContactPcmpResponse::Error(e)) => e.to_i64(),
+                    Err(_) => ContactPcmpError::UndefinedError.to_i64(),
+                }
             }
         }
     }
@@ -534,14 +848,14 @@ impl SeqCodec for RpmCommandResult {
             Tag(0xBF32) => RpmCommandResultData::Disable(first_int(&t, "disableResult")?),
             Tag(0xBF33) => RpmCommandResultData::Delete(first_int(&t, "deleteResult")?),
             TAG_PROFILE_INFO_LIST => {
-                crate::codec::check_well_formed(&t)?;
+                decode_list_profile_info_element(t.raw)?;
                 RpmCommandResultData::ListProfileInfo(t.raw.to_vec())
             }
             Tag(0x9F2A) => {
                 RpmCommandResultData::UpdateMetadata(i64::decode_value(&t, "updateMetadataResult")?)
             }
             x if x == cc(0) => {
-                crate::codec::check_well_formed(&t)?;
+                ContactPcmpResponse::decode_result_element(t.raw)?;
                 RpmCommandResultData::ContactPcmp(t.raw.to_vec())
             }
             Tag::INTEGER => {
@@ -718,9 +1032,31 @@ impl LoadRpmPackageResultSigned {
     }
 
     /// The data element with its tag replaced by `30` (a second reading of the signed
-    /// input, for a verifier whose first attempt failed on an `A0` element).
+    /// input, for a verifier whose first attempt failed on an `A0` element): the received
+    /// contents octets, unchanged, under a `30` header.
     pub fn signed_bytes_as_sequence(&self) -> Vec<u8> {
-        Self::data_bytes(&self.data, ResultForm::Universal)
+        match crate::tlv::parse_single(&self.data_raw) {
+            Ok(t) => crate::tlv::tlv(Tag::SEQUENCE, t.value),
+            // data_raw is always one element; fall back to re-encoding the value.
+            Err(_) => Self::data_bytes(&self.data, ResultForm::Universal),
+        }
+    }
+
+    /// The inputs to try when verifying euiccSignRPR, most likely first: the data element
+    /// as received, then (when it came as `A0`) the same element retagged `30`.
+    pub fn signed_data_candidates(&self) -> Vec<Vec<u8>> {
+        let first = self.data_raw.clone();
+        let second = self.signed_bytes_as_sequence();
+        if first == second {
+            vec![first]
+        } else {
+            vec![first, second]
+        }
+    }
+
+    /// The `PendingNotification` (`[1]`, `A1`) an LPA forwards in HandleNotification.
+    pub fn into_pending_notification(self) -> crate::notification::PendingNotification {
+        crate::notification::PendingNotification::LoadRpmPackageResultSigned(Box::new(self))
     }
 
     fn decode_contents(t: &Tlv<'_>) -> Result<Self, DecodeError> {

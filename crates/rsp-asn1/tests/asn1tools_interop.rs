@@ -1,4 +1,5 @@
-//! Interoperability proof against Python asn1tools (DER codec, RSPDefinitions v2 schema).
+//! Interoperability proof against Python asn1tools (DER codec, RSPDefinitions v2 schema,
+//! and the v3 schema for the RPM types: type names prefixed `v3.`).
 //!
 //! 1. Every sample value encoded by this crate is decoded and re-encoded by asn1tools;
 //!    the bytes must come back identical.
@@ -12,6 +13,10 @@
 //! tag inside the component tag; X.680 31.2.7 (and rasn/Titan) replace it. This crate
 //! encodes the X.680 form by default and decodes both; here the nested form is exchanged
 //! with asn1tools, and `tagged_choice_forms_both_decode` checks the X.680 form separately.
+//! The v3 `RpmCommandResult.listProfileInfoResult` (`[45]` over the `[45] CHOICE`) is the
+//! same case (asn1tools: `BF2D BF2D`); its single-`BF2D` form is checked in `tests/rpm_v3.rs`.
+//! `LoadRpmPackageResultSigned` is exchanged in the strict AUTOMATIC form (`A0`/`81`), the
+//! only one asn1tools knows.
 //!
 //! Without python3 + asn1tools the test prints a skip notice, unless
 //! `SMDPP_REQUIRE_INTEROP=1`, in which case it fails.
@@ -54,7 +59,8 @@ fn asn1tools_interop() {
         return;
     }
 
-    let ours = common::our_samples();
+    let mut ours = common::our_samples();
+    ours.extend(common::our_v3_samples());
     let cases: Vec<serde_json::Value> = ours
         .iter()
         .map(|(t, _, b)| serde_json::json!({"type": t, "hex": hex::encode(b)}))

@@ -306,7 +306,8 @@ fn unknown_enum_values_are_kept() {
 
 #[test]
 fn truncation_and_corruption_sweep() {
-    let samples = common::our_samples();
+    let mut samples = common::our_samples();
+    samples.extend(common::our_v3_samples());
     let mut checked = 0usize;
     for (name, _, good) in &samples {
         let f = common::roundtrip_for(name).expect("mapped");

@@ -86,6 +86,9 @@ pub fn dp_cert_with_oid(
 
 pub fn ctx_params(matching_id: &str) -> CtxParams1 {
     CtxParams1::CommonAuthentication(Box::new(CtxParamsForCommonAuthentication {
+        operation_type: None,
+        iccid: None,
+        matching_id_source: None,
         matching_id: Some(matching_id.to_owned()),
         device_info: DeviceInfo {
             tac: vec![0x35, 0x29, 0x06, 0x11],
@@ -276,6 +279,10 @@ pub struct MiniDp {
     sessions: HashMap<Vec<u8>, DpSession>,
     pub notifications: Vec<Vec<u8>>,
     pub cancels: Vec<Vec<u8>>,
+    /// RPM packages waiting, by ICCID (digits), served in order.
+    pub rpm: Vec<(String, rsp_asn1::rpm::RpmPackage)>,
+    /// The X-Admin-Protocol header of every request.
+    pub admin_protocols: Vec<String>,
     counter: u64,
 }
 
@@ -292,6 +299,8 @@ impl MiniDp {
             sessions: HashMap::new(),
             notifications: Vec::new(),
             cancels: Vec::new(),
+            rpm: Vec::new(),
+            admin_protocols: Vec::new(),
             counter: 0,
         }
     }
@@ -400,6 +409,62 @@ impl MiniDp {
         })
     }
 
+    /// authenticateClient answering RPM requests (operationType {rpm}) from [`MiniDp::rpm`]
+    /// (`8.2.6/3.8` when none waits for the ICCID), download requests as before.
+    pub fn authenticate_client_any(
+        &mut self,
+        req: &es9::AuthenticateClientRequest,
+    ) -> Result<es9::AuthenticateClientAnswer, Es9Error> {
+        use smdpp_core::status::*;
+        let asr = AuthenticateServerResponse::decode(&req.authenticate_server_response)
+            .map_err(|_| fail(PROTOCOL_FORMAT_INVALID, "authenticateServerResponse"))?;
+        let rpm_ctx = match &asr {
+            AuthenticateServerResponse::Ok(ok) => match &ok.euicc_signed1.value().ctx_params1 {
+                CtxParams1::CommonAuthentication(c) if c.asks_rpm() => Some((
+                    c.iccid().map(|i| i.to_digits()),
+                    ok.euicc_signature1.clone(),
+                )),
+                _ => None,
+            },
+            AuthenticateServerResponse::Error(_) => None,
+        };
+        let Some((iccid, sig1)) = rpm_ctx else {
+            return self.authenticate_client(req).map(Into::into);
+        };
+        let tid = req.transaction_id.as_bytes().to_vec();
+        if !self.sessions.contains_key(&tid) {
+            return Err(fail(TRANSACTION_ID_UNKNOWN, "unknown transactionId"));
+        }
+        let Some(pos) = self
+            .rpm
+            .iter()
+            .position(|(i, _)| Some(i.as_str()) == iccid.as_deref())
+        else {
+            return Err(fail(MATCHING_ID_REFUSED, "no RPM pending"));
+        };
+        let (i, package) = self.rpm.remove(pos);
+        let s3 = rsp_asn1::rpm::SmdpSigned3 {
+            transaction_id: TransactionId::new(&tid).unwrap(),
+            rpm_package: package,
+            rpm_pending: self.rpm.iter().any(|(j, _)| *j == i),
+        };
+        let raw = s3.encode();
+        let sig3 = self
+            .pki
+            .dpauth
+            .key
+            .sign(&rsp_asn1::rpm::smdp_signed3_tbs(&raw, &sig1))
+            .unwrap()
+            .to_vec();
+        Ok(es9::AuthenticateClientAnswer::Rpm(
+            es9::AuthenticateClientRpmResponse {
+                transaction_id: req.transaction_id.clone(),
+                smdp_signed3: raw,
+                smdp_signature3: SignatureTlv(sig3).encode(),
+            },
+        ))
+    }
+
     pub fn get_bpp(
         &mut self,
         req: &es9::GetBoundProfilePackageRequest,
@@ -469,15 +534,16 @@ fn json_response<T: serde::Serialize>(r: Result<T, Es9Error>) -> Vec<u8> {
     }
 }
 
-fn handle(dp: &Mutex<MiniDp>, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+fn handle(dp: &Mutex<MiniDp>, path: &str, body: &[u8], admin: &str) -> (u16, Vec<u8>) {
     let mut dp = dp.lock().unwrap();
+    dp.admin_protocols.push(admin.to_owned());
     match path {
         "/gsma/rsp2/es9plus/initiateAuthentication" => {
             let r = es9::parse_request(body).and_then(|q| dp.initiate(&q));
             (200, json_response(r))
         }
         "/gsma/rsp2/es9plus/authenticateClient" => {
-            let r = es9::parse_request(body).and_then(|q| dp.authenticate_client(&q));
+            let r = es9::parse_request(body).and_then(|q| dp.authenticate_client_any(&q));
             (200, json_response(r))
         }
         "/gsma/rsp2/es9plus/getBoundProfilePackage" => {
@@ -533,8 +599,14 @@ pub async fn serve(dp: Arc<Mutex<MiniDp>>, tls: bool) -> SocketAddr {
                         let dp = dp.clone();
                         async move {
                             let path = req.uri().path().to_owned();
+                            let admin = req
+                                .headers()
+                                .get("X-Admin-Protocol")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
                             let body = req.into_body().collect().await?.to_bytes();
-                            let (status, out) = handle(&dp, &path, &body);
+                            let (status, out) = handle(&dp, &path, &body, &admin);
                             let resp = hyper::Response::builder()
                                 .status(status)
                                 .header("Content-Type", "application/json")

@@ -4,7 +4,10 @@
 Usage: interop.py ASN1_DIR CERT_DER < request.json > response.json
 
 ASN1_DIR holds RSPDefinitions-v2.asn, PKIX1Explicit88.asn and PKIX1Implicit88.asn; they
-are compiled with asn1tools' 'der' codec. CERT_DER is an X.509 certificate used for the
+are compiled with asn1tools' 'der' codec. RSPDefinitions-v3.asn (with
+PE_Definitions-3.3.1.asn for its UICCCapability import) is compiled as a second schema for
+the v3 RPM types; a type name with the prefix "v3." (e.g. "v3.LoadRpmPackageResult") is
+looked up in it. CERT_DER is an X.509 certificate used for the
 Certificate-typed fields of this script's own samples.
 
 Request (stdin): {"cases": [{"type": "EUICCInfo1", "hex": "bf20..."}, ...]}
@@ -22,6 +25,8 @@ AuthenticateClientRequest.authenticateServerResponse,
 GetBoundProfilePackageRequest.prepareDownloadResponse): asn1tools keeps the CHOICE's own
 tag inside the component tag (the "nested" form). rsp-asn1 encodes the X.680 31.2.7
 implicit form by default and accepts both; the Rust test sends the nested form here.
+The same holds for RpmCommandResult.listProfileInfoResult ([45] over the [45] CHOICE
+ProfileInfoListResponse): asn1tools writes BF2D BF2D, X.680 a single BF2D.
 """
 
 import json
@@ -37,6 +42,103 @@ def compile_schema(asn1_dir):
         for name in ("RSPDefinitions-v2.asn", "PKIX1Explicit88.asn", "PKIX1Implicit88.asn")
     ]
     return asn1tools.compile_files(files, "der")
+
+
+def compile_schema_v3(asn1_dir):
+    """The v3 module (RPM types); it imports UICCCapability from PEDefinitions."""
+    files = [
+        os.path.join(asn1_dir, name)
+        for name in ("RSPDefinitions-v3.asn", "PKIX1Explicit88.asn", "PKIX1Implicit88.asn",
+                     "PE_Definitions-3.3.1.asn")
+    ]
+    return asn1tools.compile_files(files, "der")
+
+
+V3 = "v3."
+
+
+def samples_v3():
+    """RPM samples, encoded with the v3 module. Type names carry the "v3." prefix."""
+    tid = bytes(range(16))
+    iccid = bytes.fromhex("98001032547698103214")
+    oid_dp = "2.999.10"
+    disable = {"rpmCommandDetails": ("disable", {"iccid": iccid})}
+    enable = {"continueOnFailure": None, "rpmCommandDetails": ("enable", {"iccid": iccid})}
+    delete = {"rpmCommandDetails": ("delete", {"iccid": iccid})}
+    lpi_owner = {"continueOnFailure": None,
+                 "rpmCommandDetails": ("listProfileInfo", {"searchCriteria": ("profileOwnerOid", "2.999.1"),
+                                                           "tagList": bytes.fromhex("5a9f70")})}
+    lpi_iccid = {"rpmCommandDetails": ("listProfileInfo", {"searchCriteria": ("iccid", iccid)})}
+    umr_full = {"serviceProviderName": "Op", "profileName": "New", "iconType": 1, "icon": b"\x89PNG",
+                "profilePolicyRules": bits(1),
+                "notificationConfigurationInfo": [
+                    {"profileManagementOperation": bits(4, 5, 6), "notificationAddress": "dp.example"}],
+                "tagsForDeletion": bytes.fromhex("9b"),
+                "rpmConfiguration": {"managingDpList": [{"managingDpOid": oid_dp, "rpmType": bits(0, 1, 2)}],
+                                     "pollingAddress": "poll.example", "profileOwnerOid": "2.999.1"},
+                "hriServerAddress": "hri.example",
+                "lprConfiguration": {"pcmpAddress": "pcmp.example"}}
+    upd = {"rpmCommandDetails": ("updateMetadata", {"iccid": iccid, "updateMetadataRequest": {"profileName": "New"}})}
+    upd_full = {"rpmCommandDetails": ("updateMetadata", {"iccid": iccid, "updateMetadataRequest": umr_full})}
+    pcmp = {"rpmCommandDetails": ("contactPcmp", {"iccid": iccid, "dpiRpm": "dpi"})}
+    package = [disable, enable, delete, lpi_owner, lpi_iccid, upd, upd_full, pcmp]
+    signed3 = {"transactionId": tid, "rpmPackage": package, "rpmPending": None}
+    signed3_min = {"transactionId": b"\x01", "rpmPackage": []}
+    sig = bytes(range(64))
+    nm = {"seqNumber": 5, "profileManagementOperation": bits(7), "notificationAddress": "dp.example",
+          "iccid": iccid}
+    results = [
+        {"iccid": iccid, "rpmCommandResultData": ("disableResult", {"disableResult": 0})},
+        {"iccid": iccid, "rpmCommandResultData": ("enableResult", {"enableResult": 9})},
+        {"iccid": iccid, "rpmCommandResultData": ("deleteResult", {"deleteResult": 3})},
+        {"iccid": iccid, "rpmCommandResultData": ("updateMetadataResult", 14)},
+        {"iccid": iccid, "rpmCommandResultData": ("contactPcmpResult",
+                                                  ("contactPcmpResponseOk", {"pcmpAddress": "pcmp.example"}))},
+        {"iccid": iccid, "rpmCommandResultData": ("contactPcmpResult", ("contactPcmpResponseError", 13))},
+        {"rpmCommandResultData": ("listProfileInfoResult",
+                                  ("profileInfoListOk", [{"iccid": iccid, "profileState": 1,
+                                                          "serviceProviderName": "Op"}]))},
+        {"rpmCommandResultData": ("listProfileInfoResult", ("profileInfoListError", 11))},
+        {"rpmCommandResultData": ("rpmProcessingTerminated", 5)},
+    ]
+    data_ok = {"transactionId": tid, "notificationMetadata": nm, "smdpOid": oid_dp,
+               "finalResult": ("rpmPackageExecutionResult", results)}
+    data_err = {"transactionId": tid, "notificationMetadata": nm, "smdpOid": oid_dp,
+                "finalResult": ("loadRpmPackageErrorCodeSigned", 2)}
+    rs_ok = {"loadRpmPackageResultDataSigned": data_ok, "euiccSignRPR": sig}
+    rs_err = {"loadRpmPackageResultDataSigned": data_err, "euiccSignRPR": sig}
+    dev = {"tac": b"\x35\x29\x06\x11", "deviceCapabilities": {}}
+    out = [
+        ("RpmPackage", "all-commands", package),
+        ("RpmPackage", "empty", []),
+        ("SmdpSigned3", "full", signed3),
+        ("SmdpSigned3", "minimal", signed3_min),
+        ("AuthenticateClientResponseEs9", "ok-rpm",
+         ("authenticateClientOkRpm", {"transactionId": tid, "smdpSigned3": signed3, "smdpSignature3": sig})),
+        ("AuthenticateClientResponseEs9", "error-v3", ("authenticateClientError", 13)),
+        ("LoadRpmPackageRequest", "full", {"smdpSigned3": signed3, "smdpSignature3": sig, "targetEsimPort": 1}),
+        ("LoadRpmPackageRequest", "minimal", {"smdpSigned3": signed3_min, "smdpSignature3": sig}),
+        ("LoadRpmPackageResult", "signed-results", ("loadRpmPackageResultSigned", rs_ok)),
+        ("LoadRpmPackageResult", "signed-error", ("loadRpmPackageResultSigned", rs_err)),
+        ("LoadRpmPackageResult", "not-signed",
+         ("loadRpmPackageResultNotSigned", {"transactionId": tid, "loadRpmPackageErrorCodeNotSigned": 4})),
+        ("PendingNotification", "rpm-result", ("loadRpmPackageResultSigned", rs_ok)),
+        ("HandleNotification", "rpm-result", {"pendingNotification": ("loadRpmPackageResultSigned", rs_err)}),
+        ("UpdateMetadataRequest", "empty", {}),
+        ("UpdateMetadataRequest", "full", umr_full),
+        ("CtxParamsForCommonAuthentication", "rpm-smds",
+         {"matchingId": "MID1", "deviceInfo": dev, "operationType": bits(1),
+          "matchingIdSource": ("smdsOid", "2.999.20")}),
+        ("CtxParamsForCommonAuthentication", "rpm-poll",
+         {"deviceInfo": dev, "operationType": bits(1), "iccid": iccid, "matchingIdSource": ("none", None)}),
+        ("CtxParamsForCommonAuthentication", "download-ac",
+         {"matchingId": "AC", "deviceInfo": dev, "operationType": bits(0, 1),
+          "matchingIdSource": ("activationCode", None)}),
+        ("CtxParamsForCommonAuthentication", "v2-shape", {"deviceInfo": dev}),
+    ]
+    for i, r in enumerate(results):
+        out.append(("RpmCommandResult", "%s-%d" % (r["rpmCommandResultData"][0], i), r))
+    return [(V3 + t, label, value) for (t, label, value) in out]
 
 
 def bits(*positions):
@@ -284,24 +386,32 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     spec = compile_schema(sys.argv[1])
+    spec3 = compile_schema_v3(sys.argv[1])
     with open(sys.argv[2], "rb") as f:
         cert = spec.decode("Certificate", f.read())
     request = json.load(sys.stdin)
 
+    def pick(type_name):
+        if type_name.startswith(V3):
+            return spec3, type_name[len(V3):]
+        return spec, type_name
+
     reencoded = []
     for case in request.get("cases", []):
         try:
-            value = spec.decode(case["type"], bytes.fromhex(case["hex"]))
-            again = spec.encode(case["type"], value)
+            sp, name = pick(case["type"])
+            value = sp.decode(name, bytes.fromhex(case["hex"]))
+            again = sp.encode(name, value)
             reencoded.append({"type": case["type"], "hex": again.hex(), "error": None})
         except Exception as e:  # report, the Rust side asserts
             reencoded.append({"type": case["type"], "hex": None, "error": repr(e)})
 
     out_samples = []
-    for type_name, label, value in samples(cert):
+    for type_name, label, value in samples(cert) + samples_v3():
         try:
+            sp, name = pick(type_name)
             out_samples.append({"type": type_name, "label": label,
-                                "hex": spec.encode(type_name, value).hex(), "error": None})
+                                "hex": sp.encode(name, value).hex(), "error": None})
         except Exception as e:
             out_samples.append({"type": type_name, "label": label, "hex": None, "error": repr(e)})
 

@@ -114,6 +114,9 @@ pub fn ctx_params1() -> CtxParams1 {
     CtxParams1::CommonAuthentication(Box::new(CtxParamsForCommonAuthentication {
         matching_id: Some("ABC-123".into()),
         device_info: device_info(),
+        operation_type: None,
+        iccid: None,
+        matching_id_source: None,
         extensions: Extensions::default(),
     }))
 }
@@ -387,6 +390,19 @@ pub fn roundtrip_for(type_name: &str) -> Option<Rt> {
         "AuthenticateClientResponseEs9" => rt::<AuthenticateClientResponseEs9>,
         "GetBoundProfilePackageRequest" => rt::<GetBoundProfilePackageRequest>,
         "GetBoundProfilePackageResponse" => rt::<GetBoundProfilePackageResponse>,
+        // v3 module (RPM).
+        "v3.RpmPackage" => rt::<rsp_asn1::rpm::RpmPackage>,
+        "v3.RpmCommand" => rt::<rsp_asn1::rpm::RpmCommand>,
+        "v3.SmdpSigned3" => rt::<rsp_asn1::rpm::SmdpSigned3>,
+        "v3.AuthenticateClientOkRpm" => rt::<rsp_asn1::rpm::AuthenticateClientOkRpm>,
+        "v3.AuthenticateClientResponseEs9" => rt::<AuthenticateClientResponseEs9>,
+        "v3.LoadRpmPackageRequest" => rt::<rsp_asn1::rpm::LoadRpmPackageRequest>,
+        "v3.LoadRpmPackageResult" => rt::<rsp_asn1::rpm::LoadRpmPackageResult>,
+        "v3.PendingNotification" => rt::<PendingNotification>,
+        "v3.HandleNotification" => rt::<HandleNotification>,
+        "v3.UpdateMetadataRequest" => rt::<rsp_asn1::rpm::UpdateMetadataRequest>,
+        "v3.CtxParamsForCommonAuthentication" => rt::<CtxParamsForCommonAuthentication>,
+        "v3.RpmCommandResult" => rt::<rsp_asn1::rpm::RpmCommandResult>,
         _ => return None,
     })
 }
@@ -786,6 +802,240 @@ pub fn our_samples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             store_metadata_full().encode(),
         ),
     ]
+}
+
+/// The v3 RPM samples: (asn1tools type name with the "v3." prefix, label, our DER).
+/// `listProfileInfoResult` is sent in asn1tools' nested form (`BF2D BF2D`); the X.680
+/// single-`BF2D` form is tested in `tests/rpm_v3.rs`.
+pub fn our_v3_samples() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use rsp_asn1::rpm::*;
+    let tid = TransactionId::new(&(0u8..16).collect::<Vec<_>>()).unwrap();
+    let iccid = Iccid([0x98, 0x00, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x14]);
+    let cmd = |c: bool, details: RpmCommandDetails| RpmCommand {
+        continue_on_failure: c,
+        details,
+    };
+    let package = RpmPackage(vec![
+        cmd(false, RpmCommandDetails::Disable { iccid }),
+        cmd(true, RpmCommandDetails::Enable { iccid }),
+        cmd(false, RpmCommandDetails::Delete { iccid }),
+        cmd(
+            true,
+            RpmCommandDetails::ListProfileInfo {
+                criteria: ListProfileInfoCriteria::ProfileOwnerOid(
+                    Oid::from_dotted("2.999.1").unwrap(),
+                ),
+                tag_list: Some(vec![0x5A, 0x9F, 0x70]),
+            },
+        ),
+        cmd(
+            false,
+            RpmCommandDetails::ListProfileInfo {
+                criteria: ListProfileInfoCriteria::Iccid(iccid),
+                tag_list: None,
+            },
+        ),
+        cmd(
+            false,
+            RpmCommandDetails::UpdateMetadata {
+                iccid,
+                request: UpdateMetadataRequest {
+                    service_provider_name: Some("Op".into()),
+                    profile_name: Some("New".into()),
+                    icon_type: Some(1),
+                    icon: Some(vec![0x89, 0x50, 0x4E, 0x47]),
+                    profile_policy_rules: Some(vec![1]),
+                    // notificationConfigurationInfo {rpmEnable} and hriServerAddress.
+                    other: vec![
+                        hex::decode("b612301080020308810a646d2e6578616d706c65").unwrap(),
+                        hex::decode("9b0b6872692e6578616d706c65").unwrap(),
+                    ],
+                },
+            },
+        ),
+        cmd(
+            false,
+            RpmCommandDetails::ContactPcmp {
+                iccid,
+                dpi_rpm: Some("dpi".into()),
+            },
+        ),
+    ]);
+    let signed3 = SmdpSigned3 {
+        transaction_id: tid.clone(),
+        rpm_package: package.clone(),
+        rpm_pending: true,
+    };
+    let ok_rpm = AuthenticateClientOkRpm {
+        transaction_id: tid.clone(),
+        smdp_signed3: Signed::new(signed3.clone()),
+        smdp_signature3: vec![0x33; 64],
+    };
+    let mut load = LoadRpmPackageRequest::from_authenticate_client_ok_rpm(&ok_rpm, Some(1));
+    load.smdp_signature3 = vec![0x44; 64];
+    let nm = NotificationMetadata {
+        seq_number: 5,
+        profile_management_operation: BitString::from_bits(&[
+            notification_event::LOAD_RPM_PACKAGE_RESULT,
+        ]),
+        notification_address: "dp.example".into(),
+        iccid: Some(iccid),
+        extensions: Extensions::default(),
+    };
+    let pinfo = ProfileInfo {
+        iccid: Some(iccid),
+        profile_state: Some(ProfileState::Enabled),
+        service_provider_name: Some("Op".into()),
+        ..ProfileInfo::default()
+    };
+    let result = |i: Option<Iccid>, data: RpmCommandResultData| RpmCommandResult { iccid: i, data };
+    let results = vec![
+        result(Some(iccid), RpmCommandResultData::Disable(0)),
+        result(Some(iccid), RpmCommandResultData::Enable(9)),
+        result(Some(iccid), RpmCommandResultData::Delete(3)),
+        result(Some(iccid), RpmCommandResultData::UpdateMetadata(14)),
+        result(
+            Some(iccid),
+            RpmCommandResultData::contact_pcmp_from(&ContactPcmpResponse::Ok {
+                pcmp_address: "pcmp.example".into(),
+            }),
+        ),
+        result(
+            Some(iccid),
+            RpmCommandResultData::contact_pcmp_from(&ContactPcmpResponse::Error(
+                ContactPcmpError::NoLprConfiguration,
+            )),
+        ),
+        result(
+            None,
+            RpmCommandResultData::list_profile_info_from(
+                &ProfileInfoListResponse::Ok(vec![pinfo]),
+                TaggedChoiceForm::Nested,
+            ),
+        ),
+        result(
+            None,
+            RpmCommandResultData::list_profile_info_from(
+                &ProfileInfoListResponse::Error(ProfileInfoListError::ProfileChangeOngoing),
+                TaggedChoiceForm::Nested,
+            ),
+        ),
+        result(None, RpmCommandResultData::Terminated(5)),
+    ];
+    let data = LoadRpmPackageResultDataSigned {
+        transaction_id: tid.clone(),
+        notification_metadata: nm,
+        smdp_oid: Oid::from_dotted("2.999.10").unwrap(),
+        final_result: RpmFinalResult::ExecutionResults(results.clone()),
+    };
+    let mut data_err = data.clone();
+    data_err.final_result = RpmFinalResult::ErrorCode(2);
+    let signed =
+        LoadRpmPackageResultSigned::from_parts(data.clone(), vec![0x55; 64], ResultForm::Automatic);
+    let signed_err =
+        LoadRpmPackageResultSigned::from_parts(data_err, vec![0x56; 64], ResultForm::Automatic);
+    let dev = DeviceInfo {
+        tac: vec![0x35, 0x29, 0x06, 0x11],
+        device_capabilities: DeviceCapabilities::default(),
+        imei: None,
+        preferred_languages: None,
+        device_test_mode: false,
+        lpa_rsp_capability: None,
+        extensions: Extensions::default(),
+    };
+    let ctx = |op: Option<&[u32]>, i: Option<Iccid>, src: Option<MatchingIdSource>| {
+        CtxParamsForCommonAuthentication {
+            matching_id: Some("MID1".into()),
+            device_info: dev.clone(),
+            operation_type: op.map(BitString::from_bits),
+            iccid: i,
+            matching_id_source: src,
+            extensions: Extensions::default(),
+        }
+        .encode()
+    };
+    let mut out = vec![
+        ("v3.RpmPackage", "all-commands", package.encode()),
+        ("v3.RpmPackage", "empty", RpmPackage::default().encode()),
+        ("v3.SmdpSigned3", "full", signed3.encode()),
+        ("v3.AuthenticateClientOkRpm", "full", ok_rpm.encode()),
+        (
+            "v3.AuthenticateClientResponseEs9",
+            "ok-rpm",
+            AuthenticateClientResponseEs9::OkRpm(Box::new(ok_rpm.clone())).encode(),
+        ),
+        ("v3.LoadRpmPackageRequest", "full", load.encode()),
+        (
+            "v3.LoadRpmPackageResult",
+            "signed-results",
+            LoadRpmPackageResult::Signed(Box::new(signed.clone())).encode(),
+        ),
+        (
+            "v3.LoadRpmPackageResult",
+            "signed-error",
+            LoadRpmPackageResult::Signed(Box::new(signed_err)).encode(),
+        ),
+        (
+            "v3.LoadRpmPackageResult",
+            "not-signed",
+            LoadRpmPackageResult::NotSigned {
+                transaction_id: tid.clone(),
+                error_code: 4,
+            }
+            .encode(),
+        ),
+        (
+            "v3.PendingNotification",
+            "rpm-result",
+            signed.clone().into_pending_notification().encode(),
+        ),
+        (
+            "v3.HandleNotification",
+            "rpm-result",
+            HandleNotification {
+                pending_notification: signed.into_pending_notification(),
+            }
+            .encode(),
+        ),
+        (
+            "v3.UpdateMetadataRequest",
+            "empty",
+            UpdateMetadataRequest::default().encode(),
+        ),
+        (
+            "v3.CtxParamsForCommonAuthentication",
+            "rpm-smds",
+            ctx(
+                Some(&[1]),
+                None,
+                Some(MatchingIdSource::SmdsOid(
+                    Oid::from_dotted("2.999.20").unwrap(),
+                )),
+            ),
+        ),
+        (
+            "v3.CtxParamsForCommonAuthentication",
+            "rpm-poll",
+            ctx(Some(&[1]), Some(iccid), Some(MatchingIdSource::None)),
+        ),
+        (
+            "v3.CtxParamsForCommonAuthentication",
+            "both-ac",
+            ctx(Some(&[0, 1]), None, Some(MatchingIdSource::ActivationCode)),
+        ),
+        (
+            "v3.CtxParamsForCommonAuthentication",
+            "v2-shape",
+            ctx(None, None, None),
+        ),
+    ];
+    for r in &results {
+        out.push(("v3.RpmCommandResult", r.data.name(), r.encode()));
+    }
+    for c in &package.0 {
+        out.push(("v3.RpmCommand", c.details.name(), c.encode()));
+    }
+    out
 }
 
 /// A StoreMetadataRequest with every optional component present.

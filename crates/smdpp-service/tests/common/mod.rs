@@ -696,6 +696,9 @@ impl Card {
             euicc_info2: self.info2(),
             ctx_params1: CtxParams1::CommonAuthentication(Box::new(
                 CtxParamsForCommonAuthentication {
+                    operation_type: None,
+                    iccid: None,
+                    matching_id_source: None,
                     matching_id: matching_id.map(str::to_owned),
                     device_info: DeviceInfo {
                         tac: vec![0x35, 0x29, 0x06, 0x11],
