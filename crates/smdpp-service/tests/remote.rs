@@ -1270,7 +1270,125 @@ async fn concurrent_repeats_apply_once(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// A v3 virtual eUICC (announces rpmSupport, highestSvn 3.1.0).
+fn v3_euicc(pki: &TestPki) -> Euicc {
+    let prov = euicc_sim::Provisioning {
+        eum_certificate: pki.eum.der.clone(),
+        eum_key: Box::new(rsp_crypto::SoftwareKey::from_pem(&pki.eum.key.to_pkcs8_pem()).unwrap()),
+        trusted_cis: vec![pki.ci.der.clone()],
+    };
+    let mut st = euicc_sim::state::EuiccState::generate(&prov, None).unwrap();
+    st.v3 = true;
+    Euicc::from_state(st).unwrap()
+}
+
+/// ES2+.RpmOrder over mutual TLS, then `Lpa::poll` of the v3 virtual eUICC against the real
+/// server: enable; a two-command package (disable + updateMetadata); listProfileInfo; delete.
+/// The eUICC's RPM notifications (bits 4-6) move the state, every signed result reaches the
+/// operator once (point 103) and ends its order executed; a v2 eUICC is refused at order
+/// time; a replayed RpmOrder (same functionCallIdentifier) returns the same MatchingID.
+async fn rpm_orders_run_on_a_v3_euicc_with_results_at_the_operator(dir: &Path, db: &Db) {
+    let e = env(dir, db).await;
+    e.add_type("rpm", OnDelete::Retire).await;
+    let (iccid, mid) = e.order("rpm", None).await;
+    let mut euicc = v3_euicc(&e.pki);
+    e.install(&mut euicc, &iccid, &mid, None).await;
+    let opts = euicc_sim::lpa::PollOptions::default();
+    let (server, op) = (&e.server, &e.op);
+    let order = |cmds: Value, fci: &str| {
+        let mut body = json!({"iccid": iccid, "commands": cmds});
+        body["header"] =
+            json!({"functionRequesterIdentifier": "op-a", "functionCallIdentifier": fci});
+        async move {
+            let (status, bytes) =
+                es2_request(server, "rpmOrder", &body.to_string(), Some(op)).await;
+            assert_eq!(status, 200);
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_es2_success("rpmOrder", &v);
+            v["matchingId"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // 1. enable
+    let m1 = order(json!([{"command": "enable"}]), "rpm-1").await;
+    assert_eq!(
+        order(json!([{"command": "enable"}]), "rpm-1").await,
+        m1,
+        "replay"
+    );
+    let r = e.lpa.poll(&mut euicc, &opts).await.unwrap();
+    assert_eq!(r.packages.len(), 1, "{r:?}");
+    assert!(
+        r.packages[0].result_sent && r.packages[0].commands[0].ok,
+        "{r:?}"
+    );
+    settle().await;
+    assert_eq!(e.state(&iccid).await, ProfileState::Enabled);
+    // 2. disable + updateMetadata in one package
+    order(
+        json!([{"command": "disable"}, {"command": "updateMetadata", "metadata": {"profileName": "Renamed"}}]),
+        "rpm-2",
+    )
+    .await;
+    let r = e.lpa.poll(&mut euicc, &opts).await.unwrap();
+    let cmds = &r.packages[0].commands;
+    assert_eq!(cmds.len(), 2, "{r:?}");
+    assert!(cmds.iter().all(|c| c.ok), "{r:?}");
+    settle().await;
+    assert_eq!(e.state(&iccid).await, ProfileState::Disabled);
+    // 3. delete
+    order(json!([{"command": "delete"}]), "rpm-3").await;
+    let r = e.lpa.poll(&mut euicc, &opts).await.unwrap();
+    assert!(r.packages[0].commands[0].ok, "{r:?}");
+    settle().await;
+    assert_eq!(e.state(&iccid).await, ProfileState::Unavailable);
+    assert!(euicc.state().profiles.iter().all(|p| p.iccid != iccid));
+    // Every order executed; nothing more waits.
+    let orders = e.server.store().rpm_orders_for(&iccid).await.unwrap();
+    assert_eq!(orders.len(), 3);
+    assert!(
+        orders
+            .iter()
+            .all(|o| o.state == smdpp_store::RpmOrderState::Executed),
+        "{orders:?}"
+    );
+    // The operator got each result once (103) and the moves (100, 101, 102).
+    all_delivered(&e).await;
+    let mut points: HashMap<i64, usize> = HashMap::new();
+    for c in e.rx.remote_unique(&iccid) {
+        *points.entry(c.point()).or_default() += 1;
+    }
+    assert_eq!(points.get(&103), Some(&3), "{points:?}");
+    assert_eq!(points.get(&100), Some(&1), "{points:?}");
+    assert_eq!(points.get(&101), Some(&1), "{points:?}");
+    assert_eq!(points.get(&102), Some(&1), "{points:?}");
+
+    // A v2 eUICC: refused at order time with 8.1.1/3.8.
+    let (iccid2, mid2) = e.order("rpm", None).await;
+    let mut v2 = sim_euicc(&e.pki);
+    e.install(&mut v2, &iccid2, &mid2, None).await;
+    let v = es2_call(
+        &e.server,
+        "op-a",
+        &e.op,
+        "rpmOrder",
+        json!({"iccid": iccid2, "commands": [{"command": "disable"}]}),
+    )
+    .await;
+    assert_eq!(v["header"]["functionExecutionStatus"]["status"], "Failed");
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"],
+        "8.1.1"
+    );
+    assert_eq!(
+        v["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"],
+        "3.8"
+    );
+    e.server.stop().await;
+}
+
 both_backends!(
+    rpm_orders_run_on_a_v3_euicc_with_results_at_the_operator,
     enable_disable_delete_move_the_state_and_reach_the_operator_once,
     older_notification_does_not_roll_back,
     receiver_down_then_up_gets_each_notification_once,
