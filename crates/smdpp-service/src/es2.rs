@@ -27,7 +27,7 @@
 //! Downloaded, Installed and Error are reached over ES9+ ([`crate::Es9Engine`]).
 //!
 //! A refusal because of the profile's state names the refusing function and the state
-//! ([`refused_in_state`]), never the code's description: `8.2.1/3.5`'s text is Table 32's
+//! (`refused_in_state`), never the code's description: `8.2.1/3.5`'s text is Table 32's
 //! ("cannot be released", ReleaseProfile) and `8.2.1/3.3`'s is Table 24's (DownloadOrder), but
 //! ConfirmOrder and CancelOrder answer these codes too.
 //!

@@ -54,6 +54,42 @@ async fn download(
     (a, bpp.bound_profile_package)
 }
 
+/// The same Activation Code run twice before the first result arrives (lpac sends the PIR
+/// only at `notification process`): the second session's BPP is refused by the card with
+/// errorReason 9 (ICCID already on the eUICC), which must not make the order Error; the
+/// first session's signed success then installs it.
+async fn rerun_of_an_installed_activation_code_still_installs(dir: &Path, db: &Db) {
+    let e = env(dir, db, Curve::NistP256).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, iccid) = e.server.add(&upp, None, None).await;
+    let card = Card::from_pki(&e.pki);
+    let (first, _) = download(&e, &card, &upp, &mid, None).await;
+    let (second, _) = download(&e, &card, &upp, &mid, None).await;
+    notify(
+        &e.server,
+        &card.pir_with(&second.tid, 2, &iccid, &smdp_oid(&e), Some(9)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Downloaded
+    );
+    notify(
+        &e.server,
+        &card.pir(&first.tid, 1, &iccid, &smdp_oid(&e), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        e.server.profile(&iccid).await.state,
+        ProfileState::Installed
+    );
+    // errorReason 9 from another eUICC still ends its own session only; a real failure
+    // (reason 12) of the delivering session still makes Error (failed_install_goes_to_error).
+    e.server.stop().await;
+}
+
 async fn failed_install_goes_to_error(dir: &Path, db: &Db) {
     let e = env(dir, db, Curve::NistP256).await;
     let upp = std::fs::read(TS48).unwrap();
@@ -960,6 +996,7 @@ async fn rejects_expired_order(dir: &Path, db: &Db) {
 }
 
 both_backends!(
+    rerun_of_an_installed_activation_code_still_installs,
     rejects_cancel_with_wrong_smdp_oid,
     rejects_eid_link_without_confirmation_code,
     pir_retry_after_recorded_notification_installs,

@@ -1336,6 +1336,43 @@ async fn rpm_orders_run_on_a_v3_euicc_with_results_at_the_operator(dir: &Path, d
     assert!(cmds.iter().all(|c| c.ok), "{r:?}");
     settle().await;
     assert_eq!(e.state(&iccid).await, ProfileState::Disabled);
+    // 2b. the type's metadata changes (`smdpp types update`): the installed profile gets
+    // it through an RPM updateMetadata (`smdpp orders update-metadata --type`).
+    let mut t = e
+        .server
+        .store()
+        .get_profile_type("rpm")
+        .await
+        .unwrap()
+        .unwrap();
+    t.service_provider_name = "New SP".into();
+    assert!(
+        e.server
+            .store()
+            .update_profile_type_metadata("rpm", &t)
+            .await
+            .unwrap()
+    );
+    let engine = smdpp_service::Es2Engine::new(
+        e.server.store().clone(),
+        e.server.sidecar().await,
+        smdpp_service::ServiceConfig {
+            smdp_address: e.server.address(),
+            limits: smdpp_service::Limits::default(),
+        },
+    );
+    let upd = engine.queue_metadata_update("op-a", &iccid).await.unwrap();
+    assert_eq!(upd.commands, "updateMetadata");
+    assert_eq!(upd.origin, "metadata-update");
+    let r = e.lpa.poll(&mut euicc, &opts).await.unwrap();
+    assert!(r.packages[0].commands[0].ok, "{r:?}");
+    let on_card = euicc
+        .state()
+        .profiles
+        .iter()
+        .find(|p| p.iccid == iccid)
+        .unwrap();
+    assert_eq!(on_card.service_provider_name, "New SP", "{on_card:?}");
     // 3. delete
     order(json!([{"command": "delete"}]), "rpm-3").await;
     let r = e.lpa.poll(&mut euicc, &opts).await.unwrap();
@@ -1345,7 +1382,7 @@ async fn rpm_orders_run_on_a_v3_euicc_with_results_at_the_operator(dir: &Path, d
     assert!(euicc.state().profiles.iter().all(|p| p.iccid != iccid));
     // Every order executed; nothing more waits.
     let orders = e.server.store().rpm_orders_for(&iccid).await.unwrap();
-    assert_eq!(orders.len(), 3);
+    assert_eq!(orders.len(), 4);
     assert!(
         orders
             .iter()
@@ -1358,7 +1395,7 @@ async fn rpm_orders_run_on_a_v3_euicc_with_results_at_the_operator(dir: &Path, d
     for c in e.rx.remote_unique(&iccid) {
         *points.entry(c.point()).or_default() += 1;
     }
-    assert_eq!(points.get(&103), Some(&3), "{points:?}");
+    assert_eq!(points.get(&103), Some(&4), "{points:?}");
     assert_eq!(points.get(&100), Some(&1), "{points:?}");
     assert_eq!(points.get(&101), Some(&1), "{points:?}");
     assert_eq!(points.get(&102), Some(&1), "{points:?}");

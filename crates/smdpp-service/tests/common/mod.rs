@@ -814,7 +814,19 @@ impl Card {
     }
 
     pub fn pir(&self, tid: &[u8], seq: i64, iccid: &str, smdp_oid: &str, ok: bool) -> Vec<u8> {
-        let final_result = if ok {
+        self.pir_with(tid, seq, iccid, smdp_oid, (!ok).then_some(12))
+    }
+
+    /// A signed PIR: success, or a failure with this errorReason (loadProfileElements).
+    pub fn pir_with(
+        &self,
+        tid: &[u8],
+        seq: i64,
+        iccid: &str,
+        smdp_oid: &str,
+        error_reason: Option<i64>,
+    ) -> Vec<u8> {
+        let final_result = if error_reason.is_none() {
             FinalResult::Success(SuccessResult {
                 aid: vec![
                     0xA0, 0, 0, 5, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0, 0, 1, 0,
@@ -824,7 +836,7 @@ impl Card {
         } else {
             FinalResult::Error(ErrorResult {
                 bpp_command_id: BppCommandId::LoadProfileElements,
-                error_reason: ErrorReason::from_i64(12),
+                error_reason: ErrorReason::from_i64(error_reason.unwrap_or(12)),
                 sima_response: None,
             })
         };
