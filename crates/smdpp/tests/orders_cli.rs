@@ -323,3 +323,96 @@ fn callback_ca_is_stored_and_shown() {
     let show = run_ok(&["operators", "show", "OP2", "--data-dir", data_s]);
     assert!(show.contains("callback ca:   system roots\n"), "{show}");
 }
+
+/// `smdpp orders rpm | deactivate | update-metadata`: refusals with their SGP.22 codes or
+/// clap's messages, and a deactivation of a released order.
+#[test]
+fn rpm_deactivate_and_update_metadata_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let cert = operator_cert(dir.path());
+    run_ok(&[
+        "operators",
+        "add",
+        "--id",
+        "OP1",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--data-dir",
+        data_s,
+    ]);
+    let upp = ts48("TS48v4_SAIP2.3_BERTLV.der");
+    let scope = ["--data-dir", data_s, "--operator", "OP1"];
+    let args = |a: &[&str]| -> Vec<String> {
+        a.iter()
+            .chain(scope.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let ok = |a: &[&str]| run_ok(&args(a).iter().map(String::as_str).collect::<Vec<_>>());
+    let fails = |a: &[&str], needle: &str| {
+        assert_fails(
+            &args(a).iter().map(String::as_str).collect::<Vec<_>>(),
+            needle,
+        )
+    };
+    ok(&[
+        "orders",
+        "import",
+        "--upp",
+        upp.to_str().unwrap(),
+        "--profile-type",
+        "test",
+    ]);
+    ok(&["orders", "create", "--iccid", ICCID]);
+    ok(&["orders", "confirm", ICCID, "--release"]);
+
+    // RPM is only for a profile on an eUICC.
+    fails(
+        &["orders", "rpm", ICCID, "--command", "disable"],
+        "ES2+.RpmOrder is not allowed for a Profile in state released (8.2.1/3.5)",
+    );
+    fails(
+        &["orders", "rpm", ICCID, "--command", "reboot"],
+        "invalid value 'reboot'",
+    );
+    fails(&["orders", "rpm", ICCID], "--command <COMMANDS>");
+    fails(
+        &["orders", "rpm", "123", "--command", "enable"],
+        "ICCID must be 19 or 20 digits",
+    );
+    fails(
+        &[
+            "orders",
+            "rpm",
+            "8999999999999999999",
+            "--command",
+            "enable",
+        ],
+        "(8.2.1/3.9)",
+    );
+    assert!(ok(&["orders", "show", ICCID]).contains("history:"));
+
+    // Deactivation of a released order cancels it.
+    fails(
+        &["orders", "deactivate", ICCID, "--reason", "bored"],
+        "invalid value 'bored'",
+    );
+    fails(&["orders", "deactivate", ICCID], "--reason <REASON>");
+    let out = ok(&["orders", "deactivate", ICCID, "--reason", "stolen"]);
+    assert_eq!(
+        out,
+        format!("deactivated {ICCID}: orderCancelled (state available)\n")
+    );
+    fails(
+        &["orders", "deactivate", ICCID, "--reason", "lost"],
+        "DeactivateSubscription is not allowed for a Profile in state available (8.2.1/3.5)",
+    );
+
+    // Metadata updates: nothing installed yet.
+    fails(&["orders", "update-metadata"], "required");
+    let out = ok(&["orders", "update-metadata", "--type", "test"]);
+    assert_eq!(out, "0 queued, 0 not queued, of 0 installed profiles\n");
+    fails(&["orders", "update-metadata", ICCID], "no update queued");
+}
