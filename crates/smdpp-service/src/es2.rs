@@ -21,7 +21,7 @@
 //! | ReleaseProfile | any other state | `8.2.1/3.5` |
 //! | CancelOrder | Allocated, Linked, Confirmed, Released | Available (order data cleared) / Unavailable |
 //! | CancelOrder | Error | Available (order data cleared) / Unavailable (Figure 15: `Error → Available` and `Error → Unavailable` by CancelOrder) |
-//! | CancelOrder | Downloaded, Installed | `8.2.1/3.3` ("already downloaded", Table 30) |
+//! | CancelOrder | Downloaded, Installed, Enabled, Disabled | `8.2.1/3.3` ("already downloaded", Table 30) |
 //! | CancelOrder | Available, Unavailable | `8.2.1/3.5` (no pending order) |
 //!
 //! Downloaded, Installed and Error are reached over ES9+ ([`crate::Es9Engine`]).
