@@ -33,10 +33,7 @@ use rsp_asn1::common::{Iccid, ProfileIdentifier};
 use rsp_asn1::es10c::{DeleteResult, DisableResult, EnableResult};
 use rsp_crypto::Curve;
 use rsp_pki::TestPki;
-use rustls::DistinguishedName;
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::pki_types::PrivateKeyDer;
 use saip::TemplateSource;
 use serde_json::{Value, json};
 use smdpp_service::es2_cli::{add_operator, import_inventory};
@@ -63,65 +60,6 @@ impl Received {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-}
-
-/// Accepts exactly one client certificate (the SM-DP+'s CERT.DP.TLS) and checks the
-/// handshake signature with it.
-#[derive(Debug)]
-struct PinnedClient {
-    leaf: Vec<u8>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ClientCertVerifier for PinnedClient {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.leaf.as_slice() {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "unexpected client certificate".into(),
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
