@@ -173,6 +173,8 @@ pub enum ProfilesCommand {
     },
     /// Import subscriber data (CSV or JSON lines) as Available profiles of a type.
     Import(crate::factory_cli::ImportArgs),
+    /// Create Available profiles of a generating type ahead of time (a pool).
+    Generate(crate::operator_cli::GenerateArgs),
     /// List the profiles.
     List {
         /// Data location and configuration file.
@@ -674,11 +676,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let es2 = Arc::new(Es2Engine::new(
-        prepared.store.clone(),
-        prepared.engine.sidecar().clone(),
-        prepared.engine.config().clone(),
-    ));
+    let es2 = Arc::new(
+        Es2Engine::new(
+            prepared.store.clone(),
+            prepared.engine.sidecar().clone(),
+            prepared.engine.config().clone(),
+        )
+        .with_factory(prepared.engine.factory().cloned()),
+    );
     let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default())
         .merge(smdpp_server::es2_router(
             Arc::clone(&es2),
@@ -906,6 +911,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             store.close().await;
         }
         ProfilesCommand::Import(a) => crate::factory_cli::import_command(a).await?,
+        ProfilesCommand::Generate(a) => crate::operator_cli::profiles_generate(a).await?,
         ProfilesCommand::List {
             data,
             profile_type,

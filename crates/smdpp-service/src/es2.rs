@@ -74,6 +74,8 @@ pub struct Es2Engine {
     pub(crate) store: Store,
     pub(crate) sidecar: Sidecar,
     pub(crate) config: Arc<ServiceConfig>,
+    /// The profile factory, for types that generate their profiles on demand.
+    pub(crate) factory: Option<Arc<crate::factory::Factory>>,
 }
 
 impl std::fmt::Debug for Es2Engine {
@@ -134,7 +136,15 @@ impl Es2Engine {
             store,
             sidecar,
             config: Arc::new(config),
+            factory: None,
         }
+    }
+
+    /// Uses `factory` to create profiles of generating types when an order finds none
+    /// Available (see [`crate::generate`]).
+    pub fn with_factory(mut self, factory: Option<Arc<crate::factory::Factory>>) -> Self {
+        self.factory = factory;
+        self
     }
 
     pub(crate) fn actor(operator: &str) -> String {
@@ -223,11 +233,91 @@ impl Es2Engine {
                 break;
             }
         }
+        // None Available: a generating type creates one for this order.
+        if let Some(r) = self
+            .order_generated(operator, profile_type, &update, &event)
+            .await?
+        {
+            return Ok(r);
+        }
         if self.any_profile(operator, profile_type, None).await? {
             Err(err(PROFILE_TYPE_UNAVAILABLE))
         } else {
             Err(err(PROFILE_TYPE_UNKNOWN))
         }
+    }
+
+    /// DownloadOrder on a generating type with no Available profile: creates one and
+    /// reserves it. `None` when the type does not generate (or the server has no factory).
+    /// Range exhausted: `8.2.5/3.7` (Profile Type unavailable) with a message that says so.
+    async fn order_generated(
+        &self,
+        operator: &str,
+        profile_type: &str,
+        update: &ProfileUpdate,
+        event: &EventRecord,
+    ) -> Result<Option<DownloadOrderResponse>> {
+        let Some(factory) = &self.factory else {
+            return Ok(None);
+        };
+        let Some(ptype) = self
+            .store
+            .get_profile_type(profile_type)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        if self
+            .store
+            .get_generator(profile_type)
+            .await
+            .map_err(internal)?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        for _ in 0..CLAIM_RETRIES {
+            let iccid = match factory.generate(&ptype, Some(operator), 1).await {
+                Ok(mut v) => match v.pop() {
+                    Some(i) => i,
+                    None => continue,
+                },
+                Err(crate::generate::GenerateError::Exhausted(_)) => {
+                    return Err(Es2Error::new(
+                        PROFILE_TYPE_UNAVAILABLE,
+                        "the ICCID/IMSI range of this Profile Type is exhausted",
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, profile_type, "profile generation failed");
+                    return Err(Es2Error::new(
+                        FUNCTION_PROVIDER_EXECUTION_ERROR,
+                        "profile generation failed",
+                    ));
+                }
+            };
+            match self
+                .store
+                .transition(
+                    &iccid,
+                    &Expect::state(ProfileState::Available),
+                    update,
+                    &event.clone().with_detail("generated on demand"),
+                )
+                .await
+            {
+                Ok(p) => {
+                    return Ok(Some(DownloadOrderResponse {
+                        iccid: iccid_of(&p)?,
+                    }));
+                }
+                // Taken by a concurrent order's claim meanwhile: make another.
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        Err(err(PROFILE_TYPE_UNAVAILABLE))
     }
 
     async fn any_profile(

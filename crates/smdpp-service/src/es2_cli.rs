@@ -483,6 +483,8 @@ struct Ctx {
     sidecar: Sidecar,
     address: String,
     limits: Limits,
+    /// The profile factory when the data directory has its key file (for generating types).
+    factory: Option<std::sync::Arc<crate::factory::Factory>>,
 }
 
 async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
@@ -497,11 +499,18 @@ async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
     }
     let (store, sidecar) = open_store(&dir, &url).await?;
     let address = crate::config::public_address(&store, smdp_address, &f).await?;
+    let kek = crate::factory_cli::kek_location(data, &f, &dir);
+    let factory = if kek.exists() {
+        Some(crate::factory_cli::open_factory_with(&store, &kek, false).await?)
+    } else {
+        None
+    };
     Ok(Ctx {
         store,
         sidecar,
         address,
         limits,
+        factory,
     })
 }
 
@@ -515,6 +524,7 @@ impl Ctx {
                 limits: self.limits.clone(),
             },
         )
+        .with_factory(self.factory.clone())
     }
 
     async fn owned(&self, operator: &str, iccid: &str) -> Result<smdpp_store::Profile> {

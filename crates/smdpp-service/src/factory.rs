@@ -379,6 +379,12 @@ impl Factory {
         }
     }
 
+    /// Opens a blob this factory sealed under `aad` (e.g. a generator's OP, a webhook
+    /// secret), refreshing the DEKs once when it was sealed by another process.
+    pub async fn open_sealed(&self, bytes: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.open_blob(bytes, aad).await
+    }
+
     /// Seals the secrets record of `iccid` / `imsi`; returns the blob and the DEK id that
     /// sealed it.
     pub fn seal_secrets(

@@ -98,7 +98,7 @@ async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
     open_all_with(data, true).await
 }
 
-async fn open_all_with(data: &DataArgs, create: bool) -> Result<(Store, Arc<Factory>)> {
+pub(crate) async fn open_all_with(data: &DataArgs, create: bool) -> Result<(Store, Arc<Factory>)> {
     let f = load_file(data)?;
     let (dir, url) = data_location(data, &f)?;
     let (store, _) = crate::cli::open_store(&dir, &url).await?;
@@ -639,6 +639,10 @@ pub enum TypesCommand {
         /// The type's name.
         name: String,
     },
+    /// Make the type create its profiles on demand from an ICCID and an IMSI range.
+    Generator(crate::operator_cli::TypeGeneratorArgs),
+    /// Provision the type's subscribers in a core network (HLR/HSS).
+    CoreNetwork(crate::operator_cli::TypeCoreNetworkArgs),
 }
 
 /// `smdpp types add`.
@@ -833,6 +837,8 @@ fn class_name(c: Option<i64>) -> &'static str {
 /// `smdpp types ...`.
 pub async fn types_command(cmd: TypesCommand) -> Result<()> {
     match cmd {
+        TypesCommand::Generator(a) => crate::operator_cli::type_generator(a).await?,
+        TypesCommand::CoreNetwork(a) => crate::operator_cli::type_core_network(a).await?,
         TypesCommand::Add(a) => {
             let source = match &a.template {
                 Some(p) => TemplateSource::from_toml(
@@ -1224,7 +1230,7 @@ pub async fn seed_demo(store: &Store, factory: &Arc<Factory>) -> Result<(String,
     Ok((first_iccid, mid))
 }
 
-fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+pub(crate) fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

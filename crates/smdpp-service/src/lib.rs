@@ -27,13 +27,16 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod core_network;
 pub mod display;
 pub mod es2;
 pub mod es2_cli;
 pub mod factory;
 pub mod factory_cli;
 pub mod failure;
+pub mod generate;
 pub mod keys;
+pub mod operator_cli;
 pub mod outbox;
 pub mod purge;
 pub mod rpm;

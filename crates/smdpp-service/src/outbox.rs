@@ -627,6 +627,9 @@ pub struct OutboxWorker {
     requester: String,
     config: OutboxConfig,
     token: String,
+    /// The profile factory: opens the subscriber secrets a core network is provisioned
+    /// with, and the webhooks' signing secrets.
+    factory: Option<Arc<crate::factory::Factory>>,
 }
 
 impl std::fmt::Debug for OutboxWorker {
@@ -698,7 +701,15 @@ impl OutboxWorker {
             requester: requester.into(),
             config,
             token: new_id(),
+            factory: None,
         })
+    }
+
+    /// Gives the worker the profile factory (needed for `core-network` and `webhook` rows;
+    /// without it they fail with a clear error and are retried).
+    pub fn with_factory(mut self, factory: Option<Arc<crate::factory::Factory>>) -> Self {
+        self.factory = factory;
+        self
     }
 
     /// Claims the rows due now and tries each once.
@@ -733,7 +744,10 @@ impl OutboxWorker {
                     let attempts =
                         u32::try_from(row.attempts.saturating_add(1)).unwrap_or(u32::MAX);
                     let error = format!("{e:#}");
-                    if attempts >= self.config.max_attempts || e.is::<Permanent>() {
+                    if attempts >= self.config.max_attempts
+                        || e.is::<Permanent>()
+                        || e.is::<PermanentError>()
+                    {
                         self.store
                             .outbox_failed(&row.id, &self.token, now, &error)
                             .await?;
@@ -789,7 +803,26 @@ impl OutboxWorker {
         Ok((url, tls))
     }
 
+    async fn send_webhook(&self, row: &OutboxRow) -> anyhow::Result<()> {
+        // Wired to the webhook delivery once it lands.
+        let _ = (&self.default_tls, row);
+        Err(anyhow!("webhook delivery is not available in this build"))
+    }
+
     async fn send(&self, row: &OutboxRow) -> anyhow::Result<()> {
+        match row.kind {
+            OutboxKind::CoreNetwork => {
+                return crate::core_network::deliver(
+                    &self.store,
+                    self.factory.as_deref(),
+                    row,
+                    self.config.request_timeout,
+                )
+                .await;
+            }
+            OutboxKind::Webhook => return self.send_webhook(row).await,
+            OutboxKind::Hdpi | OutboxKind::Es12Register | OutboxKind::Es12Delete => {}
+        }
         let (url, tls) = self.route(row).await?;
         let body = callbacks::with_header(&row.body, &self.requester, &row.id)
             .map_err(|_| anyhow::Error::new(Permanent("stored body is not a JSON object")))?;
@@ -805,6 +838,12 @@ impl OutboxWorker {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Permanent(&'static str);
+
+/// An error retrying cannot fix, with its own message (core networks, webhooks): the row
+/// fails at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct PermanentError(pub String);
 
 /// Whether the receiver's answer acknowledges the call (see the module documentation).
 fn accept(kind: OutboxKind, status: u16, body: &[u8]) -> anyhow::Result<()> {
@@ -920,6 +959,7 @@ pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
         config,
     ) {
         Ok(w) => {
+            let w = w.with_factory(prepared.engine.factory().cloned());
             tracing::info!("outbox delivery started");
             OutboxTask::spawn(w)
         }

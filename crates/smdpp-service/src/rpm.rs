@@ -433,6 +433,7 @@ impl Es2Engine {
             ProfileState::Downloaded | ProfileState::Error => {
                 let event = EventRecord::by(Self::actor(operator))
                     .with_cause(cause)
+                    .with_signal(smdpp_store::Signal::Deactivated)
                     .with_outbox(notify(&p).into_iter().chain(crate::outbox::es12_delete(&p)));
                 let update = ProfileUpdate {
                     state: Some(ProfileState::Unavailable),
@@ -471,7 +472,9 @@ impl Es2Engine {
                 })
             }
             s if s.is_on_euicc() => {
-                let event = EventRecord::by(Self::actor(operator)).with_outbox(notify(&p));
+                let event = EventRecord::by(Self::actor(operator))
+                    .with_signal(smdpp_store::Signal::Deactivated)
+                    .with_outbox(notify(&p));
                 let mut commands = vec![PlannedCommand {
                     name: RpmCommandName::Disable,
                     iccid: p.iccid.clone(),
@@ -546,6 +549,7 @@ impl Es2Engine {
             .ok_or_else(|| err(ICCID_UNKNOWN))?;
         let event = EventRecord::by("es2")
             .with_cause(cause.to_owned())
+            .with_signal(smdpp_store::Signal::Deactivated)
             .with_outbox(outbox);
         self.store
             .transition(

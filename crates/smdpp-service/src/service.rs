@@ -1821,7 +1821,7 @@ impl Es9Engine {
         };
         let (update, cause) = op.update(on_delete);
         let detail = format!("eid={} seqNumber={}", v.eid, meta.seq_number);
-        let event = EventRecord::by(ACTOR)
+        let mut event = EventRecord::by(ACTOR)
             .with_cause(cause)
             .with_detail(detail)
             .with_outbox(outbox::hdpi(
@@ -1831,6 +1831,9 @@ impl Es9Engine {
                 FunctionExecutionStatus::success(),
                 Some(raw),
             ));
+        if op == DeviceOperation::Delete {
+            event = event.with_signal(smdpp_store::Signal::Deleted);
+        }
         let report = smdpp_store::DeviceReport {
             iccid: &iccid,
             eid: &v.eid,

@@ -717,6 +717,34 @@ impl ImportTx {
                 .push(", 'imported', NULL, 'import')");
         }
         q.build()?.execute(&mut *self.tx).await?;
+
+        // The `created` signal for the operator's webhooks (see the `operator` module), only
+        // looked up when there is a webhook at all.
+        let hooks = Sql::new("SELECT id FROM webhooks LIMIT 1");
+        if hooks
+            .build()?
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .is_some()
+        {
+            for (_, iccid) in &insert {
+                let mut q =
+                    Sql::new("SELECT id FROM profile_events WHERE from_state IS NULL AND iccid = ");
+                q.bind((*iccid).clone()).push(" ORDER BY id DESC LIMIT 1");
+                let row = q.build()?.fetch_one(&mut *self.tx).await?;
+                let event_id: i64 = row.try_get("id")?;
+                let rows = super::operator::signal_rows(
+                    &mut self.tx,
+                    event_id,
+                    iccid,
+                    super::operator::Signal::Created,
+                    Some("imported".into()),
+                    now,
+                )
+                .await?;
+                super::outbox::insert_rows(&mut self.tx, &rows, now).await?;
+            }
+        }
         Ok(outcomes)
     }
 

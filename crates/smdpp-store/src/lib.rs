@@ -53,6 +53,9 @@ pub use store::factory::{
     DekRecord, IMPORT_CHUNK, ImportOutcome, ImportRow, ImportTx, OnDelete, ProfileType,
     SealedSecrets,
 };
+pub use store::operator::{
+    CoreAction, CoreNetworkRow, EventFacts, ProfileGenerator, Signal, TypeCoreNetwork,
+};
 pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::rpm::{NewRpmOrder, RpmFinish, RpmOrder, RpmOrderState};
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

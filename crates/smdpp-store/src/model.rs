@@ -391,6 +391,10 @@ pub struct EventRecord {
     /// Outbound calls to queue in the same transaction as the event (see
     /// [`Store::claim_outbox`](crate::Store::claim_outbox)); empty for most events.
     pub outbox: Vec<crate::NewOutboxRow>,
+    /// The lifecycle signal for the operator's systems, when the state change alone does
+    /// not tell it ([`crate::Signal::Deleted`], [`crate::Signal::Deactivated`]); `None`:
+    /// derived from the transition ([`crate::Signal::of_transition`]).
+    pub signal: Option<crate::Signal>,
 }
 
 impl EventRecord {
@@ -405,6 +409,12 @@ impl EventRecord {
     /// Adds outbound calls to queue with the event (same transaction).
     pub fn with_outbox(mut self, rows: impl IntoIterator<Item = crate::NewOutboxRow>) -> Self {
         self.outbox.extend(rows);
+        self
+    }
+
+    /// Sets the lifecycle signal (see [`EventRecord::signal`]).
+    pub fn with_signal(mut self, signal: crate::Signal) -> Self {
+        self.signal = Some(signal);
         self
     }
 

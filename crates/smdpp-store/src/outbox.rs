@@ -36,6 +36,11 @@ pub enum OutboxKind {
     Es12Register,
     /// ES12.DeleteEvent to an SM-DS (section 5.9.2).
     Es12Delete,
+    /// Provisioning or deprovisioning of a subscriber in a core network (`target` = the
+    /// core network's name; see [`crate::CoreAction`]).
+    CoreNetwork,
+    /// A signed webhook (`target` = the webhook id; body = [`crate::EventFacts`]).
+    Webhook,
 }
 
 impl OutboxKind {
@@ -45,6 +50,8 @@ impl OutboxKind {
             OutboxKind::Hdpi => "hdpi",
             OutboxKind::Es12Register => "es12-register",
             OutboxKind::Es12Delete => "es12-delete",
+            OutboxKind::CoreNetwork => "core-network",
+            OutboxKind::Webhook => "webhook",
         }
     }
 }
@@ -62,6 +69,8 @@ impl FromStr for OutboxKind {
             "hdpi" => Ok(OutboxKind::Hdpi),
             "es12-register" => Ok(OutboxKind::Es12Register),
             "es12-delete" => Ok(OutboxKind::Es12Delete),
+            "core-network" => Ok(OutboxKind::CoreNetwork),
+            "webhook" => Ok(OutboxKind::Webhook),
             _ => Err(StoreError::InvalidInput(format!(
                 "unknown outbox kind {s:?}"
             ))),

@@ -20,6 +20,8 @@ use crate::sql::Sql;
 pub(crate) mod device;
 #[path = "factory.rs"]
 pub(crate) mod factory;
+#[path = "operator.rs"]
+pub(crate) mod operator;
 #[path = "outbox.rs"]
 pub(crate) mod outbox;
 #[path = "rpm.rs"]
@@ -84,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "factory", include_str!("../migrations/0005_factory.sql")),
     (6, "remote", include_str!("../migrations/0006_remote.sql")),
     (7, "rpm", include_str!("../migrations/0007_rpm.sql")),
+    (
+        8,
+        "operator",
+        include_str!("../migrations/0008_operator.sql"),
+    ),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).
@@ -410,9 +417,20 @@ pub(crate) async fn insert_event(
         .bind(ev.detail.clone())
         .push(", ")
         .bind(ev.actor.clone())
-        .push(")");
-    q.build()?.execute(&mut **tx).await?;
+        .push(") RETURNING id");
+    let row = q.build()?.fetch_one(&mut **tx).await?;
+    let event_id: i64 = row.try_get("id")?;
     outbox::insert_rows(tx, &ev.outbox, at).await?;
+    // The operator's systems (core network, webhooks) hear of the signal in this same
+    // transaction (see the `operator` module).
+    if let Some(signal) = ev
+        .signal
+        .or_else(|| operator::Signal::of_transition(from, to))
+    {
+        let detail = ev.detail.clone().or_else(|| ev.cause.clone());
+        let rows = operator::signal_rows(tx, event_id, iccid, signal, detail, at).await?;
+        outbox::insert_rows(tx, &rows, at).await?;
+    }
     Ok(())
 }
 

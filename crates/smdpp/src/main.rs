@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: smdpp_service::es2_cli::OrdersCommand,
     },
+    /// Core networks (HLR/HSS) that subscribers are provisioned in.
+    CoreNetworks {
+        #[command(subcommand)]
+        command: smdpp_service::operator_cli::CoreNetworksCommand,
+    },
     /// Outbound calls (HandleDownloadProgressInfo, ES12): delivery state.
     Outbox {
         #[command(subcommand)]
@@ -233,6 +238,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Types { command } => smdpp_service::factory_cli::types_blocking(command),
         Command::Keys { command } => smdpp_service::factory_cli::keys_blocking(command),
         Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
+        Command::CoreNetworks { command } => {
+            smdpp_service::operator_cli::core_networks_blocking(command)
+        }
         Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
         Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
