@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# A real core network for the operator-systems suite: Osmocom's HLR (3G Milenage, CTRL, GSUP).
+command -v osmo-hlr >/dev/null 2>&1 || need_apt+=(osmo-hlr)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -19,6 +22,7 @@ if ! python3 -c 'import asn1tools' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'asn1tools==0.169.0'
 fi
 export SMDPP_REQUIRE_INTEROP=1
+export SMDPP_REQUIRE_OSMO_HLR=1
 
 # A throwaway PostgreSQL (temp dir, run as the postgres user) so the storage suite runs on
 # both backends; stopped again when this script exits.

@@ -8,6 +8,7 @@
 //! smdpp euicc profiles list|enable|disable|delete|nickname --state FILE [ICCID|AID]
 //! smdpp euicc info --state FILE
 //! smdpp euicc lpac-stdio --state FILE
+//! smdpp euicc authenticate --state FILE --iccid ICCID --rand HEX --autn HEX
 //! ```
 //! Output is human-readable by default, JSON with `--json`.
 
@@ -24,6 +25,7 @@ use crate::lpa::{
 };
 use crate::state::{EuiccState, ProfileRecord, ProfileStateRec, Provisioning};
 use crate::upp_info::UppInfo;
+use crate::usim::AuthOutcome;
 
 /// The state file argument.
 #[derive(Args, Debug, Clone)]
@@ -129,6 +131,26 @@ pub enum EuiccCommand {
         /// The state file.
         #[command(flatten)]
         state: StateArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the USIM AUTHENTICATE command (3GPP TS 31.102 7.1.2, 3G context) on an installed
+    /// profile: prints `RES`, `CK`, `IK` (hex, one per line), or `AUTS` on a synchronisation
+    /// failure; a wrong MAC is an error. The accepted SQN is saved in the state file.
+    Authenticate {
+        /// The state file.
+        #[command(flatten)]
+        state: StateArg,
+        /// The profile: ICCID (19-20 digits) or ISD-P AID (32 hex digits).
+        #[arg(long)]
+        iccid: String,
+        /// RAND, 16 octets (32 hex digits).
+        #[arg(long, value_name = "HEX")]
+        rand: String,
+        /// AUTN, 16 octets (32 hex digits): SQN xor AK || AMF || MAC-A.
+        #[arg(long, value_name = "HEX")]
+        autn: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -567,6 +589,28 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
             }
             Ok(())
         }
+        EuiccCommand::Authenticate {
+            state,
+            iccid,
+            rand,
+            autn,
+            json,
+        } => {
+            let rand = parse_hex16("--rand", &rand)?;
+            let autn = parse_hex16("--autn", &autn)?;
+            let mut euicc = open(&state.state)?;
+            let r = euicc.usim_authenticate(&iccid, &rand, &autn);
+            euicc.save_if_dirty().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let outcome = r.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", authenticate_json(&outcome));
+            } else {
+                for line in authenticate_lines(&outcome) {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
         EuiccCommand::LpacStdio { state } => {
             let euicc = open(&state.state)?;
             let mut card = crate::apdu::ApduCard::new(euicc);
@@ -577,6 +621,49 @@ pub fn run(cmd: EuiccCommand) -> Result<()> {
             })
             .context("lpac stdio")
         }
+    }
+}
+
+/// A 16-octet hex argument (`--rand`, `--autn`); spaces and colons are ignored.
+pub fn parse_hex16(what: &str, s: &str) -> Result<[u8; 16]> {
+    let clean: String = s.chars().filter(|c| !matches!(c, ' ' | ':')).collect();
+    let v = hex::decode(&clean).map_err(|e| anyhow::anyhow!("{what}: not hexadecimal ({e})"))?;
+    <[u8; 16]>::try_from(v.as_slice()).map_err(|_| {
+        anyhow::anyhow!(
+            "{what}: must be 16 octets (32 hex digits), got {} octet(s)",
+            v.len()
+        )
+    })
+}
+
+/// The lines `smdpp euicc authenticate` prints: `RES <hex>`, `CK <hex>`, `IK <hex>`, or
+/// `AUTS <hex>` for a synchronisation failure (lower-case hex).
+pub fn authenticate_lines(o: &AuthOutcome) -> Vec<String> {
+    match o {
+        AuthOutcome::Success { res, ck, ik } => vec![
+            format!("RES {}", hex::encode(res)),
+            format!("CK {}", hex::encode(ck)),
+            format!("IK {}", hex::encode(ik)),
+        ],
+        AuthOutcome::SyncFailure { auts } => vec![format!("AUTS {}", hex::encode(auts))],
+    }
+}
+
+/// The `--json` output of `smdpp euicc authenticate`:
+/// `{"result":"success","res":..,"ck":..,"ik":..}` or
+/// `{"result":"syncFailure","auts":..}` (lower-case hex).
+pub fn authenticate_json(o: &AuthOutcome) -> serde_json::Value {
+    match o {
+        AuthOutcome::Success { res, ck, ik } => json!({
+            "result": "success",
+            "res": hex::encode(res),
+            "ck": hex::encode(ck),
+            "ik": hex::encode(ik),
+        }),
+        AuthOutcome::SyncFailure { auts } => json!({
+            "result": "syncFailure",
+            "auts": hex::encode(auts),
+        }),
     }
 }
 

@@ -65,6 +65,7 @@ use crate::state::{
     ProfileRecord, ProfileStateRec, Provisioning,
 };
 use crate::upp_info::UppInfo;
+use crate::usim::{AuthOutcome, UsimError, UsimState};
 
 #[path = "rpm_card.rs"]
 mod rpm_card;
@@ -708,6 +709,15 @@ impl Euicc {
                 Some(iccid),
             );
         }
+        // Informational identifiers and the USIM keys (kept like a card's NVM); a package
+        // that is not parsable SAIP installs all the same, without them.
+        let decoded = saip::Upp::decode(&opened.upp).ok();
+        let upp_info = decoded
+            .as_ref()
+            .map(UppInfo::from_decoded)
+            .unwrap_or_default();
+        let usim = decoded.as_ref().and_then(|u| UsimState::from_upp(u).ok());
+        drop(decoded);
         let index = self.state.next_isdp_index;
         self.state.next_isdp_index = index.saturating_add(1);
         let mut aid = ISD_P_AID_PREFIX.to_vec();
@@ -743,8 +753,8 @@ impl Euicc {
             smdp_address: auth.server_address.clone(),
             store_metadata: opened.store_metadata.clone(),
             profile_package: opened.upp.to_vec(),
-            // Informational only: a package that is not parsable SAIP installs all the same.
-            upp_info: UppInfo::from_upp(&opened.upp),
+            upp_info,
+            usim,
         };
         self.state.profiles.push(record);
         self.dirty = true;
@@ -757,6 +767,60 @@ impl Euicc {
             }),
             Some(iccid),
         )
+    }
+
+    // -----------------------------------------------------------------------------------
+    // USIM (3GPP TS 31.102 7.1.2)
+
+    /// Send one APDU to the USIM of the installed profile `id` (ICCID digits or ISD-P AID
+    /// hex) and return the response (data and SW): the AUTHENTICATE command of
+    /// [`crate::usim::process_apdu`], as if that profile's USIM ADF were selected (its
+    /// Enabled/Disabled state is not checked). A profile without Milenage USIM keys answers
+    /// `6985`. An accepted SQN is recorded and makes the state dirty (save it with
+    /// [`Euicc::save_if_dirty`]). Only an unknown profile is an error.
+    pub fn usim_apdu(&mut self, id: &str, apdu: &[u8]) -> Result<Vec<u8>, UsimError> {
+        let aid = self
+            .state
+            .find_profile(id)
+            .map(|p| p.isdp_aid.clone())
+            .ok_or_else(|| UsimError::UnknownProfile(id.trim().to_owned()))?;
+        let Some(p) = self.state.profiles.iter_mut().find(|p| p.isdp_aid == aid) else {
+            return Err(UsimError::UnknownProfile(id.trim().to_owned()));
+        };
+        let before = p.usim.as_ref().map(|u| *u.seq_array());
+        let resp = crate::usim::process_apdu(p.usim.as_mut(), apdu);
+        if p.usim.as_ref().map(|u| *u.seq_array()) != before {
+            self.dirty = true;
+        }
+        Ok(resp)
+    }
+
+    /// AUTHENTICATE (3G context) with RAND and AUTN on the USIM of profile `id`, through
+    /// the APDU path ([`crate::usim::authenticate_apdu`], [`Euicc::usim_apdu`],
+    /// [`crate::usim::parse_response`]): RES/CK/IK, or AUTS for a synchronisation failure;
+    /// [`UsimError::MacFailure`] for a wrong MAC, [`UsimError::NotSupported`] (with the
+    /// reason) for a profile without Milenage USIM keys.
+    pub fn usim_authenticate(
+        &mut self,
+        id: &str,
+        rand: &[u8; 16],
+        autn: &[u8; 16],
+    ) -> Result<AuthOutcome, UsimError> {
+        let resp = self.usim_apdu(id, &crate::usim::authenticate_apdu(rand, autn))?;
+        match crate::usim::parse_response(&resp) {
+            Err(UsimError::NotSupported(_)) => {
+                let why = self
+                    .state
+                    .find_profile(id)
+                    .map(|p| match UsimState::from_upp_der(&p.profile_package) {
+                        Err(UsimError::NotSupported(why)) => why,
+                        _ => "the profile has no Milenage USIM keys".to_owned(),
+                    })
+                    .unwrap_or_default();
+                Err(UsimError::NotSupported(format!("{why} (SW 6985)")))
+            }
+            other => other,
+        }
     }
 
     fn make_pir(

@@ -11,6 +11,8 @@
 //!   trusted CIs) and the download / notification flows, with hooks for negative tests.
 //! - [`upp_info`]: [`UppInfo`], the ICCID, IMSI and SPN read from an installed profile's
 //!   UPP (SAIP) and recorded with it.
+//! - [`usim`]: the USIM of an installed profile: AUTHENTICATE (3GPP TS 31.102 7.1.2, 3G
+//!   context) with Milenage and the TS 33.102 Annex C sequence number array.
 //! - [`cli`]: the `smdpp euicc ...` subcommands.
 
 pub mod apdu;
@@ -22,6 +24,7 @@ pub mod lpa;
 pub mod lpac;
 pub mod state;
 pub mod upp_info;
+pub mod usim;
 pub mod util;
 
 pub use apdu::ApduCard;

@@ -2,9 +2,15 @@
 //! trusted CIs, installed profiles, pending notifications and the single notification
 //! sequence counter.
 //!
+//! Like a card's NVM, the state holds secrets: the eUICC private key, the installed
+//! packages and, for each installed profile with a Milenage USIM, its Ki and OPc and the
+//! sequence numbers the card has accepted ([`ProfileRecord::usim`], see [`crate::usim`]).
+//! The SQN the card has accepted is kept in its state file, so a replayed AUTN is refused
+//! after a restart too. None of these is printed: `Debug` of the records redacts them.
+//!
 //! The state is a JSON document. [`EuiccState::save`] writes it atomically (a temporary file
-//! in the same directory, then `rename`), with mode 0600 on Unix because it holds the eUICC
-//! private key. Binary values are base64 (standard alphabet). RSP session data (challenge,
+//! in the same directory, then `rename`), with mode 0600 on Unix because of these secrets.
+//! Binary values are base64 (standard alphabet). RSP session data (challenge,
 //! transactionId, one-time keys) is deliberately **not** part of the state: a card loses it
 //! on reset, and so does this simulator when the process ends.
 
@@ -16,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::upp_info::UppInfo;
+use crate::usim::UsimState;
 
 /// Version of the JSON layout written by this crate.
 pub const STATE_FORMAT: u32 = 1;
@@ -110,8 +117,10 @@ pub struct NotificationConfig {
     pub address: String,
 }
 
-/// An installed profile (an ISD-P with its metadata and package).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An installed profile (an ISD-P with its metadata and package). `Debug` shows the sizes
+/// of the package and metadata only (the package holds Ki, OPc, PINs) and redacts the USIM
+/// keys.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileRecord {
     /// ICCID digits (19 or 20).
     pub iccid: String,
@@ -153,6 +162,47 @@ pub struct ProfileRecord {
     /// existed; [`EuiccState::load`] then reads them from `profile_package`.
     #[serde(default)]
     pub upp_info: UppInfo,
+    /// The USIM's Milenage keys and accepted sequence numbers, read from the package's
+    /// `akaParameter` at installation ([`UsimState::from_upp`]); `None` when the package has
+    /// no Milenage USIM (another algorithm, no `akaParameter`, not SAIP): AUTHENTICATE is
+    /// then not supported. Absent in state files written before this field existed;
+    /// [`EuiccState::load`] then reads it from `profile_package` (with a fresh SQN array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usim: Option<UsimState>,
+}
+
+impl std::fmt::Debug for ProfileRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileRecord")
+            .field("iccid", &self.iccid)
+            .field("isdp_aid", &self.isdp_aid)
+            .field("state", &self.state)
+            .field("nickname", &self.nickname)
+            .field("service_provider_name", &self.service_provider_name)
+            .field("profile_name", &self.profile_name)
+            .field("profile_class", &self.profile_class)
+            .field("icon_type", &self.icon_type)
+            .field("icon", &self.icon.as_ref().map(Vec::len))
+            .field(
+                "notification_configuration",
+                &self.notification_configuration,
+            )
+            .field("profile_policy_rules", &self.profile_policy_rules)
+            .field("profile_owner_mcc_mnc", &self.profile_owner_mcc_mnc)
+            .field("smdp_oid", &self.smdp_oid)
+            .field("smdp_address", &self.smdp_address)
+            .field(
+                "store_metadata",
+                &format_args!("<{} bytes>", self.store_metadata.len()),
+            )
+            .field(
+                "profile_package",
+                &format_args!("<{} bytes redacted>", self.profile_package.len()),
+            )
+            .field("upp_info", &self.upp_info)
+            .field("usim", &self.usim)
+            .finish()
+    }
 }
 
 /// The operation a notification reports.
@@ -506,8 +556,9 @@ impl EuiccState {
         Ok(state)
     }
 
-    /// Read a state file. Profiles recorded without [`ProfileRecord::upp_info`] (older
-    /// files) get it from their stored package.
+    /// Read a state file. Profiles recorded without [`ProfileRecord::upp_info`] or
+    /// [`ProfileRecord::usim`] (older files, or a package without a Milenage USIM) get them
+    /// from their stored package.
     pub fn load(path: &Path) -> Result<EuiccState, SimError> {
         let text = std::fs::read(path).map_err(|e| SimError::io(path, &e))?;
         let mut state: EuiccState = serde_json::from_slice(&text).map_err(|e| {
@@ -526,10 +577,14 @@ impl EuiccState {
         for p in state.profiles.iter_mut().filter(|p| p.upp_info.is_empty()) {
             p.upp_info = UppInfo::from_upp(&p.profile_package);
         }
+        for p in state.profiles.iter_mut().filter(|p| p.usim.is_none()) {
+            p.usim = UsimState::from_upp_der(&p.profile_package).ok();
+        }
         Ok(state)
     }
 
-    /// Write the state atomically (temporary file + rename), mode 0600 on Unix.
+    /// Write the state atomically (temporary file + rename), mode 0600 on Unix (it holds the
+    /// eUICC private key and the profiles' Ki/OPc).
     pub fn save(&self, path: &Path) -> Result<(), SimError> {
         use std::io::Write;
         let json = serde_json::to_vec_pretty(self)
@@ -551,6 +606,13 @@ impl EuiccState {
             opts.mode(0o600);
         }
         let mut f = opts.open(&tmp).map_err(|e| SimError::io(&tmp, &e))?;
+        // `mode` applies only when the file is created: also restrict a left-over one.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| SimError::io(&tmp, &e))?;
+        }
         f.write_all(&json).map_err(|e| SimError::io(&tmp, &e))?;
         f.sync_all().map_err(|e| SimError::io(&tmp, &e))?;
         drop(f);

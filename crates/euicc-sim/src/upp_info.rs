@@ -4,7 +4,13 @@
 //!
 //! This is information for the tester, never a condition of the installation: a UPP that is
 //! not a valid SAIP package (or lacks a file) installs exactly as before, and the values
-//! it does not yield are `None`. Nothing secret is read or kept (no Ki, OPc, PIN or PUK).
+//! it does not yield are `None`. [`UppInfo`] holds nothing secret (no Ki, OPc, PIN or PUK).
+//!
+//! The card does keep secrets of the package, as a real card keeps them in its NVM: the
+//! installed UPP itself and the USIM's Ki/OPc with its accepted sequence numbers
+//! ([`crate::state::ProfileRecord::usim`], read by [`crate::usim::UsimState::from_upp`] from
+//! the same decoded package). They are stored in the state file (mode 0600) and never
+//! printed.
 
 use saip::{PeType, Upp};
 use serde::{Deserialize, Serialize};

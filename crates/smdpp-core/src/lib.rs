@@ -8,5 +8,6 @@ pub mod es9_json;
 pub mod qr;
 pub mod rpm_json;
 pub mod status;
+pub mod webhook;
 
 pub use activation_code::{ActivationCode, ActivationCodeError};

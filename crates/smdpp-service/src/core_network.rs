@@ -1,6 +1,7 @@
-//! Delivery of `core-network` outbox rows: the subscriber of a profile is provisioned in (or
-//! removed from) the operator's core network through a [`smdpp_corenet::CoreNetwork`]
-//! connector, at the signal its profile type names (see `smdpp_store`'s `operator` module).
+//! Delivery of `core-network` outbox rows: the subscriber of a profile is to be provisioned
+//! in (or removed from) the operator's core network through a `CoreNetwork` connector
+//! (NOT IN THIS BUILD YET: the osmo-hlr connector is unfinished, so these rows are validated,
+//! superseded when a newer one exists, and otherwise retried with an error saying so), at the signal its profile type names (see `smdpp_store`'s `operator` module).
 //!
 //! Each row carries the desired state of one subscriber (provision, delete or block), never
 //! a secret: the Ki and OPc are opened from the sealed subscriber record at delivery time and
@@ -8,7 +9,7 @@
 //! profile exists is superseded (the newer one holds the newer desired state) and is marked
 //! delivered without a call, so a provisioning retried after the HLR came back can never undo
 //! a later deactivation. The connector's calls are idempotent, so a retry after a lost answer
-//! is harmless. Retries: [`smdpp_corenet::CoreError::Unavailable`] (HLR down, time-out) is
+//! is harmless. Retries: `CoreError::Unavailable` (HLR down, time-out) is
 //! retried with the outbox's back-off; a refusal (e.g. the IMSI exists in the HLR with other
 //! keys) fails the row at once with the HLR's reason in `last_error`.
 

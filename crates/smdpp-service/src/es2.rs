@@ -277,47 +277,26 @@ impl Es2Engine {
         {
             return Ok(None);
         }
-        for _ in 0..CLAIM_RETRIES {
-            let iccid = match factory.generate(&ptype, Some(operator), 1).await {
-                Ok(mut v) => match v.pop() {
-                    Some(i) => i,
-                    None => continue,
-                },
-                Err(crate::generate::GenerateError::Exhausted(_)) => {
-                    return Err(Es2Error::new(
-                        PROFILE_TYPE_UNAVAILABLE,
-                        "the ICCID/IMSI range of this Profile Type is exhausted",
-                    ));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, profile_type, "profile generation failed");
-                    return Err(Es2Error::new(
-                        FUNCTION_PROVIDER_EXECUTION_ERROR,
-                        "profile generation failed",
-                    ));
-                }
-            };
-            match self
-                .store
-                .transition(
-                    &iccid,
-                    &Expect::state(ProfileState::Available),
-                    update,
-                    &event.clone().with_detail("generated on demand"),
-                )
-                .await
-            {
-                Ok(p) => {
-                    return Ok(Some(DownloadOrderResponse {
-                        iccid: iccid_of(&p)?,
-                    }));
-                }
-                // Taken by a concurrent order's claim meanwhile: make another.
-                Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(internal(e)),
+        let event = event.clone().with_detail("generated on demand");
+        match factory
+            .generate_reserved(&ptype, Some(operator), update, &event)
+            .await
+        {
+            Ok(p) => Ok(Some(DownloadOrderResponse {
+                iccid: iccid_of(&p)?,
+            })),
+            Err(crate::generate::GenerateError::Exhausted(_)) => Err(Es2Error::new(
+                PROFILE_TYPE_UNAVAILABLE,
+                "the ICCID/IMSI range of this Profile Type is exhausted",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, profile_type, "profile generation failed");
+                Err(Es2Error::new(
+                    FUNCTION_PROVIDER_EXECUTION_ERROR,
+                    "profile generation failed",
+                ))
             }
         }
-        Err(err(PROFILE_TYPE_UNAVAILABLE))
     }
 
     async fn any_profile(

@@ -21,7 +21,8 @@
 use saip::{OperatorKey, SecretText};
 use serde::{Deserialize, Serialize};
 use smdpp_store::{
-    ImportOutcome, ImportRow, ProfileGenerator, ProfileType, SealedSecrets, StoreError,
+    EventRecord, Expect, ImportOutcome, ImportRow, Profile, ProfileGenerator, ProfileState,
+    ProfileType, ProfileUpdate, SealedSecrets, StoreError,
 };
 use smdpp_vault::record_aad;
 use zeroize::Zeroizing;
@@ -262,6 +263,38 @@ impl Factory {
         operator: Option<&str>,
         count: usize,
     ) -> Result<Vec<String>, GenerateError> {
+        Ok(self
+            .generate_inner(ptype, operator, count, None)
+            .await?
+            .into_iter()
+            .map(|(iccid, _)| iccid)
+            .collect())
+    }
+
+    /// Creates ONE profile of `ptype` for an order and applies `update` / `event` to it in
+    /// the same transaction as its insertion, so no concurrent order can claim it as
+    /// Available in between. Returns the reserved profile.
+    pub async fn generate_reserved(
+        &self,
+        ptype: &ProfileType,
+        operator: Option<&str>,
+        update: &ProfileUpdate,
+        event: &EventRecord,
+    ) -> Result<Profile, GenerateError> {
+        self.generate_inner(ptype, operator, 1, Some((update, event)))
+            .await?
+            .pop()
+            .and_then(|(_, p)| p)
+            .ok_or_else(|| GenerateError::Exhausted(ptype.name.clone()))
+    }
+
+    async fn generate_inner(
+        &self,
+        ptype: &ProfileType,
+        operator: Option<&str>,
+        count: usize,
+        reserve: Option<(&ProfileUpdate, &EventRecord)>,
+    ) -> Result<Vec<(String, Option<Profile>)>, GenerateError> {
         let Some((policy, g)) = self.generation_policy(&ptype.name).await? else {
             return Err(GenerateError::NoPolicy(ptype.name.clone()));
         };
@@ -342,8 +375,20 @@ impl Factory {
                 Err(e) => return Err(e.into()),
             };
             if outcome.first() == Some(&ImportOutcome::Inserted) {
+                let p = match reserve {
+                    Some((update, event)) => Some(
+                        tx.transition(
+                            &iccid,
+                            &Expect::state(ProfileState::Available),
+                            update,
+                            event,
+                        )
+                        .await?,
+                    ),
+                    None => None,
+                };
                 tx.commit().await?;
-                made.push(iccid);
+                made.push((iccid, p));
             } else {
                 tx.rollback().await?;
                 skips += 1;

@@ -9,6 +9,8 @@
 //! - [`factory`]: the profile factory at run time: the vault (secrets sealed at rest),
 //!   profile types and their templates, UPP generation at download time; [`factory_cli`]:
 //!   `smdpp profiles import`, `smdpp types ...`, `smdpp keys ...` and the demo inventory.
+//! - [`export`]: `smdpp subscribers export|decrypt`: the subscribers as CSV, an osmo-hlr VTY
+//!   script or Open5GS documents for a core network; Ki/OPc only in a passphrase-encrypted file.
 //! - [`rpm`]: SGP.22 v3 Remote Profile Management orders (ES2+.RpmOrder), deactivation and
 //!   metadata updates of installed profiles, on [`Es2Engine`].
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
@@ -21,6 +23,8 @@
 //! - [`config`]: configuration (TOML file, environment, flags).
 //! - [`outbox`]: outbound calls (HandleDownloadProgressInfo, ES12) queued with the state
 //!   change that causes them, and their delivery worker.
+//! - [`webhooks`]: signed webhooks for billing and provisioning (secrets sealed with the
+//!   vault, delivery of one event, `smdpp webhooks ...`).
 //! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands; [`display`]: how they
 //!   show stored values (RFC 3339 times).
 
@@ -31,6 +35,7 @@ pub mod core_network;
 pub mod display;
 pub mod es2;
 pub mod es2_cli;
+pub mod export;
 pub mod factory;
 pub mod factory_cli;
 pub mod failure;
@@ -44,6 +49,7 @@ pub mod service;
 pub mod session;
 pub mod sidecar;
 pub mod upp;
+pub mod webhooks;
 
 pub use config::{Limits, ServiceConfig};
 pub use es2::Es2Engine;

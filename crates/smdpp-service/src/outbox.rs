@@ -450,7 +450,7 @@ pub fn check_callback_url(url: &str) -> Result<(), &'static str> {
 
 /// The system's trust roots, loaded once per process (`rustls-native-certs`: the platform's
 /// store, or `SSL_CERT_FILE`/`SSL_CERT_DIR`). Logs a warning when there are none.
-fn system_roots() -> &'static [CertificateDer<'static>] {
+pub(crate) fn system_roots() -> &'static [CertificateDer<'static>] {
     static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
@@ -630,6 +630,8 @@ pub struct OutboxWorker {
     /// The profile factory: opens the subscriber secrets a core network is provisioned
     /// with, and the webhooks' signing secrets.
     factory: Option<Arc<crate::factory::Factory>>,
+    /// TLS client configurations for webhook endpoints (no client certificate).
+    webhook_tls: crate::webhooks::WebhookTls,
 }
 
 impl std::fmt::Debug for OutboxWorker {
@@ -686,6 +688,7 @@ impl OutboxWorker {
             chain,
             key,
         };
+        let webhook_tls = crate::webhooks::WebhookTls::new(config.ca_file.as_deref())?;
         let trusted = roots.len();
         let default_tls = identity.config(roots)?;
         tracing::debug!(
@@ -702,6 +705,7 @@ impl OutboxWorker {
             config,
             token: new_id(),
             factory: None,
+            webhook_tls,
         })
     }
 
@@ -804,9 +808,21 @@ impl OutboxWorker {
     }
 
     async fn send_webhook(&self, row: &OutboxRow) -> anyhow::Result<()> {
-        // Wired to the webhook delivery once it lands.
-        let _ = (&self.default_tls, row);
-        Err(anyhow!("webhook delivery is not available in this build"))
+        let Some(f) = self.factory.as_deref() else {
+            return Err(anyhow!(
+                "no profile factory: webhook secrets cannot be opened"
+            ));
+        };
+        crate::webhooks::deliver_row(
+            f,
+            &self.store,
+            &self.webhook_tls,
+            row,
+            self.config.request_timeout,
+        )
+        .await
+        .map(|_| ())
+        .map_err(crate::webhooks::DeliveryError::into_outbox_error)
     }
 
     async fn send(&self, row: &OutboxRow) -> anyhow::Result<()> {

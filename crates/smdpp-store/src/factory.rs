@@ -191,6 +191,7 @@ pub enum ImportOutcome {
 /// [`ImportTx::commit`], it rolls back.
 pub struct ImportTx {
     tx: Transaction<'static, Any>,
+    backend: crate::Backend,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -548,7 +549,11 @@ impl Store {
             None => None,
         };
         let tx = self.begin_write().await?;
-        Ok(ImportTx { tx, _turn: turn })
+        Ok(ImportTx {
+            tx,
+            backend: self.backend,
+            _turn: turn,
+        })
     }
 }
 
@@ -746,6 +751,18 @@ impl ImportTx {
             }
         }
         Ok(outcomes)
+    }
+
+    /// [`Store::transition`] of a profile inside this transaction (e.g. a profile generated
+    /// for an order, reserved before anyone else can see it as Available).
+    pub async fn transition(
+        &mut self,
+        iccid: &str,
+        expect: &crate::Expect,
+        update: &crate::ProfileUpdate,
+        event: &crate::EventRecord,
+    ) -> Result<crate::Profile> {
+        super::transition_tx(self.backend, &mut self.tx, iccid, expect, update, event).await
     }
 
     /// Makes every batch inserted so far visible, atomically.

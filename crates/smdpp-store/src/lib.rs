@@ -58,4 +58,5 @@ pub use store::operator::{
 };
 pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::rpm::{NewRpmOrder, RpmFinish, RpmOrder, RpmOrderState};
+pub use store::webhooks::Webhook;
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};

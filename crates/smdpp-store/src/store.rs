@@ -28,6 +28,8 @@ pub(crate) mod outbox;
 pub(crate) mod rpm;
 #[path = "settings.rs"]
 pub(crate) mod settings;
+#[path = "webhooks.rs"]
+pub(crate) mod webhooks;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -870,8 +872,23 @@ impl Store {
         update: &ProfileUpdate,
         event: &EventRecord,
     ) -> Result<Profile> {
+        transition_tx(self.backend, tx, iccid, expect, update, event).await
+    }
+}
+
+/// The body of [`Store::transition`] inside `tx` for `backend` (also used by an import
+/// transaction that reserves what it inserted).
+pub(crate) async fn transition_tx(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    iccid: &str,
+    expect: &Expect,
+    update: &ProfileUpdate,
+    event: &EventRecord,
+) -> Result<Profile> {
+    {
         let mut q = Sql::new("SELECT state, version, eid FROM profiles WHERE iccid = ");
-        q.bind(iccid.to_owned()).push(self.backend.for_update());
+        q.bind(iccid.to_owned()).push(backend.for_update());
         let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
             return Err(StoreError::NotFound);
         };
@@ -905,7 +922,9 @@ impl Store {
         insert_event(tx, iccid, now, Some(cur_state), profile.state, event).await?;
         Ok(profile)
     }
+}
 
+impl Store {
     /// Atomically picks ONE `Available` profile matching `filter`, applies
     /// `update` (which must move it out of `Available`) and records `event`,
     /// all in one transaction. Returns `None` when no profile is available.

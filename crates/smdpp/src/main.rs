@@ -52,6 +52,17 @@ enum Command {
         #[command(subcommand)]
         command: smdpp_service::operator_cli::CoreNetworksCommand,
     },
+    /// Subscribers for a core network (HLR/HSS): export as CSV, an osmo-hlr VTY script or
+    /// Open5GS documents; Ki and OPc only into a passphrase-encrypted file.
+    Subscribers {
+        #[command(subcommand)]
+        command: smdpp_service::export::SubscribersCommand,
+    },
+    /// Signed webhooks for billing and provisioning: add, list, remove, test.
+    Webhooks {
+        #[command(subcommand)]
+        command: smdpp_service::webhooks::WebhooksCommand,
+    },
     /// Outbound calls (HandleDownloadProgressInfo, ES12): delivery state.
     Outbox {
         #[command(subcommand)]
@@ -242,6 +253,8 @@ fn run(cli: Cli) -> Result<()> {
             smdpp_service::operator_cli::core_networks_blocking(command)
         }
         Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
+        Command::Subscribers { command } => smdpp_service::export::subscribers_blocking(command),
+        Command::Webhooks { command } => smdpp_service::webhooks::webhooks_blocking(command),
         Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
