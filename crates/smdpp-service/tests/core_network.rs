@@ -5,7 +5,11 @@
 //! CTRL interface (IMSI, Ki, OPc, Milenage) → the subscriber is in the HLR's own database
 //! with exactly the profile's keys → deactivation → the HLR no longer has it. HLR down:
 //! the row is retried and delivered when it is back, nothing lost. An IMSI the HLR already
-//! holds with other keys: the row fails at once with the HLR's reason.
+//! holds with other keys: the row fails at once with the HLR's reason. And the proof that a
+//! downloaded profile authenticates: the virtual eUICC downloads the generated profile over
+//! HTTPS, a GSUP client (IPA on TCP 4222, as an MSC/SGSN) gets an auth vector from the real
+//! HLR, the card's USIM AUTHENTICATE gives RES == XRES with the same CK/IK, a replay gives
+//! AUTS, and after deactivation the HLR refuses the IMSI.
 //!
 //! The HLR's state is read from its SQLite file (tables `subscriber`, `auc_3g`), not through
 //! our connector. Skipped with a notice without osmo-hlr unless `SMDPP_REQUIRE_OSMO_HLR=1`.
@@ -153,11 +157,12 @@ struct Env {
     server: Server,
     op: ClientCert,
     hlr: Hlr,
+    pki: rsp_pki::TestPki,
 }
 
 async fn env(dir: &Path, db: &Db, on_deactivate: &str) -> Env {
     let hlr = Hlr::start(dir);
-    let (_pki, mut s) = pki_settings(dir, db, Curve::NistP256);
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     s.limits.outbox = OutboxConfig {
         poll_interval: Duration::from_millis(20),
         initial_backoff: Duration::from_millis(50),
@@ -166,7 +171,7 @@ async fn env(dir: &Path, db: &Db, on_deactivate: &str) -> Env {
         request_timeout: Duration::from_secs(2),
         ..OutboxConfig::default()
     };
-    let server = Server::start(s).await;
+    let server = Server::start_lpa(s).await;
     let op = client_cert("operator-a.example");
     add_operator(server.store(), "op-a", &op.cert_der, None)
         .await
@@ -219,12 +224,23 @@ async fn env(dir: &Path, db: &Db, on_deactivate: &str) -> Env {
         })
         .await
         .unwrap();
-    Env { server, op, hlr }
+    Env {
+        server,
+        op,
+        hlr,
+        pki,
+    }
 }
 
 impl Env {
     /// DownloadOrder by type + ConfirmOrder(releaseFlag): (ICCID, IMSI).
     async fn release(&self) -> (String, String) {
+        let (iccid, imsi, _) = self.release_mid().await;
+        (iccid, imsi)
+    }
+
+    /// As [`Env::release`], with the MatchingID.
+    async fn release_mid(&self) -> (String, String, String) {
         let v = es2_call(
             &self.server,
             "op-a",
@@ -244,6 +260,7 @@ impl Env {
         )
         .await;
         assert_es2_success("confirmOrder", &v);
+        let mid = v["matchingId"].as_str().unwrap().to_owned();
         let s = self
             .server
             .store()
@@ -251,7 +268,7 @@ impl Env {
             .await
             .unwrap()
             .unwrap();
-        (iccid, s.imsi)
+        (iccid, s.imsi, mid)
     }
 
     async fn keys(&self, iccid: &str) -> (String, String) {
@@ -435,7 +452,162 @@ async fn rejects_duplicate_imsi_with_other_keys(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+// ------------------------------------------------------------------ GSUP (the MSC/SGSN side)
+
+/// An authentication vector from the HLR.
+#[derive(Debug)]
+struct AuthVector {
+    rand: [u8; 16],
+    autn: [u8; 16],
+    xres: Vec<u8>,
+    ck: Vec<u8>,
+    ik: Vec<u8>,
+}
+
+fn ipa(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = u16::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
+    f.push(proto);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn read_ipa(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+    use std::io::Read;
+    let mut h = [0u8; 3];
+    s.read_exact(&mut h).unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes([h[0], h[1]]))];
+    s.read_exact(&mut body).unwrap();
+    (h[2], body)
+}
+
+fn bcd(digits: &str) -> Vec<u8> {
+    let d: Vec<u8> = digits.bytes().map(|b| b - b'0').collect();
+    d.chunks(2)
+        .map(|c| c[0] | (c.get(1).copied().unwrap_or(0xF) << 4))
+        .collect()
+}
+
+/// GSUP SendAuthInfo (osmo-hlr's IPA-framed protocol on TCP 4222): one vector, or the
+/// GSUP cause of the error answer.
+fn send_auth_info(ip: Ipv4Addr, imsi: &str) -> Result<AuthVector, u8> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect((ip, 4222)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The server asks who we are (IPA CCM ID_GET); it routes by the serial-number tag.
+    // It needs the serial number (routing name, tag 0x00) and the unit ID (tag 0x08).
+    let mut resp = vec![0x05];
+    for (tag, value) in [(0x00u8, &b"SMDPP-TEST-MSC\0"[..]), (0x08, &b"0/0/0\0"[..])] {
+        resp.extend_from_slice(&u16::try_from(value.len() + 1).unwrap().to_be_bytes());
+        resp.push(tag);
+        resp.extend_from_slice(value);
+    }
+    let mut req = vec![0x05, 0x08, 0x01]; // GSUP ext, SendAuthInfo Request, IMSI IE
+    let b = bcd(imsi);
+    req.push(u8::try_from(b.len()).unwrap());
+    req.extend_from_slice(&b);
+    let mut sent_id = false;
+    loop {
+        let (proto, body) = read_ipa(&mut s);
+        match (proto, body.first()) {
+            (0xFE, Some(0x04)) => {
+                s.write_all(&ipa(0xFE, &resp)).unwrap();
+                sent_id = true;
+                s.write_all(&ipa(0xEE, &req)).unwrap();
+            }
+            (0xFE, Some(0x00)) => s.write_all(&ipa(0xFE, &[0x01])).unwrap(),
+            (0xFE, _) => {}
+            (0xEE, Some(0x05)) if sent_id => {
+                let msg = &body[1..];
+                let ies = tlvs(&msg[1..]);
+                return match msg[0] {
+                    0x0A => {
+                        let t = ies.iter().find(|(t, _)| *t == 0x03).expect("auth tuple");
+                        let inner = tlvs(&t.1);
+                        let get = |tag: u8| {
+                            inner
+                                .iter()
+                                .find(|(t, _)| *t == tag)
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or_default()
+                        };
+                        Ok(AuthVector {
+                            rand: get(0x20).try_into().unwrap(),
+                            autn: get(0x25).try_into().unwrap(),
+                            xres: get(0x27),
+                            ck: get(0x24),
+                            ik: get(0x23),
+                        })
+                    }
+                    0x09 => Err(ies.iter().find(|(t, _)| *t == 0x02).map_or(0, |c| c.1[0])),
+                    other => panic!("unexpected GSUP message 0x{other:02x}"),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+fn tlvs(mut b: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while b.len() >= 2 {
+        let (t, l) = (b[0], usize::from(b[1]));
+        out.push((t, b[2..2 + l].to_vec()));
+        b = &b[2 + l..];
+    }
+    out
+}
+
+async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
+    if !osmo_hlr_available() {
+        return;
+    }
+    let e = env(dir, db, "delete").await;
+    let (iccid, imsi, mid) = e.release_mid().await;
+    e.wait_rows(&iccid, 1, OutboxState::Delivered).await;
+    // The virtual eUICC downloads and installs the generated profile over HTTPS.
+    let mut euicc = sim_euicc(&e.pki);
+    let lpa = sim_lpa(&[&e.pki]);
+    let out = lpa
+        .download(
+            &mut euicc,
+            &format!("LPA:1${}${mid}", e.server.address()),
+            &euicc_sim::lpa::DownloadOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.iccid, iccid);
+    // The real HLR's vector, answered by the card: RES == XRES, same CK and IK.
+    let ip = e.hlr.ip;
+    let imsi2 = imsi.clone();
+    let v = tokio::task::spawn_blocking(move || send_auth_info(ip, &imsi2))
+        .await
+        .unwrap()
+        .expect("the HLR serves the subscriber");
+    match euicc.usim_authenticate(&iccid, &v.rand, &v.autn).unwrap() {
+        euicc_sim::usim::AuthOutcome::Success { res, ck, ik } => {
+            assert_eq!(res, v.xres, "RES == XRES");
+            assert_eq!(ck.to_vec(), v.ck);
+            assert_eq!(ik.to_vec(), v.ik);
+        }
+        other => panic!("card refused the HLR's vector: {other:?}"),
+    }
+    // The same vector again is a replay: the card asks to resynchronise (AUTS).
+    assert!(matches!(
+        euicc.usim_authenticate(&iccid, &v.rand, &v.autn).unwrap(),
+        euicc_sim::usim::AuthOutcome::SyncFailure { .. }
+    ));
+    // After deactivation the HLR refuses the IMSI (GSUP cause 2, IMSI unknown).
+    e.deactivate(&iccid).await;
+    e.wait_rows(&iccid, 2, OutboxState::Delivered).await;
+    let r = tokio::task::spawn_blocking(move || send_auth_info(ip, &imsi))
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap_err(), 2, "IMSI unknown");
+    e.server.stop().await;
+}
+
 both_backends!(
+    downloaded_profile_authenticates_against_the_hlr,
     released_profile_is_provisioned_and_deactivation_removes_it,
     block_policy_keeps_the_record_without_keys,
     rejects_hlr_down_then_delivers_when_it_is_back,
