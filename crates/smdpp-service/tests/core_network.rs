@@ -16,6 +16,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
+#[path = "common/webhook_receiver.rs"]
+mod webhook_receiver;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -562,6 +564,24 @@ async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
         return;
     }
     let e = env(dir, db, "delete").await;
+    // Billing listens: a signed webhook for every event.
+    let rx = webhook_receiver::WebhookReceiver::http().await;
+    let added = smdpp_service::webhooks::add_webhook(&smdpp_service::webhooks::WebhookAddArgs {
+        data: smdpp_service::cli::DataArgs {
+            data_dir: Some(e.server.settings.data_dir.clone()),
+            database_url: Some(db.url.clone()),
+            config: None,
+            kek_file: Some(e.server.settings.kek_file.clone()),
+        },
+        url: rx.url("/billing"),
+        events: "*".into(),
+        operator: None,
+        ca: None,
+        secret_file: None,
+    })
+    .await
+    .unwrap();
+    rx.set_secret(added.secret.unwrap().as_bytes());
     let (iccid, imsi, mid) = e.release_mid().await;
     e.wait_rows(&iccid, 1, OutboxState::Delivered).await;
     // The virtual eUICC downloads and installs the generated profile over HTTPS.
@@ -603,6 +623,33 @@ async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
         .await
         .unwrap();
     assert_eq!(r.unwrap_err(), 2, "IMSI unknown");
+    // The webhook receiver got each event once, each with a valid signature.
+    let want = [
+        "profile.created",
+        "profile.released",
+        "profile.installed",
+        "profile.deactivated",
+    ];
+    let start = Instant::now();
+    loop {
+        let hits = rx.hits();
+        let types: Vec<String> = hits
+            .iter()
+            .map(|h| h.json()["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if want.iter().all(|w| types.iter().any(|t| t == w)) {
+            for w in want {
+                assert_eq!(types.iter().filter(|t| *t == w).count(), 1, "{w} once: {types:?}");
+            }
+            for h in &hits {
+                assert_eq!(h.verified, Some(Ok(())), "signature of {h:?}");
+                assert_eq!(h.json()["iccid"], json!(iccid));
+            }
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{types:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     e.server.stop().await;
 }
 
