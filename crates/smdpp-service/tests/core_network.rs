@@ -639,7 +639,11 @@ async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
             .collect();
         if want.iter().all(|w| types.iter().any(|t| t == w)) {
             for w in want {
-                assert_eq!(types.iter().filter(|t| *t == w).count(), 1, "{w} once: {types:?}");
+                assert_eq!(
+                    types.iter().filter(|t| *t == w).count(),
+                    1,
+                    "{w} once: {types:?}"
+                );
             }
             for h in &hits {
                 assert_eq!(h.verified, Some(Ok(())), "signature of {h:?}");
