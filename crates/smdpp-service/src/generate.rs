@@ -254,9 +254,8 @@ impl Factory {
     }
 
     /// Creates `count` new Available profiles of `ptype` owned by `operator` and returns
-    /// their ICCIDs (committed). When the range runs out after `k < count` profiles, the `k`
-    /// are kept and [`GenerateError::Exhausted`] is returned with none of them lost: list
-    /// the type to see them.
+    /// their ICCIDs (committed). When the range runs out after `0 < k < count` profiles, the
+    /// `k` are returned (fewer than asked); with none made, [`GenerateError::Exhausted`].
     pub async fn generate(
         &self,
         ptype: &ProfileType,
@@ -314,12 +313,11 @@ impl Factory {
         let mut skips = 0usize;
         while made.len() < count {
             let Some(index) = self.store().take_generator_index(&ptype.name).await? else {
-                return if made.is_empty() {
-                    Err(GenerateError::Exhausted(ptype.name.clone()))
-                } else {
-                    tracing::warn!(profile_type = %ptype.name, generated = made.len(), "generation range exhausted");
-                    Err(GenerateError::Exhausted(ptype.name.clone()))
-                };
+                if made.is_empty() {
+                    return Err(GenerateError::Exhausted(ptype.name.clone()));
+                }
+                tracing::warn!(profile_type = %ptype.name, generated = made.len(), "generation range exhausted");
+                return Ok(made);
             };
             let index = u64::try_from(index).unwrap_or(u64::MAX);
             let (Some(iccid), Some(imsi)) = (policy.iccid_at(index), policy.imsi_at(index)) else {
@@ -369,9 +367,15 @@ impl Factory {
                 download_attempt_limit: ptype.download_attempt_limit,
             };
             let mut tx = self.store().begin_import().await?;
-            let outcome = match tx.insert_batch(std::slice::from_ref(&row)).await {
-                Ok(o) => o,
-                Err(StoreError::Duplicate { .. }) => vec![ImportOutcome::DuplicateIccid],
+            let (outcome, why) = match tx.insert_batch(std::slice::from_ref(&row)).await {
+                Ok(o) => {
+                    let why = format!("{:?}", o.first());
+                    (o, why)
+                }
+                Err(StoreError::Duplicate { key }) => (
+                    vec![ImportOutcome::DuplicateIccid],
+                    format!("duplicate {key}"),
+                ),
                 Err(e) => return Err(e.into()),
             };
             if outcome.first() == Some(&ImportOutcome::Inserted) {
@@ -392,7 +396,7 @@ impl Factory {
             } else {
                 tx.rollback().await?;
                 skips += 1;
-                tracing::warn!(profile_type = %ptype.name, %iccid, "generated ICCID or IMSI already in use; index skipped");
+                tracing::warn!(profile_type = %ptype.name, %iccid, why, "generated ICCID or IMSI already in use; index skipped");
                 if skips > MAX_SKIPS {
                     return Err(GenerateError::Invalid(format!(
                         "more than {MAX_SKIPS} ICCIDs/IMSIs of the range of {:?} are already in use",

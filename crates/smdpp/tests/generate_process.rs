@@ -265,7 +265,7 @@ fn postgres_two_nodes_allocate_distinct_identifiers_under_concurrency() {
             "--iccid-range",
             "894400000000000000-894400000000000059",
             "--imsi-range",
-            "001010000000001-001010000000055",
+            "001019000000001-001019000000055",
         ],
         a_s,
     ));
@@ -335,8 +335,9 @@ fn postgres_two_nodes_allocate_distinct_identifiers_under_concurrency() {
     .into_iter()
     .collect();
     assert_eq!(imsis.len(), 50, "50 distinct IMSIs");
-    assert!(imsis.iter().all(|i| i.starts_with("0010100000000")));
-    // Every index taken is either one of the 50 profiles or was skipped (logged as such).
+    assert!(imsis.iter().all(|i| i.starts_with("0010190000000")));
+    // Every index taken is one of the 50 profiles (none skipped: the range does not overlap the
+    // demo profile's IMSI; an overlap would be skipped and logged).
     let next: i64 = pg_exec(
         &url,
         "SELECT CAST(next_index AS TEXT) FROM profile_generators WHERE profile_type = 'gen'",
@@ -358,7 +359,16 @@ fn postgres_two_nodes_allocate_distinct_identifiers_under_concurrency() {
 
     // The pool is filled ahead of time up to the end of the range, then it is exhausted.
     let out = run(&with(
-        vec!["profiles", "generate", "--type", "gen", "--count", "10"],
+        vec![
+            "profiles",
+            "generate",
+            "--type",
+            "gen",
+            "--count",
+            "10",
+            "--operator",
+            "op-gen",
+        ],
         a_s,
     )
     .iter()
@@ -367,7 +377,7 @@ fn postgres_two_nodes_allocate_distinct_identifiers_under_concurrency() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("the ICCID/IMSI range of profile type \"gen\" is exhausted (55 profiles)"),
+        err.contains("the ICCID/IMSI range of profile type \"gen\" is exhausted (55 profiles); 5 of 10 generated"),
         "{err}"
     );
     let available = pg_exec(
