@@ -299,7 +299,14 @@ impl CoreNetwork for OsmoHlr {
                             s.imsi
                         )));
                     }
-                    "already present"
+                    if same {
+                        // Never rewrite the same keys: osmo-hlr's aud3g SET replaces the row
+                        // and resets its SQN, which the card has moved past.
+                        c.set_ok(&format!("{sel}.cs-enabled"), "1").await?;
+                        c.set_ok(&format!("{sel}.ps-enabled"), "1").await?;
+                        return Ok("already present");
+                    }
+                    "completed"
                 }
                 Err(reason) => return Err(CoreError::Refused(format!("create: {reason}"))),
             };
@@ -322,10 +329,13 @@ impl CoreNetwork for OsmoHlr {
                 };
             }
             let sel = format!("subscriber.by-imsi-{imsi}");
-            match c.set(&format!("{sel}.aud3g"), "none").await? {
-                Ok(_) => {}
+            match c.call("GET", &format!("{sel}.aud3g"), None).await? {
                 Err(r) if r.contains("No such subscriber") => return Ok("absent"),
                 Err(r) => return Err(CoreError::Refused(format!("aud3g: {r}"))),
+                // Removing absent data is refused by osmo-hlr ("Update aud3g failed."): only
+                // remove what is there, so a second block succeeds.
+                Ok(v) if v.trim() == "none" => {}
+                Ok(_) => c.set_ok(&format!("{sel}.aud3g"), "none").await?,
             }
             c.set_ok(&format!("{sel}.cs-enabled"), "0").await?;
             c.set_ok(&format!("{sel}.ps-enabled"), "0").await?;

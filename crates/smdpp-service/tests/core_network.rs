@@ -377,6 +377,9 @@ async fn block_policy_keeps_the_record_without_keys(dir: &Path, db: &Db) {
     let (k, _, cs, ps) = e.hlr.subscriber(&imsi).await.expect("record kept");
     assert_eq!(k, None, "authentication data removed");
     assert_eq!((cs, ps), (0, 0), "CS and PS disabled");
+    // Blocking again (a retried row) succeeds.
+    let hlr = OsmoHlr::new(&e.hlr.ctrl(), Duration::from_secs(2));
+    assert_eq!(hlr.deprovision(&imsi, true).await.unwrap(), "blocked");
     e.server.stop().await;
 }
 
