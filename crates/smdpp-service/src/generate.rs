@@ -176,10 +176,7 @@ fn random_digits(n: usize) -> Result<SecretText, GenerateError> {
 }
 
 fn random<const N: usize>() -> Result<[u8; N], GenerateError> {
-    let mut b = [0u8; N];
-    aws_lc_rs::rand::fill(&mut b)
-        .map_err(|_| GenerateError::Invalid("system RNG failure".into()))?;
-    Ok(b)
+    crate::upp::random_bytes::<N>().map_err(|_| GenerateError::Invalid("system RNG failure".into()))
 }
 
 fn hex_secret(b: &[u8]) -> SecretText {

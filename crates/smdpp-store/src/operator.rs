@@ -551,25 +551,13 @@ pub(crate) async fn signal_rows(
         }
     }
 
-    // Webhooks.
-    let q = Sql::new("SELECT id, events, operator_id FROM webhooks ORDER BY id");
-    let hooks = q
-        .build()?
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(|r| -> Result<(String, String, Option<String>)> {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("events")?,
-                r.try_get("operator_id")?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Webhooks: the same filter as `Store::webhooks_for_event`.
+    let hooks =
+        super::webhooks::matching_webhook_ids(tx, operator_id.as_deref(), signal.as_str()).await?;
     if hooks.is_empty() {
         return Ok(rows);
     }
-    let facts = EventFacts {
+    let body = EventFacts {
         event_id: format!("evt-{event_id}"),
         signal,
         at,
@@ -580,27 +568,17 @@ pub(crate) async fn signal_rows(
         operator_id: operator_id.clone(),
         state,
         detail,
-    };
-    let body = facts.to_json();
-    for (id, events, only_operator) in hooks {
-        let wants = events.trim() == "*"
-            || events
-                .split(',')
-                .any(|e| e.trim().eq_ignore_ascii_case(signal.as_str()));
-        let owner_ok = match &only_operator {
-            None => true,
-            Some(o) => operator_id.as_deref() == Some(o.as_str()),
-        };
-        if wants && owner_ok {
-            rows.push(NewOutboxRow {
-                id: format!("webhook:{id}:{event_id}"),
-                operator_id: operator_id.clone(),
-                kind: OutboxKind::Webhook,
-                iccid: Some(iccid.to_owned()),
-                target: Some(id),
-                body: body.clone(),
-            });
-        }
+    }
+    .to_json();
+    for id in hooks {
+        rows.push(NewOutboxRow {
+            id: format!("webhook:{id}:{event_id}"),
+            operator_id: operator_id.clone(),
+            kind: OutboxKind::Webhook,
+            iccid: Some(iccid.to_owned()),
+            target: Some(id),
+            body: body.clone(),
+        });
     }
     Ok(rows)
 }
