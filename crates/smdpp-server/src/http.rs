@@ -450,6 +450,12 @@ pub(crate) async fn log_requests(request: Request, next: Next) -> Response {
         es9_failure = failure.as_deref(),
         "request"
     );
+    crate::metrics::global().request(
+        &path,
+        response.status().as_u16(),
+        latency_ms / 1000.0,
+        info.and_then(|i| i.failure.as_ref()),
+    );
     response
 }
 

@@ -31,6 +31,7 @@ pub mod admin;
 pub mod es2;
 pub mod http;
 pub mod listen;
+pub mod metrics;
 pub mod openapi;
 pub mod service;
 pub mod tls;

@@ -344,12 +344,17 @@ impl ConnectionTask {
                     match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls)) => tls,
+                        Ok(Ok(tls)) => {
+                            crate::metrics::global().tls_handshake("success");
+                            tls
+                        }
                         Ok(Err(e)) => {
+                            crate::metrics::global().tls_handshake("failure");
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {
+                            crate::metrics::global().tls_handshake("timeout");
                             tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }

@@ -37,6 +37,8 @@
 //! | `es2_call_retention_secs` | 604800 (7 days) |
 //! | `sqlite_synchronous` | `full` (`normal`: see [`smdpp_store::SqliteSynchronous`]) |
 //! | `kek_file` | `<data_dir>/vault.kek`, created (mode 0600) on first start with an empty database |
+//! | `admin_listen` | `127.0.0.1:8081` (metrics, health, console; `off` disables; the default is skipped when taken) |
+//! | `console_session_ttl_secs` | 28800 (8 hours) |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -140,6 +142,14 @@ pub struct ServeArgs {
     /// or power loss can lose the last committed transactions). Ignored on PostgreSQL.
     #[arg(long, env = "SMDPP_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// Admin listener (plain HTTP: /metrics, /healthz, /readyz and the web console), `ADDR`
+    /// or `off`. Default 127.0.0.1:8081; when that default is taken the server starts
+    /// without it (with a warning), an address given here must bind.
+    #[arg(long, env = "SMDPP_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Lifetime of a web-console log-in, seconds (default 28800, 8 hours).
+    #[arg(long, env = "SMDPP_CONSOLE_SESSION_TTL_SECS")]
+    pub console_session_ttl_secs: Option<u64>,
 }
 
 /// `smdpp profiles ...`.
@@ -268,6 +278,10 @@ pub struct FileConfig {
     pub sqlite_synchronous: Option<String>,
     /// See [`DataArgs::kek_file`].
     pub kek_file: Option<PathBuf>,
+    /// See [`ServeArgs::admin_listen`].
+    pub admin_listen: Option<String>,
+    /// See [`ServeArgs::console_session_ttl_secs`].
+    pub console_session_ttl_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -318,6 +332,34 @@ pub struct Settings {
     pub sqlite_synchronous: SqliteSynchronous,
     /// Key-encryption key file of the vault (secrets at rest).
     pub kek_file: PathBuf,
+    /// The admin listener.
+    pub admin_listen: AdminListen,
+    /// Lifetime of a web-console log-in.
+    pub console_session_ttl: Duration,
+}
+
+/// Where the admin listener (metrics, health, console) binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminListen {
+    /// The default address: skipped with a warning when it is taken.
+    Default(SocketAddr),
+    /// An address asked for: must bind.
+    At(SocketAddr),
+    /// No admin listener.
+    Off,
+}
+
+/// The default admin listener address (loopback only).
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
+
+fn parse_admin_listen(text: &str) -> Result<AdminListen> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(AdminListen::Off);
+    }
+    text.parse()
+        .map(AdminListen::At)
+        .map_err(|_| anyhow!("admin listen: {text:?} is neither an address (IP:PORT) nor `off`"))
 }
 
 /// `host:port`, with the port dropped when it is 443.
@@ -408,6 +450,16 @@ impl ServeArgs {
                 .map_err(|e| anyhow!("sqlite_synchronous: {e}"))?,
             (None, None) => SqliteSynchronous::default(),
         };
+        let admin_listen = match self.admin_listen.as_deref().or(f.admin_listen.as_deref()) {
+            Some(text) => parse_admin_listen(text)?,
+            None => AdminListen::Default(DEFAULT_ADMIN_LISTEN),
+        };
+        let console_session_ttl = Duration::from_secs(
+            self.console_session_ttl_secs
+                .or(f.console_session_ttl_secs)
+                .unwrap_or(8 * 3600)
+                .max(1),
+        );
         Ok(Settings {
             listen,
             smdp_address,
@@ -431,6 +483,8 @@ impl ServeArgs {
             limits,
             demo_profile: f.demo_profile.unwrap_or(true),
             sqlite_synchronous,
+            admin_listen,
+            console_session_ttl,
         })
     }
 }
@@ -555,6 +609,13 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
+/// Opens (and migrates) the store of a data location, as the one-shot commands do.
+pub async fn open_data_store(d: &DataArgs) -> Result<Store> {
+    let f = load_file(d)?;
+    let (dir, url) = data_location(d, &f)?;
+    Ok(open_store(&dir, &url).await?.0)
+}
+
 pub(crate) async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
     open_store_with(data_dir, url, &StoreOptions::default()).await
 }
@@ -676,14 +737,59 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let es2 = Arc::new(
+    run_with_admin(prepared, listener, None, shutdown).await
+}
+
+/// The ES2+ engine over the prepared store (the functions behind ES2+, the CLI and the
+/// console).
+pub fn es2_engine(prepared: &Prepared) -> Arc<Es2Engine> {
+    Arc::new(
         Es2Engine::new(
             prepared.store.clone(),
             prepared.engine.sidecar().clone(),
             prepared.engine.config().clone(),
         )
         .with_factory(prepared.engine.factory().cloned()),
-    );
+    )
+}
+
+/// Routes added to the admin listener by the caller (the web console), built from the
+/// prepared server and its ES2+ engine.
+pub type AdminRoutes = Box<dyn FnOnce(&Prepared, Arc<Es2Engine>) -> axum::Router + Send>;
+
+/// The admin listener's router: `/metrics`, `/healthz`, `/readyz` and `extra`.
+pub fn admin_router(prepared: &Prepared, extra: Option<AdminRoutes>) -> axum::Router {
+    let probe = Arc::new(crate::ops::ServerProbe::new(
+        prepared.store.clone(),
+        Arc::new(prepared.engine.keys().clone()),
+    ));
+    let ops = smdpp_server::metrics::ops_router(probe);
+    match extra {
+        Some(build) => ops.merge(build(prepared, es2_engine(prepared))),
+        None => ops,
+    }
+}
+
+/// [`run`], plus the admin listener (plain HTTP) with `admin` routes when given; both stop
+/// when `shutdown` completes.
+pub async fn run_with_admin(
+    prepared: &Prepared,
+    listener: TcpListener,
+    admin: Option<(TcpListener, axum::Router)>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let es2 = es2_engine(prepared);
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = admin.map(|(l, router)| {
+        tokio::spawn(smdpp_server::serve(
+            l,
+            ListenMode::PlainHttp,
+            router,
+            async move {
+                let _ = admin_stopped.await;
+            },
+        ))
+    });
     let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default())
         .merge(smdpp_server::es2_router(
             Arc::clone(&es2),
@@ -708,6 +814,14 @@ pub async fn run(
     );
     let outbox = crate::outbox::start(prepared);
     let served = smdpp_server::serve(listener, mode, router, shutdown).await;
+    let _ = stop_admin.send(());
+    if let Some(task) = admin_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "admin listener ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "admin listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     outbox.stop().await;
     purge.stop().await;
     served
@@ -715,6 +829,31 @@ pub async fn run(
 
 /// `smdpp serve`: prepare, print how to use it, serve until Ctrl-C.
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    serve_with(args, None).await
+}
+
+/// Binds the admin listener as `s.admin_listen` says (`None` when off, or when the default
+/// address is taken).
+async fn bind_admin(s: &Settings) -> Result<Option<TcpListener>> {
+    match s.admin_listen {
+        AdminListen::Off => Ok(None),
+        AdminListen::At(a) => {
+            Ok(Some(smdpp_server::bind(a).await.with_context(|| {
+                format!("binding the admin listener {a}")
+            })?))
+        }
+        AdminListen::Default(a) => match smdpp_server::bind(a).await {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!(address = %a, error = %e, "admin listener not started (give --admin-listen ADDR or off)");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// [`serve`] with extra routes on the admin listener (the binary adds the web console).
+pub async fn serve_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<()> {
     let settings = args.resolve()?;
     let prepared = prepare(settings).await?;
     let listener = smdpp_server::bind(prepared.settings.listen)
@@ -767,7 +906,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         "  smdpp euicc download --state dev.json 'LPA:1${}$<matching id>'",
         s.smdp_address
     );
-    run(&prepared, listener, async {
+    let admin = match bind_admin(s).await? {
+        Some(l) => {
+            println!(
+                "admin listener: http://{}/ (metrics, health, console)",
+                l.local_addr()?
+            );
+            Some((l, admin_router(&prepared, extra)))
+        }
+        None => None,
+    };
+    run_with_admin(&prepared, listener, admin, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
@@ -777,10 +926,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
 /// [`serve`] on a new multi-threaded tokio runtime.
 pub fn serve_blocking(args: ServeArgs) -> Result<()> {
+    serve_blocking_with(args, None)
+}
+
+/// [`serve_with`] on a new multi-threaded tokio runtime.
+pub fn serve_blocking_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(serve(args))
+        .block_on(serve_with(args, extra))
 }
 
 /// A profile state by its name (`available`, `released`, ...).

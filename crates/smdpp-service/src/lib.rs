@@ -42,6 +42,7 @@ pub mod failure;
 pub mod generate;
 pub mod keys;
 pub mod operator_cli;
+pub mod ops;
 pub mod outbox;
 pub mod purge;
 pub mod rpm;

@@ -77,6 +77,7 @@ use smdpp_store::{
 };
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::config::ServiceConfig;
 use crate::factory::Factory;
@@ -248,6 +249,11 @@ impl Es9Engine {
     /// The configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The trust store and key sets the engine signs and verifies with.
+    pub fn keys(&self) -> &ServerKeys {
+        &self.keys
     }
 
     // ------------------------------------------------------------------ sessions
@@ -428,6 +434,7 @@ impl Es9Engine {
             }
             Err(e) => return Err(e.into()),
         }
+        record_in_span("transaction_id", &tid.to_string());
         tracing::info!(transaction_id = %tid, "session initiated");
         Ok(InitiateAuthenticationResponse {
             transaction_id: tid,
@@ -534,6 +541,7 @@ impl Es9Engine {
             }
         };
         let eid = euicc.eid.clone();
+        record_in_span("eid", &eid);
 
         // Claim the session: from here on exactly one call proceeds.
         let claimed = self
@@ -856,6 +864,7 @@ impl Es9Engine {
             Some(ttl),
         )
         .await?;
+        record_in_span("iccid", &profile.iccid);
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, cc_required, "eUICC authenticated");
         Ok(AuthenticateClientResponse {
             transaction_id: TransactionId::from_bytes(&claimed_tid(claimed)?)
@@ -1370,6 +1379,7 @@ impl Es9Engine {
                 .put_bpp(&profile.iccid, &entry, now_ms())
                 .await?;
         }
+        record_in_span("iccid", &profile.iccid);
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, "BPP delivered");
         Ok(bpp)
     }
@@ -1462,6 +1472,8 @@ impl Es9Engine {
                 received_at: now_ms(),
             })
             .await?;
+        record_in_span("eid", &b.eid);
+        record_in_span("iccid", &b.iccid);
         let success = matches!(d.value().final_result, FinalResult::Success(_));
         let (to, cause) = match &d.value().final_result {
             FinalResult::Success(_) => (ProfileState::Installed, "installed".to_owned()),
@@ -1590,6 +1602,7 @@ impl Es9Engine {
             }
             Err(e) => return Err(e.into()),
         }
+        smdpp_server::metrics::global().download(if success { "success" } else { "failure" });
         self.sidecar.delete_bpp(&b.iccid).await?;
         if success {
             // What this eUICC announced, for the RPM orders that may follow.
@@ -2224,40 +2237,80 @@ fn resign_iscr(bpp: &[u8], tid: &[u8], euicc_otpk: &[u8], set: &KeySet) -> Resul
     Ok(decoded.encode())
 }
 
+/// One span per ES9+ call of a session (SGP.22 3.1.3), carrying the session's transactionId
+/// and, once known, the EID and ICCID; every log line of the call has them. No secret and no
+/// MatchingID is ever recorded in it.
+fn es9_span(function: &'static str, transaction_id: Option<&TransactionId>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "es9",
+        function,
+        transaction_id = tracing::field::Empty,
+        eid = tracing::field::Empty,
+        iccid = tracing::field::Empty,
+    );
+    if let Some(t) = transaction_id {
+        span.record("transaction_id", tracing::field::display(t));
+    }
+    span
+}
+
+/// Adds a fact learned during the call to its span (see [`es9_span`]).
+fn record_in_span(field: &'static str, value: &str) {
+    tracing::Span::current().record(field, value);
+}
+
 impl Es9Service for Es9Engine {
     async fn initiate_authentication(
         &self,
         request: InitiateAuthenticationRequest,
     ) -> std::result::Result<InitiateAuthenticationResponse, Es9Error> {
-        self.do_initiate(request).await.map_err(report)
+        self.do_initiate(request)
+            .instrument(es9_span("initiateAuthentication", None))
+            .await
+            .map_err(report)
     }
 
     async fn authenticate_client(
         &self,
         request: AuthenticateClientRequest,
     ) -> std::result::Result<AuthenticateClientAnswer, Es9Error> {
-        self.do_authenticate(request).await.map_err(report)
+        let span = es9_span("authenticateClient", Some(&request.transaction_id));
+        self.do_authenticate(request)
+            .instrument(span)
+            .await
+            .map_err(report)
     }
 
     async fn get_bound_profile_package(
         &self,
         request: GetBoundProfilePackageRequest,
     ) -> std::result::Result<GetBoundProfilePackageResponse, Es9Error> {
-        self.do_get_bpp(request).await.map_err(report)
+        let span = es9_span("getBoundProfilePackage", Some(&request.transaction_id));
+        self.do_get_bpp(request)
+            .instrument(span)
+            .await
+            .map_err(report)
     }
 
     async fn handle_notification(
         &self,
         request: HandleNotificationRequest,
     ) -> std::result::Result<(), Es9Error> {
-        self.do_notification(request).await.map_err(report)
+        self.do_notification(request)
+            .instrument(es9_span("handleNotification", None))
+            .await
+            .map_err(report)
     }
 
     async fn cancel_session(
         &self,
         request: CancelSessionRequest,
     ) -> std::result::Result<(), Es9Error> {
-        self.do_cancel(request).await.map_err(report)
+        let span = es9_span("cancelSession", Some(&request.transaction_id));
+        self.do_cancel(request)
+            .instrument(span)
+            .await
+            .map_err(report)
     }
 }
 

@@ -48,6 +48,7 @@ pub use model::{
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
     ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
 };
+pub use store::console::{ConsoleSession, ConsoleUser, OutboxStats, PoolStatus};
 pub use store::device::{DeviceOutcome, DeviceReport, EuiccCapabilities};
 pub use store::factory::{
     DekRecord, IMPORT_CHUNK, ImportOutcome, ImportRow, ImportTx, OnDelete, ProfileType,

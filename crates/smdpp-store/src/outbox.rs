@@ -24,7 +24,7 @@ use crate::model::{EpochMillis, now_ms};
 use crate::sql::Sql;
 
 /// Column list of `outbox`, in the order [`outbox_from_row`] reads.
-const OUTBOX_COLS: &str = "seq, id, operator_id, kind, iccid, target, body, state, attempts, \
+pub(crate) const OUTBOX_COLS: &str = "seq, id, operator_id, kind, iccid, target, body, state, attempts, \
      last_error, created_at, next_attempt_at, lease_until, finished_at";
 
 /// What an outbox row calls.
@@ -170,7 +170,7 @@ pub struct OutboxRow {
     pub finished_at: Option<EpochMillis>,
 }
 
-fn outbox_from_row(row: &AnyRow) -> Result<OutboxRow> {
+pub(crate) fn outbox_from_row(row: &AnyRow) -> Result<OutboxRow> {
     let kind: String = row.try_get("kind")?;
     let state: String = row.try_get("state")?;
     Ok(OutboxRow {

@@ -16,6 +16,8 @@ use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
 
+#[path = "console.rs"]
+pub(crate) mod console;
 #[path = "device.rs"]
 pub(crate) mod device;
 #[path = "factory.rs"]
@@ -93,6 +95,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator",
         include_str!("../migrations/0008_operator.sql"),
     ),
+    (9, "console", include_str!("../migrations/0009_console.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).

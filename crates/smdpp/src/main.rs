@@ -13,8 +13,21 @@ use smdpp_core::ActivationCode;
 #[derive(Parser, Debug)]
 #[command(name = "smdpp", version, about, propagate_version = true)]
 struct Cli {
+    /// Log line format on stderr: `text` (default) or `json` (one JSON object per line, with
+    /// the fields of the current span, e.g. an ES9+ call's transactionId, EID and ICCID).
+    #[arg(long, global = true, value_enum, env = "SMDPP_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,6 +59,13 @@ enum Command {
     Orders {
         #[command(subcommand)]
         command: smdpp_service::es2_cli::OrdersCommand,
+    },
+    /// The web console (its users; the console itself is served by `serve` on the admin
+    /// listener).
+    Console {
+        /// What to do.
+        #[command(subcommand)]
+        command: smdpp_console::users::ConsoleCommand,
     },
     /// Core networks (HLR/HSS) that subscribers are provisioned in.
     CoreNetworks {
@@ -208,7 +228,7 @@ enum CurveChoice {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.command);
+    init_logging(&cli.command, cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -225,7 +245,7 @@ fn main() -> ExitCode {
 /// Without `RUST_LOG`, `serve` logs `info` and above, while the one-shot commands log only
 /// `warn` and above: their stderr is their error message, which scripts and tests compare
 /// exactly, and info lines from the store or the vault would only get in the way there.
-fn init_logging(command: &Command) {
+fn init_logging(command: &Command, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::filter::LevelFilter;
     let default = match command {
@@ -236,15 +256,39 @@ fn init_logging(command: &Command) {
         .with_default_directive(default.into())
         .from_env_lossy();
     // Fails only when a subscriber is already installed, which main does not do.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
+/// The web console on the admin listener, over the prepared server.
+fn console() -> smdpp_service::cli::AdminRoutes {
+    Box::new(|prepared, es2| {
+        let s = &prepared.settings;
+        let console = smdpp_console::Console {
+            store: prepared.store.clone(),
+            es2,
+            smdp_address: s.smdp_address.clone(),
+            session_ttl_ms: i64::try_from(s.console_session_ttl.as_millis()).unwrap_or(i64::MAX),
+            secure_cookie: true,
+            certificates: smdpp_service::ops::certificate_status(prepared.engine.keys()),
+        };
+        smdpp_console::router(std::sync::Arc::new(console))
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => smdpp_service::cli::serve_blocking(args),
+        Command::Serve(args) => smdpp_service::cli::serve_blocking_with(args, Some(console())),
+        Command::Console { command } => smdpp_console::users::run_blocking(command),
         Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
         Command::Types { command } => smdpp_service::factory_cli::types_blocking(command),
         Command::Keys { command } => smdpp_service::factory_cli::keys_blocking(command),

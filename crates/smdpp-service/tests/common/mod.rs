@@ -317,6 +317,8 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         demo_profile: false,
         kek_file: data_dir.join("vault.kek"),
         sqlite_synchronous: smdpp_store::SqliteSynchronous::default(),
+        admin_listen: smdpp_service::cli::AdminListen::Off,
+        console_session_ttl: std::time::Duration::from_secs(3600),
     }
 }
 
