@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_smdpp");
 /// `smdpp serve` killed on drop; stdout lines collected.
 struct Server {
     child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    _lines: Arc<Mutex<Vec<String>>>,
     port: u16,
     admin: u16,
 }
@@ -81,7 +81,7 @@ fn serve(data: &Path, extra: &[&str]) -> Server {
     };
     Server {
         child,
-        lines,
+        _lines: lines,
         port,
         admin,
     }

@@ -74,6 +74,11 @@ impl Child {
     /// `smdpp serve` on a free port and `data`, with `RUST_LOG` set to `rust_log` (unset
     /// for `None`); waits until it printed its instructions.
     fn serve(data: &Path, rust_log: Option<&str>) -> Child {
+        Child::serve_with(data, rust_log, &[])
+    }
+
+    /// [`Child::serve`] with extra arguments.
+    fn serve_with(data: &Path, rust_log: Option<&str>, extra: &[&str]) -> Child {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut cmd = command(&[
             "serve",
@@ -82,6 +87,7 @@ impl Child {
             "--data-dir",
             data.to_str().unwrap(),
         ]);
+        cmd.args(extra);
         if let Some(v) = rust_log {
             cmd.env("RUST_LOG", v);
         }
@@ -293,4 +299,61 @@ fn rust_log_sets_what_serve_prints() {
         );
         let _ = server.wait_for(&Arc::clone(&server.stdout), "run a virtual device");
     }
+}
+
+#[test]
+fn json_logs_carry_the_es9_session_span_and_no_matching_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Child::serve_with(
+        &data,
+        None,
+        &["--log-format", "json", "--admin-listen", "off"],
+    );
+    let ac = server
+        .stdout()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("demo profile Activation Code: ")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let matching_id = ac.rsplit('$').next().unwrap().to_owned();
+    let state = dir.path().join("dev.json");
+    let pki = data.join("pki");
+    run_ok(&[
+        "euicc",
+        "init",
+        "--state",
+        state.to_str().unwrap(),
+        "--pki",
+        pki.to_str().unwrap(),
+    ]);
+    run_ok(&["euicc", "download", "--state", state.to_str().unwrap(), &ac]);
+    server.wait_stderr("profile installation result");
+    let lines = server.stderr();
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let auth = parsed
+        .iter()
+        .find(|v| v["fields"]["message"] == "eUICC authenticated")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let span = &auth["span"];
+    assert_eq!(span["name"], "es9");
+    assert_eq!(span["function"], "authenticateClient");
+    assert_eq!(span["transaction_id"].as_str().unwrap().len(), 32, "{auth}");
+    assert_eq!(span["eid"].as_str().unwrap().len(), 32, "{auth}");
+    let iccid = span["iccid"].as_str().unwrap();
+    let pir = parsed
+        .iter()
+        .find(|v| v["fields"]["message"] == "profile installation result")
+        .unwrap();
+    assert_eq!(pir["span"]["iccid"], iccid);
+    assert_eq!(pir["span"]["function"], "handleNotification");
+    assert!(
+        !lines.iter().any(|l| l.contains(&matching_id)),
+        "a log line holds the MatchingID"
+    );
 }
