@@ -126,7 +126,7 @@ async fn es2_handler<S: Es2Service>(
 ) -> Response {
     let admin = shared.config.admin_protocol.clone();
     let mut log = LogInfo::default();
-    let message = match run_call(&shared, function, cert, &headers, body).await {
+    let message = match run_call(&shared, function, cert, &headers, body, &mut log).await {
         Ok(message) => {
             log.failure = failure_code(&message);
             message
@@ -139,7 +139,11 @@ async fn es2_handler<S: Es2Service>(
             }
         }
     };
-    let mut response = json_response(&message, admin);
+    let mut response = if log.payload_too_large {
+        crate::http::payload_too_large(serde_json::to_vec(&message).unwrap_or_default(), admin)
+    } else {
+        json_response(&message, admin)
+    };
     response.extensions_mut().insert(log);
     response
 }
@@ -161,6 +165,7 @@ async fn run_call<S: Es2Service>(
     cert: Option<Extension<ClientCertificate>>,
     headers: &HeaderMap,
     body: Body,
+    log: &mut LogInfo,
 ) -> Result<serde_json::Value, Es2Error> {
     let deadline = tokio::time::Instant::now() + shared.config.request_timeout;
     // Step 1: mutual TLS (section 6.1).
@@ -173,7 +178,13 @@ async fn run_call<S: Es2Service>(
     check_admin_protocol(headers, shared.config.require_admin_protocol)?;
     check_content_type(headers)?;
     // The body first (bounded), then a slot: a slow upload must not hold a processing slot.
-    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
+    let bytes = match read_body(headers, body, shared.config.body_limit, deadline).await {
+        Ok(b) => b,
+        Err(e) => {
+            log.payload_too_large = e.too_large;
+            return Err(e.error);
+        }
+    };
     let permit = tokio::time::timeout_at(deadline, Arc::clone(&shared.slots).acquire_owned())
         .await
         .map_err(|_| Es2Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server busy, retry later"))?

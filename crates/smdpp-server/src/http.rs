@@ -19,8 +19,11 @@
 //!    binding `application/x-gsma-rsp-asn1`, which we do not implement) or another charset
 //!    fails with `1.3.1/2.1` (Protocol Format / Invalid).
 //! 3. The body is read up to [`Es9HttpConfig::body_limit`] bytes (a larger `Content-Length` is
-//!    refused before reading): too large fails with `1.3.1/2.1`. It is read before a slot is
-//!    taken, so that slow uploads do not hold processing slots.
+//!    refused before reading): too large is the one transport-level answer, **HTTP 413** with
+//!    the `1.3.1/2.1` status as JSON and `Connection: close`, sent after reading and discarding
+//!    up to 8 times the limit of what the client still sends (so that the answer is not lost
+//!    to a connection reset). It is read before a slot is taken, so that slow uploads do not
+//!    hold processing slots.
 //! 4. A slot among [`Es9HttpConfig::max_in_flight`] concurrent requests is awaited; if none
 //!    frees up before the request time-out: `1.2/5.1` (Function Provider / Inaccessible).
 //! 5. The JSON is checked by [`smdpp_core::es9_json::parse_request`]: not JSON / wrong type /
@@ -58,7 +61,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode as HttpStatus};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use smdpp_core::es9_json::{
     AuthenticateClientRequest, CancelSessionRequest, EmptyBody, Es9Request,
@@ -118,6 +121,8 @@ struct Shared<S> {
 pub(crate) struct LogInfo {
     pub(crate) transaction_id: Option<String>,
     pub(crate) failure: Option<StatusCode>,
+    /// The body was over the limit: answered 413.
+    pub(crate) payload_too_large: bool,
 }
 
 /// Builds the router serving ES9+ with `service`, plus `GET /healthz`.
@@ -223,6 +228,12 @@ where
             (HttpStatus::NO_CONTENT, [(X_ADMIN_PROTOCOL, admin)]).into_response()
         }
         Ok(output) => json_response(&ResponseMessage::success(output), admin),
+        Err(error) if log.payload_too_large => {
+            log.failure = Some(error.code.clone());
+            let body = serde_json::to_vec(&ResponseMessage::<R::Output>::failed(&error))
+                .unwrap_or_default();
+            payload_too_large(body, admin)
+        }
         Err(error) => {
             log.failure = Some(error.code.clone());
             if R::FUNCTION.is_notification() && error.code == FUNCTION_PROVIDER_INACCESSIBLE {
@@ -252,7 +263,13 @@ where
 
     // The body is read (size- and time-bounded) before taking an in-flight slot, so that a
     // slow upload does not hold one of the slots meant for processing.
-    let bytes = read_body(headers, body, shared.config.body_limit, deadline).await?;
+    let bytes = match read_body(headers, body, shared.config.body_limit, deadline).await {
+        Ok(b) => b,
+        Err(e) => {
+            log.payload_too_large = e.too_large;
+            return Err(e.error);
+        }
+    };
     let permit = tokio::time::timeout_at(deadline, Arc::clone(&shared.slots).acquire_owned())
         .await
         .map_err(|_| Es9Error::new(FUNCTION_PROVIDER_INACCESSIBLE, "server busy, retry later"))?
@@ -375,36 +392,103 @@ pub(crate) async fn read_body(
     body: Body,
     limit: usize,
     deadline: tokio::time::Instant,
-) -> Result<axum::body::Bytes, Es9Error> {
-    let too_large = || {
-        Es9Error::new(
+) -> Result<axum::body::Bytes, BodyError> {
+    let too_large = || BodyError {
+        error: Es9Error::new(
             PROTOCOL_FORMAT_INVALID,
             format!("request body larger than {limit} bytes"),
-        )
+        ),
+        too_large: true,
     };
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
+        drain(body, limit, deadline).await;
         return Err(too_large());
     }
-    let collected = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| {
-            Es9Error::new(
-                FUNCTION_PROVIDER_EXECUTION_ERROR,
-                "timed out reading the request body",
-            )
-        })?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(Es9Error::new(
-            PROTOCOL_FORMAT_INVALID,
-            "could not read the request body",
-        )),
+    let mut body = body;
+    let mut buf = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(BodyError::from(Es9Error::new(
+                    FUNCTION_PROVIDER_EXECUTION_ERROR,
+                    "timed out reading the request body",
+                )));
+            }
+            Ok(None) => return Ok(buf.into()),
+            Ok(Some(Err(_))) => {
+                return Err(BodyError::from(Es9Error::new(
+                    PROTOCOL_FORMAT_INVALID,
+                    "could not read the request body",
+                )));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body, limit, deadline).await;
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+}
+
+/// A body that failed to read, and whether because it is over the limit (answered 413).
+#[derive(Debug)]
+pub(crate) struct BodyError {
+    pub(crate) error: Es9Error,
+    pub(crate) too_large: bool,
+}
+
+impl From<Es9Error> for BodyError {
+    fn from(error: Es9Error) -> Self {
+        BodyError {
+            error,
+            too_large: false,
+        }
+    }
+}
+
+/// Reads and discards what is left of an oversized body (at most [`DRAIN_FACTOR`] times the
+/// limit, within the request's deadline), so that the 413 answer reaches the client: closing
+/// a connection with unread data makes the kernel send a reset, and clients then report the
+/// reset instead of the answer.
+async fn drain(mut body: Body, limit: usize, deadline: tokio::time::Instant) {
+    let cap = limit.saturating_mul(DRAIN_FACTOR);
+    let mut seen = 0usize;
+    while seen <= cap {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+            }
+            _ => return,
+        }
+    }
+}
+
+/// How much of an oversized body is read and discarded before answering 413.
+const DRAIN_FACTOR: usize = 8;
+
+/// The answer to a request whose body is over the limit: 413 with the same
+/// `1.3.1/2.1` function execution status as JSON, and `Connection: close`.
+pub(crate) fn payload_too_large(message: Vec<u8>, admin: HeaderValue) -> Response {
+    (
+        HttpStatus::PAYLOAD_TOO_LARGE,
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
+            (
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            ),
+            (X_ADMIN_PROTOCOL, admin),
+        ],
+        message,
+    )
+        .into_response()
 }
 
 /// A 200 JSON response. Serializing our own types cannot fail in practice; if it did, a fixed

@@ -249,9 +249,14 @@ impl Reply {
 
     /// Asserts HTTP 200 + Failed with this code; returns the message.
     fn assert_failed(&self, code: &status::StatusCode) -> String {
+        self.assert_failed_with(200, code)
+    }
+
+    /// A failed function execution status answered with HTTP `http_status`.
+    fn assert_failed_with(&self, http_status: u16, code: &status::StatusCode) -> String {
         assert_eq!(
             self.status,
-            200,
+            http_status,
             "body: {:?}",
             String::from_utf8_lossy(&self.body)
         );
@@ -848,7 +853,7 @@ async fn request_timeout_fails_cleanly() {
 }
 
 #[tokio::test]
-async fn oversized_body_is_refused() {
+async fn rejects_oversized_body_with_413() {
     let server = TestServer::tls().await;
     // 2 MiB, valid JSON shape, declared with Content-Length.
     let big = format!(
@@ -866,7 +871,7 @@ async fn oversized_body_is_refused() {
             big.clone(),
         )
         .await;
-        let msg = r.assert_failed(&status::PROTOCOL_FORMAT_INVALID);
+        let msg = r.assert_failed_with(413, &status::PROTOCOL_FORMAT_INVALID);
         assert!(msg.contains("larger than 1048576"), "{msg}");
     }
     // Just under the limit but a field over its own bound: refused by the JSON layer.
@@ -901,7 +906,7 @@ async fn oversized_body_is_refused() {
 }
 
 #[tokio::test]
-async fn oversized_chunked_body_is_refused() {
+async fn rejects_oversized_chunked_body_with_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(false, Es9HttpConfig::default()).await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -921,11 +926,48 @@ async fn oversized_chunked_body_is_refused() {
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut response)).await;
     let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
     assert!(
         text.contains(r#""subjectCode":"1.3.1","reasonCode":"2.1""#),
         "{text}"
     );
+    assert!(text.contains("larger than 1048576"), "{text}");
+    server.stop().await;
+}
+
+/// The case of the issue: curl sends 2 MiB over TLS (HTTP/1.1, Content-Length) and must read
+/// the 413 answer, not a reset connection.
+#[tokio::test]
+async fn rejects_2mib_body_over_tls_with_a_413_the_client_reads() {
+    let server = TestServer::tls().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("big.json");
+    std::fs::write(
+        &body,
+        format!(
+            r#"{{"transactionId":"0A0B","authenticateServerResponse":"{}"}}"#,
+            "A".repeat(2 * 1024 * 1024)
+        ),
+    )
+    .unwrap();
+    let url = format!("https://127.0.0.1:{}{AUTH_CLIENT}", server.addr.port());
+    let out = tokio::process::Command::new("curl")
+        .args(["-sk", "--http1.1", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-H", "X-Admin-Protocol: gsma/rsp/v2.2.0"])
+        .args(["-H", "Content-Type: application/json"])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(&url)
+        .output()
+        .await
+        .expect("curl (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl failed ({}): {text}", out.status);
+    assert!(text.ends_with("\n413"), "{text}");
     assert!(text.contains("larger than 1048576"), "{text}");
     server.stop().await;
 }
