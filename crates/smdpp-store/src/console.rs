@@ -155,7 +155,9 @@ impl Store {
         Ok(gone)
     }
 
-    /// Records a session (the SHA-256 of its token, hex) and removes expired ones.
+    /// Records a session (the SHA-256 of its token, hex) and removes sessions that expired
+    /// more than a day ago (a recently expired one is kept, so that its browser is told
+    /// "session expired" rather than "log in").
     pub async fn insert_console_session(
         &self,
         token_sha256: &str,
@@ -167,7 +169,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let mut d = Sql::new("DELETE FROM console_sessions WHERE expires_at <= ");
-        d.bind(now);
+        d.bind(now - 86_400_000);
         d.build()?.execute(&mut *tx).await?;
         let mut q = Sql::new(
             "INSERT INTO console_sessions (token_sha256, username, csrf, created_at, expires_at) \
