@@ -6,8 +6,8 @@
 //! `SetNicknameRequest/Response` (`BF29`) and `EuiccMemoryResetRequest/Response` (`BF34`).
 //!
 //! `ProfileInfo.profileClass` is `DEFAULT operational` in the v2 schema but `OPTIONAL` in
-//! v2.2 Annex H. Decoding accepts an explicit `operational`; encoding follows DER for the
-//! DEFAULT and omits it.
+//! v2.2 Annex H. Decoding accepts an explicit `operational` and holds it as absent (`None`,
+//! which means `operational`); encoding follows DER for the DEFAULT and omits it.
 
 use crate::codec::{
     BitString, Codec, Extensions, FieldValue, SeqCodec, SeqOfElement, explicit_inner, int_enum,
@@ -224,7 +224,10 @@ impl SeqCodec for ProfileInfo {
             profile_name: opt_utf8(r, c(18), "profileName", 64)?,
             icon_type: opt(r, c(19), "iconType")?,
             icon: opt(r, c(20), "icon")?,
-            profile_class: opt(r, c(21), "profileClass")?,
+            // An explicit `operational` is the DEFAULT: held as absent, as the encoder
+            // writes it, so that decode -> encode -> decode gives the same value.
+            profile_class: opt(r, c(21), "profileClass")?
+                .filter(|pc: &ProfileClass| *pc != ProfileClass::Operational),
             notification_configuration_info: opt(r, cc(22), "notificationConfigurationInfo")?,
             profile_owner: opt(r, cc(23), "profileOwner")?,
             dp_proprietary_data: opt(r, cc(24), "dpProprietaryData")?,

@@ -189,6 +189,37 @@ fn rejects_malformed_es10c() {
     );
 }
 
+/// Found by the `es10_messages` fuzz target: an explicit `profileClass operational` (`95 01
+/// 02`, accepted on decode) was kept as `Some(Operational)`, which the encoder omits as the
+/// DEFAULT, so decode -> encode -> decode gave a different value. It is now held as absent.
+#[test]
+fn rejects_explicit_default_profile_class_as_a_distinct_value() {
+    use rsp_asn1::common::ProfileClass;
+    // E3 { 5A iccid, 95 01 02 }
+    let mut b = vec![0xE3, 0x0F, 0x5A, 0x0A];
+    b.extend_from_slice(&[0x98, 0x94, 0x44, 0x99, 0x99, 0x99, 0x99, 0x09, 0x20, 0xF3]);
+    b.extend_from_slice(&[0x95, 0x01, 0x02]);
+    let explicit = ProfileInfo::decode(&b).unwrap();
+    assert_eq!(explicit.profile_class, None, "operational is the DEFAULT");
+    let encoded = explicit.encode();
+    let mut absent = vec![0xE3, 0x0C];
+    absent.extend_from_slice(&b[2..b.len() - 3]);
+    assert_eq!(encoded, absent, "DER leaves the DEFAULT out");
+    assert_eq!(ProfileInfo::decode(&encoded).unwrap(), explicit);
+    // The other classes stay explicit and round-trip.
+    for (byte, class) in [(0u8, ProfileClass::Test), (1, ProfileClass::Provisioning)] {
+        let mut t = b.clone();
+        *t.last_mut().unwrap() = byte;
+        let v = ProfileInfo::decode(&t).unwrap();
+        assert_eq!(v.profile_class, Some(class));
+        assert_eq!(v.encode(), t);
+    }
+    // Inside a ProfileInfoListResponse (the fuzzer's input shape) the round trip is stable.
+    let list = ProfileInfoListResponse::Ok(vec![explicit.clone(), ProfileInfo::default()]);
+    let again = ProfileInfoListResponse::decode(&list.encode()).unwrap();
+    assert_eq!(again, list);
+}
+
 #[test]
 fn rejects_excessive_nesting() {
     // an extension component nested 40 deep inside EUICCInfo1
