@@ -1,0 +1,60 @@
+#![no_main]
+//! Every other message type of rsp-asn1 (ES10a/b/c requests and responses that the virtual eUICC and the LPA decode, the ES9+ ASN.1 bodies, their signed parts), each decoder in turn: decode never panics, decode -> encode -> decode is stable.
+
+use libfuzzer_sys::fuzz_target;
+use smdpp_fuzz::codec_roundtrip;
+
+fuzz_target!(|data: &[u8]| {
+    codec_roundtrip::<rsp_asn1::auth::GetEuiccChallengeRequest>(data);
+    codec_roundtrip::<rsp_asn1::auth::GetEuiccChallengeResponse>(data);
+    codec_roundtrip::<rsp_asn1::auth::ServerSigned1>(data);
+    codec_roundtrip::<rsp_asn1::auth::CtxParams1>(data);
+    codec_roundtrip::<rsp_asn1::auth::CtxParamsForCommonAuthentication>(data);
+    codec_roundtrip::<rsp_asn1::auth::AuthenticateServerRequest>(data);
+    codec_roundtrip::<rsp_asn1::auth::EuiccSigned1>(data);
+    codec_roundtrip::<rsp_asn1::auth::InitiateAuthenticationRequest>(data);
+    codec_roundtrip::<rsp_asn1::auth::InitiateAuthenticationResponse>(data);
+    codec_roundtrip::<rsp_asn1::auth::AuthenticateClientRequest>(data);
+    codec_roundtrip::<rsp_asn1::auth::AuthenticateClientResponseEs9>(data);
+    codec_roundtrip::<rsp_asn1::download::SmdpSigned2>(data);
+    codec_roundtrip::<rsp_asn1::download::PrepareDownloadRequest>(data);
+    codec_roundtrip::<rsp_asn1::download::EuiccSigned2>(data);
+    codec_roundtrip::<rsp_asn1::download::GetBoundProfilePackageRequest>(data);
+    codec_roundtrip::<rsp_asn1::download::GetBoundProfilePackageResponse>(data);
+    codec_roundtrip::<rsp_asn1::euicc_info::GetEuiccInfo1Request>(data);
+    codec_roundtrip::<rsp_asn1::euicc_info::GetEuiccInfo2Request>(data);
+    codec_roundtrip::<rsp_asn1::euicc_info::DeviceInfo>(data);
+    codec_roundtrip::<rsp_asn1::euicc_info::DeviceCapabilities>(data);
+    codec_roundtrip::<rsp_asn1::euicc_info::CertificationDataObject>(data);
+    codec_roundtrip::<rsp_asn1::notification::NotificationMetadata>(data);
+    codec_roundtrip::<rsp_asn1::notification::ListNotificationRequest>(data);
+    codec_roundtrip::<rsp_asn1::notification::ListNotificationResponse>(data);
+    codec_roundtrip::<rsp_asn1::notification::RetrieveNotificationsListRequest>(data);
+    codec_roundtrip::<rsp_asn1::notification::RetrieveNotificationsListResponse>(data);
+    codec_roundtrip::<rsp_asn1::notification::NotificationSentRequest>(data);
+    codec_roundtrip::<rsp_asn1::notification::NotificationSentResponse>(data);
+    codec_roundtrip::<rsp_asn1::notification::HandleNotification>(data);
+    codec_roundtrip::<rsp_asn1::cancel::CancelSessionRequest>(data);
+    codec_roundtrip::<rsp_asn1::cancel::EuiccCancelSessionSigned>(data);
+    codec_roundtrip::<rsp_asn1::cancel::CancelSessionRequestEs9>(data);
+    codec_roundtrip::<rsp_asn1::cancel::CancelSessionResponseEs9>(data);
+    codec_roundtrip::<rsp_asn1::es10c::GetEuiccDataRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::GetEuiccDataResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EuiccConfiguredAddressesRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EuiccConfiguredAddressesResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::ProfileInfoListRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::ProfileInfo>(data);
+    codec_roundtrip::<rsp_asn1::es10c::ProfileInfoListResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EnableProfileRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EnableProfileResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::DisableProfileRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::DisableProfileResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::DeleteProfileRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::DeleteProfileResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::SetNicknameRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::SetNicknameResponse>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EuiccMemoryResetRequest>(data);
+    codec_roundtrip::<rsp_asn1::es10c::EuiccMemoryResetResponse>(data);
+    codec_roundtrip::<rsp_asn1::common::OperatorId>(data);
+    codec_roundtrip::<rsp_asn1::common::NotificationConfigurationInformation>(data);
+});
