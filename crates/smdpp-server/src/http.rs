@@ -96,6 +96,8 @@ pub struct Es9HttpConfig {
     pub require_admin_protocol: bool,
     /// The `X-Admin-Protocol` value sent on responses (default `gsma/rsp/v2.2.0`).
     pub admin_protocol: HeaderValue,
+    /// Per-client-address limits on ES9+ (see [`crate::abuse`]).
+    pub abuse: crate::abuse::AbuseLimits,
 }
 
 impl Default for Es9HttpConfig {
@@ -106,6 +108,7 @@ impl Default for Es9HttpConfig {
             max_in_flight: 64,
             require_admin_protocol: true,
             admin_protocol: HeaderValue::from_static("gsma/rsp/v2.2.0"),
+            abuse: crate::abuse::AbuseLimits::default(),
         }
     }
 }
@@ -128,6 +131,7 @@ pub(crate) struct LogInfo {
 /// Builds the router serving ES9+ with `service`, plus `GET /healthz`.
 pub fn router<S: Es9Service>(service: Arc<S>, config: Es9HttpConfig) -> Router {
     let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    let guard = crate::abuse::AbuseGuard::new(config.abuse.clone());
     let shared = Arc::new(Shared {
         service,
         config,
@@ -155,6 +159,9 @@ pub fn router<S: Es9Service>(service: Arc<S>, config: Es9HttpConfig) -> Router {
             post(es9_handler::<S, CancelSessionRequest>),
         )
         .with_state(shared)
+        .layer(middleware::from_fn(move |request, next| {
+            crate::abuse::limit(Arc::clone(&guard), request, next)
+        }))
         .route("/healthz", get(healthz))
         .layer(middleware::from_fn(log_requests))
 }

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod abuse;
 pub mod admin;
 pub mod es2;
 pub mod http;

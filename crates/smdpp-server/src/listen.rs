@@ -290,6 +290,7 @@ impl Drop for InProgress {
 struct TrackedService {
     inner: TowerToHyperService<Router>,
     activity: Arc<Activity>,
+    client: crate::abuse::ClientAddr,
 }
 
 impl Service<Request<Incoming>> for TrackedService {
@@ -297,8 +298,10 @@ impl Service<Request<Incoming>> for TrackedService {
     type Error = std::convert::Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let guard = self.activity.begin();
+        // The peer address, for the per-client limits (crate::abuse); never from the request.
+        request.extensions_mut().insert(self.client);
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
@@ -394,6 +397,7 @@ async fn serve_io<I>(
     let service = TrackedService {
         inner: TowerToHyperService::new(router),
         activity: Arc::clone(&activity),
+        client: crate::abuse::ClientAddr(peer.ip()),
     };
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -42,6 +42,7 @@ fn tid() -> TransactionId {
 async fn special(t: &TransactionId) -> Result<(), Es9Error> {
     match t.to_hex().as_str() {
         "DEAD" => Err(Es9Error::from_code(status::TRANSACTION_ID_UNKNOWN)),
+        "8A7C" => Err(Es9Error::from_code(status::MATCHING_ID_REFUSED)),
         "51EE" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             Ok(())
@@ -849,6 +850,81 @@ async fn request_timeout_fails_cleanly() {
     .await;
     r.assert_failed(&status::FUNCTION_PROVIDER_EXECUTION_ERROR);
     assert!(start.elapsed() < Duration::from_secs(3));
+    server.stop().await;
+}
+
+/// MatchingID guessing: after `refusals_per_minute` answers of `8.2.6/3.8` from one address,
+/// every ES9+ call from it gets 429 with Retry-After, without reaching the service; the
+/// initiateAuthentication count has its own limit.
+#[tokio::test]
+async fn rejects_matching_id_guessing_past_the_limit() {
+    let config = Es9HttpConfig {
+        abuse: smdpp_server::abuse::AbuseLimits {
+            initiate_per_minute: 5,
+            refusals_per_minute: 3,
+            max_tracked: 100,
+        },
+        ..Es9HttpConfig::default()
+    };
+    let server = TestServer::start(false, config).await;
+    for _ in 0..3 {
+        let r = http(
+            &server,
+            AUTH_CLIENT,
+            &lpac_headers(),
+            &auth_client_body("8A7C"),
+        )
+        .await;
+        r.assert_failed(&status::MATCHING_ID_REFUSED);
+    }
+    for body in [auth_client_body("8A7C"), auth_client_body("0A0B")] {
+        let r = http(&server, AUTH_CLIENT, &lpac_headers(), &body).await;
+        assert_eq!(r.status, 429, "{:?}", String::from_utf8_lossy(&r.body));
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let v = r.json();
+        assert_eq!(
+            v["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"],
+            "1.2"
+        );
+        assert_eq!(
+            v["header"]["functionExecutionStatus"]["statusCodeData"]["reasonCode"],
+            "5.1"
+        );
+    }
+    server.stop().await;
+
+    // initiateAuthentication: 5 a minute, then 429.
+    let config = Es9HttpConfig {
+        abuse: smdpp_server::abuse::AbuseLimits {
+            initiate_per_minute: 5,
+            refusals_per_minute: 0,
+            max_tracked: 100,
+        },
+        ..Es9HttpConfig::default()
+    };
+    let server = TestServer::start(false, config).await;
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..7 {
+            v.push(
+                http(&server, INITIATE, &lpac_headers(), &initiate_body())
+                    .await
+                    .status,
+            );
+        }
+        v
+    };
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // Other functions are not counted against that limit.
+    let r = http(
+        &server,
+        AUTH_CLIENT,
+        &lpac_headers(),
+        &auth_client_body("0A0B"),
+    )
+    .await;
+    r.assert_success();
     server.stop().await;
 }
 

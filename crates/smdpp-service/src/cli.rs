@@ -39,6 +39,8 @@
 //! | `kek_file` | `<data_dir>/vault.kek`, created (mode 0600) on first start with an empty database |
 //! | `admin_listen` | `127.0.0.1:8081` (metrics, health, console; `off` disables; the default is skipped when taken) |
 //! | `console_session_ttl_secs` | 28800 (8 hours) |
+//! | `limit_initiate_per_minute` | 6000 per client address (0: none; see `smdpp_server::abuse`) |
+//! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -150,6 +152,14 @@ pub struct ServeArgs {
     /// Lifetime of a web-console log-in, seconds (default 28800, 8 hours).
     #[arg(long, env = "SMDPP_CONSOLE_SESSION_TTL_SECS")]
     pub console_session_ttl_secs: Option<u64>,
+    /// initiateAuthentication calls allowed per client address per minute (default 6000;
+    /// 0: no limit, e.g. for a load generator).
+    #[arg(long, env = "SMDPP_LIMIT_INITIATE_PER_MINUTE")]
+    pub limit_initiate_per_minute: Option<u32>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per client address per minute before
+    /// its ES9+ calls are answered 429 (default 20; 0: no limit).
+    #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_MINUTE")]
+    pub limit_refusals_per_minute: Option<u32>,
 }
 
 /// `smdpp profiles ...`.
@@ -282,6 +292,10 @@ pub struct FileConfig {
     pub admin_listen: Option<String>,
     /// See [`ServeArgs::console_session_ttl_secs`].
     pub console_session_ttl_secs: Option<u64>,
+    /// See [`ServeArgs::limit_initiate_per_minute`].
+    pub limit_initiate_per_minute: Option<u32>,
+    /// See [`ServeArgs::limit_refusals_per_minute`].
+    pub limit_refusals_per_minute: Option<u32>,
 }
 
 impl FileConfig {
@@ -336,6 +350,8 @@ pub struct Settings {
     pub admin_listen: AdminListen,
     /// Lifetime of a web-console log-in.
     pub console_session_ttl: Duration,
+    /// Per-client-address limits on ES9+.
+    pub abuse: smdpp_server::abuse::AbuseLimits,
 }
 
 /// Where the admin listener (metrics, health, console) binds.
@@ -460,6 +476,18 @@ impl ServeArgs {
                 .unwrap_or(8 * 3600)
                 .max(1),
         );
+        let abuse_default = smdpp_server::abuse::AbuseLimits::default();
+        let abuse = smdpp_server::abuse::AbuseLimits {
+            initiate_per_minute: self
+                .limit_initiate_per_minute
+                .or(f.limit_initiate_per_minute)
+                .unwrap_or(abuse_default.initiate_per_minute),
+            refusals_per_minute: self
+                .limit_refusals_per_minute
+                .or(f.limit_refusals_per_minute)
+                .unwrap_or(abuse_default.refusals_per_minute),
+            ..abuse_default
+        };
         Ok(Settings {
             listen,
             smdp_address,
@@ -485,6 +513,7 @@ impl ServeArgs {
             sqlite_synchronous,
             admin_listen,
             console_session_ttl,
+            abuse,
         })
     }
 }
@@ -790,7 +819,11 @@ pub async fn run_with_admin(
             },
         ))
     });
-    let router = smdpp_server::router(Arc::clone(&prepared.engine), Es9HttpConfig::default())
+    let es9_http = Es9HttpConfig {
+        abuse: prepared.settings.abuse.clone(),
+        ..Es9HttpConfig::default()
+    };
+    let router = smdpp_server::router(Arc::clone(&prepared.engine), es9_http)
         .merge(smdpp_server::es2_router(
             Arc::clone(&es2),
             Es9HttpConfig::default(),
