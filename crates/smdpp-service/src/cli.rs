@@ -41,6 +41,7 @@
 //! | `console_session_ttl_secs` | 28800 (8 hours) |
 //! | `limit_initiate_per_minute` | 6000 per client address (0: none; see `smdpp_server::abuse`) |
 //! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
+//! | `max_open_sessions` | 100000 sessions before BPP delivery, all nodes (0: no bound) |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -160,6 +161,10 @@ pub struct ServeArgs {
     /// its ES9+ calls are answered 429 (default 20; 0: no limit).
     #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_MINUTE")]
     pub limit_refusals_per_minute: Option<u32>,
+    /// RSP sessions open before their BPP is delivered, across all nodes (default 100000;
+    /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1.
+    #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS")]
+    pub max_open_sessions: Option<i64>,
 }
 
 /// `smdpp profiles ...`.
@@ -296,6 +301,8 @@ pub struct FileConfig {
     pub limit_initiate_per_minute: Option<u32>,
     /// See [`ServeArgs::limit_refusals_per_minute`].
     pub limit_refusals_per_minute: Option<u32>,
+    /// See [`ServeArgs::max_open_sessions`].
+    pub max_open_sessions: Option<i64>,
 }
 
 impl FileConfig {
@@ -456,6 +463,10 @@ impl ServeArgs {
                 .es2_call_retention_secs
                 .map_or(d.es2_call_retention, Duration::from_secs),
             outbox: crate::outbox::OutboxConfig::from_env(),
+            max_open_sessions: self
+                .max_open_sessions
+                .or(f.max_open_sessions)
+                .unwrap_or(d.max_open_sessions),
         };
         let mut trusted_ci = f.trusted_ci.clone();
         trusted_ci.extend(self.trusted_ci.iter().cloned());

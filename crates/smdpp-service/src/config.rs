@@ -74,6 +74,12 @@ pub struct Limits {
     /// Delivery of queued outbound calls (HandleDownloadProgressInfo, ES12); see
     /// [`crate::outbox`].
     pub outbox: crate::outbox::OutboxConfig,
+    /// RSP sessions that may be open before their BPP is delivered (initiated or
+    /// authenticated, not expired), across all nodes (default 100,000; 0: no bound). A new
+    /// initiateAuthentication beyond it is refused with `1.2/5.1` (retry later), so that
+    /// clients opening sessions they never finish cannot fill the database. The count is
+    /// read at most once a second per node, plus this node's sessions since.
+    pub max_open_sessions: i64,
 }
 
 impl Default for Limits {
@@ -87,6 +93,7 @@ impl Default for Limits {
             purge_interval: Duration::from_secs(60),
             es2_call_retention: Duration::from_secs(7 * 24 * 3600),
             outbox: crate::outbox::OutboxConfig::default(),
+            max_open_sessions: 100_000,
         }
     }
 }

@@ -89,6 +89,9 @@ pub enum Failure {
     /// The store is unreachable (`1.2/5.1`).
     #[error("store unavailable")]
     StoreUnavailable,
+    /// Too many RSP sessions open (the engine's bound; `1.2/5.1`).
+    #[error("too many open RSP sessions")]
+    SessionsFull,
     /// Any other internal failure (`1.2/4.2`); the detail is logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -195,6 +198,10 @@ impl Failure {
             StoreUnavailable => (
                 status::FUNCTION_PROVIDER_INACCESSIBLE,
                 "The SM-DP+ is temporarily unavailable.".into(),
+            ),
+            SessionsFull => (
+                status::FUNCTION_PROVIDER_INACCESSIBLE,
+                "Too many download sessions are open; retry later.".into(),
             ),
             Internal(_) => (
                 status::FUNCTION_PROVIDER_EXECUTION_ERROR,

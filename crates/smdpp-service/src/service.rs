@@ -141,6 +141,15 @@ pub struct Es9Engine {
     keys: Arc<ServerKeys>,
     config: ServiceConfig,
     factory: Option<Arc<Factory>>,
+    open_sessions: OpenSessions,
+}
+
+/// The engine's view of how many sessions are open (see [`Limits::max_open_sessions`]): the
+/// database count, read at most once a second, plus the sessions this node opened since.
+#[derive(Debug, Default)]
+struct OpenSessions {
+    read: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    since: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Es9Engine {
@@ -194,7 +203,57 @@ impl Es9Engine {
             keys,
             config,
             factory: None,
+            open_sessions: OpenSessions::default(),
         }
+    }
+
+    /// Refuses a new session when the bound on open sessions is reached.
+    async fn check_open_sessions(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let max = self.config.limits.max_open_sessions;
+        if max <= 0 {
+            return Ok(());
+        }
+        let cached = *self
+            .open_sessions
+            .read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let base = match cached {
+            Some((at, n)) if at.elapsed() < std::time::Duration::from_secs(1) => n,
+            _ => {
+                let n = self
+                    .store
+                    .count_sessions(
+                        &[
+                            state::INITIATED,
+                            state::AUTHENTICATING,
+                            state::AUTHENTICATED,
+                            state::BINDING,
+                        ],
+                        now_ms(),
+                    )
+                    .await?;
+                *self
+                    .open_sessions
+                    .read
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((std::time::Instant::now(), n));
+                self.open_sessions.since.store(0, Ordering::Relaxed);
+                n
+            }
+        };
+        if base + self.open_sessions.since.load(Ordering::Relaxed) >= max {
+            tracing::warn!(
+                open = base,
+                max,
+                "bound on open RSP sessions reached; initiateAuthentication refused"
+            );
+            return Err(Failure::SessionsFull);
+        }
+        self.open_sessions.since.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Uses `factory` for profile packages: sealed stored packages are opened, and imported
@@ -382,6 +441,7 @@ impl Es9Engine {
             .choose_key_set(&signing_ci, &for_verification)
             .ok_or(Failure::NoDpAuthForCi)?;
 
+        self.check_open_sessions().await?;
         let tid_bytes = random_bytes::<16>()?;
         let server_challenge = random_bytes::<16>()?;
         let tid = TransactionId::from_bytes(&tid_bytes)

@@ -513,6 +513,36 @@ async fn rejects_initiate_checks(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// A client that opens sessions it never finishes: past `max_open_sessions` (all open
+/// sessions before BPP delivery, read from the database), initiateAuthentication is refused
+/// with 1.2/5.1; once sessions end (expired and purged) new ones are accepted again.
+async fn rejects_session_flood_past_the_bound(dir: &Path, db: &Db) {
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
+    s.limits.max_open_sessions = 3;
+    s.limits.session_ttl = std::time::Duration::from_secs(2);
+    let server = Server::start(s).await;
+    let e = Env { server, pki };
+    let card = Card::from_pki(&e.pki);
+    for _ in 0..3 {
+        initiate(&e.server, &card).await.unwrap();
+    }
+    for _ in 0..2 {
+        assert_code(
+            initiate(&e.server, &card).await,
+            &status::FUNCTION_PROVIDER_INACCESSIBLE,
+        );
+    }
+    // The sessions expire; the bound is counted again (at most once a second).
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    e.server
+        .store()
+        .purge_expired(smdpp_store::now_ms())
+        .await
+        .unwrap();
+    initiate(&e.server, &card).await.unwrap();
+    e.server.stop().await;
+}
+
 /// SGP.26 DPauth/DPpb (NIST) under the SGP.26 CI; the eUICC is under a generated CI that
 /// the server also trusts, and verifies the server with the SGP.26 CI.
 async fn sgp26_certificates(dir: &Path, db: &Db) {
@@ -1023,5 +1053,6 @@ both_backends!(
     rejects_calls_out_of_order,
     other_notifications_recorded_once,
     rejects_initiate_checks,
+    rejects_session_flood_past_the_bound,
     sgp26_certificates,
 );

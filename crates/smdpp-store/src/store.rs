@@ -1163,6 +1163,24 @@ impl Store {
         Ok(q.build()?.execute(&self.pool).await?.rows_affected())
     }
 
+    /// Sessions not yet expired in one of `states` (the engine's bound on open sessions).
+    pub async fn count_sessions(&self, states: &[&str], now: EpochMillis) -> Result<i64> {
+        let mut q = Sql::new("SELECT COUNT(*) AS n FROM rsp_sessions WHERE expires_at > ");
+        q.bind(now).push(" AND state IN (");
+        for (i, st) in states.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind((*st).to_owned());
+        }
+        q.push(")");
+        Ok(
+            q.fetch_optional(&self.pool, |row| Ok(row.try_get::<i64, _>("n")?))
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
     // ----------------------------------------------------------- notifications
 
     /// Stores a notification unless `(eid, seq_number)` is already stored, in
