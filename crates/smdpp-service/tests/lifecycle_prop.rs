@@ -31,7 +31,7 @@ use smdpp_service::upp::demo_upp;
 use smdpp_store::ProfileState;
 
 /// Cases run by default (CI); each is a sequence of up to `MAX_STEPS` calls.
-const DEFAULT_CASES: u32 = 256;
+const DEFAULT_CASES: u32 = 200;
 const MAX_STEPS: usize = 24;
 /// Small limits so that the "exceeded" paths are reached in short sequences.
 const DOWNLOAD_LIMIT: i64 = 3;
