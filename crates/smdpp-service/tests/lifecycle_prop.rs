@@ -511,7 +511,7 @@ impl Case<'_> {
         self.w.pki.options.smdp_oid.clone()
     }
 
-    /// Runs `op` on the server; `applicable` is false when the model skips the step.
+    /// Runs `op` on the server and returns its outcome.
     async fn run(&mut self, op: Op) -> Expected {
         let server = &self.w.server;
         match op {
