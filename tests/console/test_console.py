@@ -301,6 +301,26 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError(f"timed out waiting for /{pattern}/; stdout: {self.lines}")
 
+    def wait_ready(self, base, port, timeout=60):
+        """Until the admin listener's /readyz answers 200 and the ES9+ port accepts."""
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"smdpp serve exited ({self.proc.returncode}); stdout: {self.lines};"
+                                   f" stderr tail: {self.stderr_tail()}")
+            try:
+                st, _ = http_get(base + "/readyz", timeout=5)
+                with socket.create_connection(("127.0.0.1", port), timeout=5):
+                    pass
+                if st == 200:
+                    return
+                last = st
+            except (OSError, urllib.error.URLError) as e:
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout} s: {last}; stdout: {self.lines}")
+
     def stderr_tail(self, n=30):
         try:
             self.err.flush()
@@ -436,7 +456,11 @@ def main():
         server = Server(data, port, tmp / "serve.log", env=outbox_env)
         m = server.wait_line(r"admin listener: (http://127\.0\.0\.1:(\d+))/ \(metrics, health, console\)")
         base = m.group(1)
-        server.wait_line(r"run a virtual device against it", timeout=60)
+        server.wait_ready(base, port)
+        try:
+            server.wait_line(r"^demo profile Activation Code: ", timeout=15)
+        except RuntimeError:
+            pass
         demo = [ln.split(": ", 1)[1].strip() for ln in server.lines
                 if ln.startswith("demo profile Activation Code: ")]
         r.check("serve prints the admin listener line", True)
@@ -931,7 +955,7 @@ def main():
                 server = Server(data, port, tmp / "serve2.log", extra=["--console-session-ttl-secs", "2"])
                 m = server.wait_line(r"admin listener: (http://127\.0\.0\.1:(\d+))/")
                 base2 = m.group(1)
-                server.wait_line(r"run a virtual device against it", timeout=60)
+                server.wait_ready(base2, port)
                 ctx = browser.new_context(viewport=VIEWPORT)
                 ep = ctx.new_page()
                 ep.set_default_timeout(15000)
