@@ -219,9 +219,11 @@ async fn login(State(c): Shared, Form(f): FormData) -> Response {
     match auth::log_in(&c.store, username, password, c.session_ttl_ms).await {
         Ok(token) => {
             let mut r = redirect("/");
-            if let Ok(v) =
-                HeaderValue::from_str(&session_cookie(&c, &token, c.session_ttl_ms / 1000))
-            {
+            // The cookie outlives the session by the day the server keeps an expired session
+            // (the store purges them a day late), so that the browser still presents it and
+            // is told "session expired"; validity is decided by the server, not the cookie.
+            let max_age = c.session_ttl_ms / 1000 + 86_400;
+            if let Ok(v) = HeaderValue::from_str(&session_cookie(&c, &token, max_age)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
