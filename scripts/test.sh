@@ -24,6 +24,11 @@ fi
 export SMDPP_REQUIRE_INTEROP=1
 export SMDPP_REQUIRE_OSMO_HLR=1
 
+# The web console's browser tests: Debian's Chromium, zbarimg and Playwright for Python.
+echo "== browser test dependencies"
+./scripts/browser-deps.sh
+export SMDPP_REQUIRE_BROWSER=1
+
 # A throwaway PostgreSQL (temp dir, run as the postgres user) so the storage suite runs on
 # both backends; stopped again when this script exits.
 # shellcheck source=scripts/pg-test.sh
@@ -33,3 +38,10 @@ export SMDPP_REQUIRE_PG=1
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked "$@"
+
+# Every fuzz target builds and runs briefly without a finding (docs/FUZZING.md has the
+# campaign); SMDPP_SKIP_FUZZ_SMOKE=1 skips it when iterating on the tests.
+if [ "${SMDPP_SKIP_FUZZ_SMOKE:-0}" != 1 ]; then
+  echo "== fuzz smoke"
+  FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}" ./scripts/fuzz-smoke.sh
+fi
