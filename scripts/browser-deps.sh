@@ -18,7 +18,12 @@ fi
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v zbarimg >/dev/null 2>&1 || need_apt+=(zbar-tools)
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+if ! command -v python3 >/dev/null 2>&1; then
+    need_apt+=(python3 python3-pip)
+elif ! python3 -c 'import playwright.sync_api' >/dev/null 2>&1 &&
+    ! python3 -m pip --version >/dev/null 2>&1; then
+    need_apt+=(python3-pip)
+fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
