@@ -294,6 +294,15 @@ pub struct StoreMetadataRequest {
     pub extensions: Vec<u8>,
 }
 
+/// `iconType` (an INTEGER, `jpg(0)`, `png(1)`, others reserved) within `0..=i64::MAX`.
+pub(crate) fn decode_icon_type(t: &crate::tlv::Tlv<'_>) -> Result<u64, DecodeError> {
+    let v = decode_uint(t, "iconType")?;
+    if i64::try_from(v).is_err() {
+        return Err(DecodeError::invalid("iconType", "integer out of range"));
+    }
+    Ok(v)
+}
+
 impl StoreMetadataRequest {
     /// Decode one complete `BF25` element.
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
@@ -307,9 +316,11 @@ impl StoreMetadataRequest {
             32,
         )?;
         let profile_name = decode_utf8(&r.read_expect(Tag::context(18))?, "profileName", 0, 64)?;
+        // Bounded to what is encoded back (an INTEGER up to i64::MAX), so that decode ->
+        // encode -> decode is the identity (found by the bound_profile_package fuzz target).
         let icon_type = r
             .read_optional(Tag::context(19))?
-            .map(|t| decode_uint(&t, "iconType"))
+            .map(|t| decode_icon_type(&t))
             .transpose()?;
         let icon = r
             .read_optional(Tag::context(20))?
@@ -601,6 +612,41 @@ mod tests {
         assert!(InitialiseSecureChannelRequest::decode(&bad).is_err());
         iscr.truncate(iscr.len() - 1);
         assert!(InitialiseSecureChannelRequest::decode(&iscr).is_err());
+    }
+
+    #[test]
+    fn rejects_icon_type_above_i64_max() {
+        let smr = |icon_type| StoreMetadataRequest {
+            iccid: [0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6],
+            service_provider_name: "Operator".into(),
+            profile_name: "Profile".into(),
+            icon_type,
+            icon: None,
+            profile_class: None,
+            notification_configuration_info: None,
+            profile_owner: None,
+            profile_policy_rules: None,
+            extensions: Vec::new(),
+        };
+        let der = smr(Some(1)).encode();
+        // iconType [19] 1 -> iconType [19] 0x9407_8950_4E47_0102 (> i64::MAX, the value of
+        // the fuzz target's crash input); the outer length is short-form here.
+        let at = der
+            .windows(3)
+            .position(|w| w == [0x93, 0x01, 0x01])
+            .unwrap();
+        let mut bad = der[..at].to_vec();
+        bad.extend_from_slice(&[
+            0x93, 0x09, 0x00, 0x94, 0x07, 0x89, 0x50, 0x4E, 0x47, 0x01, 0x02,
+        ]);
+        bad.extend_from_slice(&der[at + 3..]);
+        assert!(bad[2] < 0x80);
+        bad[2] += 8;
+        let e = StoreMetadataRequest::decode(&bad).unwrap_err();
+        assert!(e.to_string().contains("iconType"), "{e}");
+        // i64::MAX itself decodes and round-trips.
+        let max = smr(Some(i64::MAX.unsigned_abs()));
+        assert_eq!(StoreMetadataRequest::decode(&max.encode()).unwrap(), max);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl SeqCodec for UpdateMetadataRequest {
             None => None,
         };
         let icon_type = match r.read_optional(c(19))? {
-            Some(t) => Some(crate::prim::decode_uint(&t, "iconType")?),
+            Some(t) => Some(crate::bpp::decode_icon_type(&t)?),
             None => None,
         };
         let icon = match r.read_optional(c(20))? {
