@@ -615,6 +615,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn rejects_icon_type_above_i64_max() {
         let smr = |icon_type| StoreMetadataRequest {
             iccid: [0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6],
