@@ -296,9 +296,14 @@ pub struct StoreMetadataRequest {
 
 /// `iconType` (an INTEGER, `jpg(0)`, `png(1)`, others reserved) within `0..=i64::MAX`.
 pub(crate) fn decode_icon_type(t: &crate::tlv::Tlv<'_>) -> Result<u64, DecodeError> {
-    let v = decode_uint(t, "iconType")?;
+    decode_uint_i64_range(t, "iconType")
+}
+
+/// A non-negative INTEGER within `0..=i64::MAX` (what `write_int` encodes back unchanged).
+fn decode_uint_i64_range(t: &crate::tlv::Tlv<'_>, field: &'static str) -> Result<u64, DecodeError> {
+    let v = decode_uint(t, field)?;
     if i64::try_from(v).is_err() {
-        return Err(DecodeError::invalid("iconType", "integer out of range"));
+        return Err(DecodeError::invalid(field, "integer out of range"));
     }
     Ok(v)
 }
@@ -329,9 +334,10 @@ impl StoreMetadataRequest {
         if icon.is_some() && icon_type.is_none() {
             return Err(DecodeError::invalid("icon", "present without iconType"));
         }
+        // Bounded like iconType: a value above i64::MAX would be encoded back as i64::MAX.
         let profile_class = r
             .read_optional(Tag::context(21))?
-            .map(|t| decode_uint(&t, "profileClass"))
+            .map(|t| decode_uint_i64_range(&t, "profileClass"))
             .transpose()?;
         let notification_configuration_info = r
             .read_optional(Tag::context_constructed(22))?

@@ -220,6 +220,26 @@ fn rejects_explicit_default_profile_class_as_a_distinct_value() {
     assert_eq!(again, list);
 }
 
+/// Found by the `bound_profile_package` fuzz target (smoke run): a StoreMetadataRequest whose
+/// `profileClass` is a 9-octet INTEGER above i64::MAX decoded, and was encoded back as
+/// i64::MAX, so decode -> encode -> decode changed the value. It is now refused on decode.
+#[test]
+fn rejects_store_metadata_profile_class_above_i64_max() {
+    use rsp_asn1::bpp::StoreMetadataRequest;
+    let crash = hex::decode(
+        "bf255b5a0a989444999999990920f391084f70657261746f72920c546573742070726f66696c65930101\
+         940789504e47010203950900a21bb630048002908110736d64702e6578616d706c652e636f6db7083af1\
+         80031000010199020640",
+    )
+    .unwrap();
+    let e = StoreMetadataRequest::decode(&crash).unwrap_err();
+    assert!(e.to_string().contains("profileClass"), "{e}");
+    // i64::MAX itself decodes and round-trips.
+    let mut max = common::store_metadata_full();
+    max.profile_class = Some(i64::MAX.unsigned_abs());
+    assert_eq!(StoreMetadataRequest::decode(&max.encode()).unwrap(), max);
+}
+
 #[test]
 fn rejects_excessive_nesting() {
     // an extension component nested 40 deep inside EUICCInfo1
