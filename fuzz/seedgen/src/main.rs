@@ -411,10 +411,10 @@ fn main() {
     saip_seeds(&mut out);
     pki_seeds(&mut out);
     text_seeds(&mut out);
-    if let Some(shared) = shared {
-        if !own_only {
-            shared_seeds(&mut out, &shared);
-        }
+    if let Some(shared) = shared
+        && !own_only
+    {
+        shared_seeds(&mut out, &shared);
     }
     println!(
         "seedgen: {} seeds, {} bytes in {}",
