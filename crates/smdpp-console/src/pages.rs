@@ -571,6 +571,15 @@ async fn visible(c: &Console, v: &Viewer, iccid: &str) -> Result<Option<Profile>
         .filter(|p| v.may_see(p.operator_id.as_deref())))
 }
 
+/// [`visible`] for a page: 404 when the user may not see it, 503 when the database fails.
+async fn page_profile(c: &Console, v: &Viewer, iccid: &str) -> Result<Profile, Response> {
+    match visible(c, v, iccid).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(not_found(v)),
+        Err(()) => Err(unavailable(Some(v))),
+    }
+}
+
 fn outbox_rows(rows: &[OutboxRow], v: &Viewer, with_iccid: bool) -> String {
     let mut out = String::new();
     for r in rows {
@@ -616,10 +625,9 @@ async fn profile(State(c): Shared, headers: HeaderMap, Path(iccid): Path<String>
         Ok(v) => v,
         Err(r) => return r,
     };
-    let p = match visible(&c, &v, &iccid).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(&v),
-        Err(()) => return unavailable(Some(&v)),
+    let p = match page_profile(&c, &v, &iccid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let (Ok(events), Ok(calls)) = (
         c.store.events_for(&p.iccid).await,
@@ -894,10 +902,9 @@ async fn order(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let p = match visible(&c, &v, &iccid).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(&v),
-        Err(()) => return unavailable(Some(&v)),
+    let p = match page_profile(&c, &v, &iccid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let note = q
         .get("done")
@@ -918,10 +925,9 @@ async fn order_qr(State(c): Shared, headers: HeaderMap, Path(iccid): Path<String
         Ok(v) => v,
         Err(r) => return r,
     };
-    let p = match visible(&c, &v, &iccid).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(&v),
-        Err(()) => return unavailable(Some(&v)),
+    let p = match page_profile(&c, &v, &iccid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let png = activation_code(&c, &p)
         .and_then(|ac| ActivationCode::parse(&ac).ok())
@@ -955,10 +961,9 @@ async fn order_action(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let p = match visible(&c, &v, &iccid).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_found(&v),
-        Err(()) => return unavailable(Some(&v)),
+    let p = match page_profile(&c, &v, &iccid).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let refuse = |p: &Profile, m: &str| {
         html(
