@@ -790,3 +790,35 @@ fn metrics_move_during_a_load_run() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&on_es9.stdout), "404");
 }
+
+#[test]
+fn rejects_bad_admin_listen_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let o = run(&["serve", "--data-dir", data_s, "--admin-listen", "nonsense"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "error: admin listen: \"nonsense\" is neither an address (IP:PORT) nor `off`"
+    );
+    // An address asked for must bind (unlike the default, which is skipped when taken).
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let o = run(&[
+        "serve",
+        "--data-dir",
+        data_s,
+        "--listen",
+        &listen,
+        "--admin-listen",
+        &addr,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("error: binding the admin listener {addr}")),
+        "{err}"
+    );
+}
