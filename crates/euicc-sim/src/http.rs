@@ -77,6 +77,10 @@ const MAX_IDLE_PER_ADDRESS: usize = 1024;
 #[derive(Clone)]
 pub struct Es9Client {
     tls: Option<TlsConnector>,
+    /// The OpenSSL client of [`Es9Client::with_openssl`], used instead of `tls`.
+    openssl: Option<Arc<OpenSslClient>>,
+    /// The CIs CERT.DP.TLS must chain to (`None`: not checked, or plain HTTP).
+    trust: Option<rsp_pki::TrustStore>,
     timeout: Duration,
     idle: Option<IdlePool>,
     admin_protocol: &'static str,
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Es9Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Es9Client")
             .field("tls", &self.tls.is_some())
+            .field("openssl", &self.openssl.is_some())
             .field("timeout", &self.timeout)
             .field("keep_alive", &self.idle.is_some())
             .finish()
@@ -120,30 +125,23 @@ impl ServerCertVerifier for CiVerifier {
         let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let now = time::OffsetDateTime::from_unix_timestamp(secs)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
-        let dp =
-            rsp_pki::validate_dp_chain(&self.trust, end_entity.as_ref(), rsp_pki::DpRole::Tls, now)
-                .map_err(|e| {
-                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                        rustls::OtherError(Arc::new(e)),
-                    ))
-                })?;
-        // The certificate must name the server the LPA dialled: a dNSName for a host name,
-        // an iPAddress entry for an IP literal (RFC 6125 / RFC 5280 4.2.1.6).
-        let name_ok = match server_name {
-            ServerName::DnsName(name) => {
-                dp.dns_names.iter().any(|n| name_matches(n, name.as_ref()))
+        let host = match server_name {
+            ServerName::DnsName(name) => Dialled::Name(name.as_ref()),
+            ServerName::IpAddress(ip) => Dialled::Ip(std::net::IpAddr::from(*ip)),
+            _ => {
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName,
+                ));
             }
-            ServerName::IpAddress(ip) => {
-                let ip = std::net::IpAddr::from(*ip);
-                dp.ip_addresses.contains(&ip)
-            }
-            _ => false,
         };
-        if !name_ok {
-            return Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName,
-            ));
-        }
+        check_dp_tls(&self.trust, end_entity.as_ref(), host, now).map_err(|e| match e {
+            DpTlsError::Chain(e) => rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))),
+            ),
+            DpTlsError::Name => {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+            }
+        })?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -180,6 +178,88 @@ impl ServerCertVerifier for CiVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The server the LPA dialled.
+#[derive(Clone, Copy, Debug)]
+enum Dialled<'a> {
+    Name(&'a str),
+    Ip(std::net::IpAddr),
+}
+
+impl<'a> Dialled<'a> {
+    fn of(host: &'a str) -> Dialled<'a> {
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Dialled::Ip(ip),
+            Err(_) => Dialled::Name(host),
+        }
+    }
+}
+
+/// Why a server certificate is not a usable CERT.DP.TLS.
+#[derive(Debug)]
+enum DpTlsError {
+    Chain(rsp_pki::PkiError),
+    Name,
+}
+
+impl std::fmt::Display for DpTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DpTlsError::Chain(e) => write!(f, "invalid CERT.DP.TLS: {e}"),
+            DpTlsError::Name => f.write_str("CERT.DP.TLS is not valid for the dialled name"),
+        }
+    }
+}
+
+/// SGP.22 section 3.1.2 step 5: `leaf` is a valid CERT.DP.TLS under one of the CIs, naming
+/// the server dialled: a dNSName for a host name, an iPAddress entry for an IP literal
+/// (RFC 6125 / RFC 5280 4.2.1.6).
+fn check_dp_tls(
+    trust: &rsp_pki::TrustStore,
+    leaf: &[u8],
+    dialled: Dialled<'_>,
+    now: time::OffsetDateTime,
+) -> Result<(), DpTlsError> {
+    let dp = rsp_pki::validate_dp_chain(trust, leaf, rsp_pki::DpRole::Tls, now)
+        .map_err(DpTlsError::Chain)?;
+    let name_ok = match dialled {
+        Dialled::Name(name) => dp.dns_names.iter().any(|n| name_matches(n, name)),
+        Dialled::Ip(ip) => dp.ip_addresses.contains(&ip),
+    };
+    if name_ok {
+        Ok(())
+    } else {
+        Err(DpTlsError::Name)
+    }
+}
+
+/// The TLS parameters of [`Es9Client::with_openssl`] (OpenSSL syntax), for reaching an
+/// SM-DP+ with a suite, curve or certificate rustls does not support: the CBC-SHA256 suite
+/// and brainpoolP256r1 of SGP.22 2.6.6.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenSslOptions {
+    /// TLS 1.2 cipher list, e.g. `ECDHE-ECDSA-AES128-SHA256`.
+    pub cipher_list: String,
+    /// Key exchange groups, e.g. `brainpoolP256r1`.
+    pub groups: String,
+    /// Offer TLS 1.2 only (what 2.6.6 specifies); otherwise TLS 1.3 too.
+    pub tls12_only: bool,
+}
+
+impl Default for OpenSslOptions {
+    /// Both suites and both curves of 2.6.6, TLS 1.2 only.
+    fn default() -> Self {
+        OpenSslOptions {
+            cipher_list: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256".into(),
+            groups: "P-256:brainpoolP256r1".into(),
+            tls12_only: true,
+        }
+    }
+}
+
+struct OpenSslClient {
+    connector: openssl::ssl::SslConnector,
 }
 
 #[derive(Debug)]
@@ -263,10 +343,16 @@ impl Es9Client {
     /// A client for `transport`, with a 60 s timeout per call.
     pub fn new(transport: Transport) -> Result<Es9Client, LpaError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let trust = match &transport {
+            Transport::Https(t) => Some(t.clone()),
+            _ => None,
+        };
         let verifier: Arc<dyn ServerCertVerifier> = match transport {
             Transport::Http => {
                 return Ok(Es9Client {
                     tls: None,
+                    openssl: None,
+                    trust: None,
                     timeout: Duration::from_secs(60),
                     idle: None,
                     admin_protocol: ADMIN_PROTOCOL,
@@ -289,6 +375,8 @@ impl Es9Client {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Es9Client {
             tls: Some(TlsConnector::from(Arc::new(cfg))),
+            openssl: None,
+            trust,
             timeout: Duration::from_secs(60),
             idle: None,
             admin_protocol: ADMIN_PROTOCOL,
@@ -302,6 +390,44 @@ impl Es9Client {
     pub fn with_keep_alive(mut self, keep_alive: bool) -> Es9Client {
         self.idle = keep_alive.then(IdlePool::default);
         self
+    }
+
+    /// Speak TLS with OpenSSL instead of rustls, with these parameters: the server's
+    /// certificate is checked after the handshake exactly as with rustls (a CERT.DP.TLS under
+    /// the trusted CIs naming the dialled host, unless the transport is
+    /// [`Transport::HttpsInsecure`]); OpenSSL verifies the handshake signatures. Fails for a
+    /// plain-HTTP client or parameters OpenSSL refuses.
+    pub fn with_openssl(mut self, options: &OpenSslOptions) -> Result<Es9Client, LpaError> {
+        if self.tls.is_none() {
+            return Err(LpaError::InvalidInput(
+                "an OpenSSL client needs an HTTPS transport".into(),
+            ));
+        }
+        let conf = |what: &str, e: openssl::error::ErrorStack| {
+            LpaError::InvalidInput(format!("OpenSSL TLS {what}: {e}"))
+        };
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+        let mut b =
+            SslConnector::builder(SslMethod::tls_client()).map_err(|e| conf("context", e))?;
+        b.set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(|e| conf("versions", e))?;
+        if options.tls12_only {
+            b.set_max_proto_version(Some(SslVersion::TLS1_2))
+                .map_err(|e| conf("versions", e))?;
+        }
+        b.set_cipher_list(&options.cipher_list)
+            .map_err(|e| conf("cipher list", e))?;
+        b.set_groups_list(&options.groups)
+            .map_err(|e| conf("groups", e))?;
+        b.set_alpn_protos(b"\x08http/1.1")
+            .map_err(|e| conf("ALPN", e))?;
+        // The chain is checked after the handshake by check_dp_tls (SGP.22 rules, which
+        // OpenSSL's verifier does not know); the handshake signatures are OpenSSL's.
+        b.set_verify(SslVerifyMode::NONE);
+        self.openssl = Some(Arc::new(OpenSslClient {
+            connector: b.build(),
+        }));
+        Ok(self)
     }
 
     /// Whether connections are re-used.
@@ -346,6 +472,9 @@ impl Es9Client {
             .await
             .map_err(|e| LpaError::Transport(format!("connecting to {address}: {e}")))?;
         let _ = tcp.set_nodelay(true);
+        if let Some(ossl) = &self.openssl {
+            return self.connect_openssl(ossl, address, host, tcp).await;
+        }
         match &self.tls {
             Some(tls) => {
                 let name = ServerName::try_from(host.to_owned()).map_err(|e| {
@@ -358,6 +487,42 @@ impl Es9Client {
             }
             None => handshake(TokioIo::new(tcp)).await,
         }
+    }
+
+    async fn connect_openssl(
+        &self,
+        ossl: &OpenSslClient,
+        address: &str,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<Sender, LpaError> {
+        let fail = |e: String| LpaError::Transport(format!("TLS handshake with {address}: {e}"));
+        let mut config = ossl
+            .connector
+            .configure()
+            .map_err(|e| fail(e.to_string()))?;
+        config.set_verify_hostname(false);
+        let dialled = Dialled::of(host);
+        if matches!(dialled, Dialled::Ip(_)) {
+            config.set_use_server_name_indication(false);
+        }
+        let ssl = config.into_ssl(host).map_err(|e| fail(e.to_string()))?;
+        let mut stream =
+            tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| fail(e.to_string()))?;
+        std::pin::Pin::new(&mut stream)
+            .connect()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(trust) = &self.trust {
+            let leaf = stream
+                .ssl()
+                .peer_certificate()
+                .and_then(|c| c.to_der().ok())
+                .ok_or_else(|| fail("the server sent no certificate".into()))?;
+            check_dp_tls(trust, &leaf, dialled, time::OffsetDateTime::now_utc())
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        handshake(TokioIo::new(stream)).await
     }
 
     /// Send `protocol` as `X-Admin-Protocol` (default [`ADMIN_PROTOCOL`]; the LPA uses

@@ -36,9 +36,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod service;
 pub mod tls;
+pub mod tls_openssl;
 
 pub use admin::{AdminError, AdminService, OrderActivationCode, admin_router};
 pub use es2::{ClientCertificate, Es2Caller, Es2Service, es2_router};
 pub use http::{Es9HttpConfig, router};
-pub use listen::{ListenMode, ServeOptions, bind, serve, serve_with};
+pub use listen::{ListenMode, ServeOptions, TlsConfig, bind, serve, serve_with};
 pub use service::Es9Service;

@@ -32,6 +32,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use openssl::ssl::SslAcceptor;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,14 +43,61 @@ use tokio_rustls::TlsAcceptor;
 use crate::es2::ClientCertificate;
 
 /// How connections are secured.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum ListenMode {
-    /// HTTPS with this configuration (see [`crate::tls::server_config`]). The normal mode:
-    /// SGP.22 section 6.1 requires TLS on ES9+.
+    /// HTTPS with rustls and this configuration (see [`crate::tls::server_config`]). The
+    /// normal mode: SGP.22 section 6.1 requires TLS on ES9+.
     Tls(Arc<ServerConfig>),
+    /// HTTPS with OpenSSL (see [`crate::tls_openssl`]): adds the CBC-SHA256 suite and
+    /// brainpoolP256r1 of SGP.22 2.6.6.
+    OpenSsl(Arc<SslAcceptor>),
     /// Plain HTTP, without TLS. Only for tests and for running behind a TLS-terminating proxy;
     /// must be asked for explicitly.
     PlainHttp,
+}
+
+impl std::fmt::Debug for ListenMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenMode::Tls(_) => "ListenMode::Tls",
+            ListenMode::OpenSsl(_) => "ListenMode::OpenSsl",
+            ListenMode::PlainHttp => "ListenMode::PlainHttp",
+        })
+    }
+}
+
+/// A TLS configuration of either backend.
+#[derive(Clone)]
+pub enum TlsConfig {
+    /// rustls (the default backend).
+    Rustls(Arc<ServerConfig>),
+    /// OpenSSL (`--tls-backend openssl`).
+    OpenSsl(Arc<SslAcceptor>),
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsConfig::Rustls(_) => "TlsConfig::Rustls",
+            TlsConfig::OpenSsl(_) => "TlsConfig::OpenSsl",
+        })
+    }
+}
+
+impl From<TlsConfig> for ListenMode {
+    fn from(t: TlsConfig) -> ListenMode {
+        match t {
+            TlsConfig::Rustls(c) => ListenMode::Tls(c),
+            TlsConfig::OpenSsl(a) => ListenMode::OpenSsl(a),
+        }
+    }
+}
+
+/// The handshake side of a listener.
+#[derive(Clone)]
+enum Acceptor {
+    Rustls(TlsAcceptor),
+    OpenSsl(Arc<SslAcceptor>),
 }
 
 /// Connection-level limits of [`serve_with`]. [`Default`] gives production-sane values.
@@ -127,7 +175,8 @@ pub async fn serve_with(
     options: ServeOptions,
 ) -> io::Result<()> {
     let acceptor = match &mode {
-        ListenMode::Tls(config) => Some(TlsAcceptor::from(Arc::clone(config))),
+        ListenMode::Tls(config) => Some(Acceptor::Rustls(TlsAcceptor::from(Arc::clone(config)))),
+        ListenMode::OpenSsl(a) => Some(Acceptor::OpenSsl(Arc::clone(a))),
         ListenMode::PlainHttp => None,
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -319,7 +368,7 @@ impl Service<Request<Incoming>> for TrackedService {
 struct ConnectionTask {
     stream: TcpStream,
     peer: SocketAddr,
-    acceptor: Option<TlsAcceptor>,
+    acceptor: Option<Acceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
     signal: watch::Receiver<Signal>,
@@ -342,26 +391,11 @@ impl ConnectionTask {
         let _ = stream.set_nodelay(true);
         match acceptor {
             None => serve_io(stream, router, &builder, signal, &limits, opened, peer).await,
-            Some(acceptor) => {
-                let tls =
-                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => {
-                            crate::metrics::global().tls_handshake("success");
-                            tls
-                        }
-                        Ok(Err(e)) => {
-                            crate::metrics::global().tls_handshake("failure");
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            crate::metrics::global().tls_handshake("timeout");
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+            Some(Acceptor::Rustls(acceptor)) => {
+                let tls = match handshake(&limits, peer, acceptor.accept(stream)).await {
+                    Some(tls) => tls,
+                    None => return,
+                };
                 // The client certificate (ES2+ mutual TLS, SGP.22 section 6.1) goes to the
                 // handlers as a request extension; it cannot come from the wire.
                 let client_cert = tls
@@ -370,13 +404,65 @@ impl ConnectionTask {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .map(|c| ClientCertificate(Arc::from(c.as_ref())));
-                let router = match client_cert {
-                    Some(c) => router.layer(axum::Extension(c)),
-                    None => router,
+                let router = with_client_cert(router, client_cert);
+                serve_io(tls, router, &builder, signal, &limits, opened, peer).await;
+            }
+            Some(Acceptor::OpenSsl(acceptor)) => {
+                let accept = async {
+                    let ssl = openssl::ssl::Ssl::new(acceptor.context())
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    let mut tls = tokio_openssl::SslStream::new(ssl, stream)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    Pin::new(&mut tls)
+                        .accept()
+                        .await
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    Ok::<_, io::Error>(tls)
                 };
+                let Some(tls) = handshake(&limits, peer, accept).await else {
+                    return;
+                };
+                let client_cert = tls
+                    .ssl()
+                    .peer_certificate()
+                    .and_then(|c| c.to_der().ok())
+                    .map(|der| ClientCertificate(Arc::from(der.as_slice())));
+                let router = with_client_cert(router, client_cert);
                 serve_io(tls, router, &builder, signal, &limits, opened, peer).await;
             }
         }
+    }
+}
+
+/// Runs a TLS handshake within the handshake timeout, counting its outcome.
+async fn handshake<T>(
+    limits: &ConnLimits,
+    peer: SocketAddr,
+    accept: impl Future<Output = io::Result<T>>,
+) -> Option<T> {
+    match tokio::time::timeout(limits.handshake_timeout, accept).await {
+        Ok(Ok(tls)) => {
+            crate::metrics::global().tls_handshake("success");
+            Some(tls)
+        }
+        Ok(Err(e)) => {
+            crate::metrics::global().tls_handshake("failure");
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            crate::metrics::global().tls_handshake("timeout");
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The client certificate as a request extension of every request of the connection.
+fn with_client_cert(router: Router, cert: Option<ClientCertificate>) -> Router {
+    match cert {
+        Some(c) => router.layer(axum::Extension(c)),
+        None => router,
     }
 }
 

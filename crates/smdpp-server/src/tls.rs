@@ -8,8 +8,8 @@
 //! - The server SHALL support **TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256** (offered; the only
 //!   TLS 1.2 suite we offer) **and TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256**. rustls has no
 //!   CBC suites at all, so the second one **cannot be offered**: a client that supports only
-//!   the CBC suite (allowed by 2.6.6, "at least one of") cannot connect. Serving such clients
-//!   needs an OpenSSL-based listener; [`crate::ListenMode`] keeps the listener replaceable.
+//!   the CBC suite (allowed by 2.6.6, "at least one of") cannot connect to this backend; the
+//!   OpenSSL backend ([`crate::tls_openssl`], `--tls-backend openssl`) serves them.
 //! - For TLS 1.2 the server SHALL select sha256/ecdsa: with a P-256 key rustls signs the
 //!   ServerKeyExchange with `ecdsa_secp256r1_sha256`.
 //! - Named curves: TLS 1.2 key exchange uses secp256r1 (23) only; TLS 1.3 also accepts X25519
@@ -17,7 +17,7 @@
 //!   the client's list that we support. **brainpoolP256r1 (26) and FRP256V1 (0xFE00)**,
 //!   which 2.6.6 also lists, are not implemented by rustls or aws-lc-rs, neither as key
 //!   exchange groups nor as certificate keys: a brainpool-only client, or a brainpool DPtls
-//!   certificate (SGP.26 `CERT_S_SM_DP_TLS_BRP`), needs an OpenSSL listener too.
+//!   certificate (SGP.26 `CERT_S_SM_DP_TLS_BRP`), needs the OpenSSL backend too.
 //! - TLS 1.3 suites: AES-128-GCM-SHA256, AES-256-GCM-SHA384, CHACHA20-POLY1305-SHA256.
 //! - ALPN: `h2` and `http/1.1` (lpac via libcurl picks `h2`); a client without ALPN gets
 //!   HTTP/1.1.

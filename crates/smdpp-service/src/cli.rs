@@ -58,7 +58,7 @@ use rsp_pki::{Certificate, PkiOptions, TrustStore};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use smdpp_core::ActivationCode;
-use smdpp_server::{Es9HttpConfig, ListenMode};
+use smdpp_server::{Es9HttpConfig, ListenMode, TlsConfig};
 use smdpp_store::{
     EventRecord, NewProfile, ProfileFilter, ProfileState, SqliteSynchronous, Store, StoreError,
     StoreOptions, normalize_iccid,
@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or tests).
     #[arg(long, env = "SMDPP_PLAIN_HTTP")]
     pub plain_http: bool,
+    /// TLS implementation of the listener: `rustls` (default: GCM suite, P-256) or `openssl`
+    /// (adds the CBC-SHA256 suite and brainpoolP256r1 of SGP.22 2.6.6, and a brainpool
+    /// CERT.DP.TLS).
+    #[arg(long, env = "SMDPP_TLS_BACKEND", value_enum)]
+    pub tls_backend: Option<TlsBackend>,
     /// RSP session time-to-live between calls, seconds (default 600).
     #[arg(long, env = "SMDPP_SESSION_TTL_SECS")]
     pub session_ttl_secs: Option<u64>,
@@ -273,6 +278,8 @@ pub struct FileConfig {
     pub key_sets: Vec<KeySetFile>,
     /// See [`ServeArgs::plain_http`].
     pub plain_http: Option<bool>,
+    /// See [`ServeArgs::tls_backend`]: `"rustls"` or `"openssl"`.
+    pub tls_backend: Option<TlsBackend>,
     /// See [`ServeArgs::session_ttl_secs`].
     pub session_ttl_secs: Option<u64>,
     /// How long to wait for the ProfileInstallationResult, seconds.
@@ -345,6 +352,8 @@ pub struct Settings {
     pub key_sets: Vec<KeySetFile>,
     /// Plain HTTP.
     pub plain_http: bool,
+    /// The TLS implementation (when not plain HTTP).
+    pub tls_backend: TlsBackend,
     /// Engine limits.
     pub limits: Limits,
     /// Seed a demo profile into an empty inventory.
@@ -359,6 +368,18 @@ pub struct Settings {
     pub console_session_ttl: Duration,
     /// Per-client-address limits on ES9+.
     pub abuse: smdpp_server::abuse::AbuseLimits,
+}
+
+/// `--tls-backend`: which TLS implementation serves ES9+/ES2+.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsBackend {
+    /// rustls (aws-lc-rs): TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256 and TLS 1.3, P-256.
+    #[default]
+    Rustls,
+    /// OpenSSL: adds ECDHE-ECDSA-AES128-SHA256 (CBC) and brainpoolP256r1, for key exchange
+    /// and as the curve of CERT.DP.TLS ([`smdpp_server::tls_openssl`]).
+    Openssl,
 }
 
 /// Where the admin listener (metrics, health, console) binds.
@@ -519,6 +540,7 @@ impl ServeArgs {
             trusted_ci,
             key_sets: f.key_sets.clone(),
             plain_http: self.plain_http || f.plain_http.unwrap_or(false),
+            tls_backend: self.tls_backend.or(f.tls_backend).unwrap_or_default(),
             limits,
             demo_profile: f.demo_profile.unwrap_or(true),
             sqlite_synchronous,
@@ -630,7 +652,7 @@ pub struct Prepared {
     /// The engine.
     pub engine: Arc<Es9Engine>,
     /// HTTPS configuration, `None` for plain HTTP.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<TlsConfig>,
     /// Whether a test PKI was generated now.
     pub generated_pki: bool,
     /// The Activation Code of the demo profile seeded now, if any.
@@ -698,12 +720,21 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             .dptls_key
             .clone()
             .unwrap_or_else(|| settings.pki_dir.join("dptls.key"));
-        Some(
-            // Requests (does not require) a client certificate: ES2+ callers are
-            // authenticated by it (SGP.22 section 6.1), ES9+ devices present none.
-            smdpp_server::tls::server_config_with_client_auth_from_pem_files(&cert, &key)
-                .context("TLS certificate (CERT.DP.TLS must be P-256)")?,
-        )
+        // Both request (do not require) a client certificate: ES2+ callers are
+        // authenticated by it (SGP.22 section 6.1), ES9+ devices present none.
+        Some(match settings.tls_backend {
+            TlsBackend::Rustls => TlsConfig::Rustls(
+                smdpp_server::tls::server_config_with_client_auth_from_pem_files(&cert, &key)
+                    .context(
+                        "TLS certificate (CERT.DP.TLS must be P-256 with --tls-backend rustls; \
+                         --tls-backend openssl also takes brainpoolP256r1)",
+                    )?,
+            ),
+            TlsBackend::Openssl => TlsConfig::OpenSsl(
+                smdpp_server::tls_openssl::acceptor_from_pem_files(&cert, &key)
+                    .context("TLS certificate for the OpenSSL listener")?,
+            ),
+        })
     };
     let factory = crate::factory_cli::open_factory(&store, &settings.kek_file).await?;
     let sealed = factory.seal_plaintext_upps().await?;
@@ -847,7 +878,7 @@ pub async fn run_with_admin(
             )),
         ));
     let mode = match &prepared.tls {
-        Some(t) => ListenMode::Tls(Arc::clone(t)),
+        Some(t) => ListenMode::from(t.clone()),
         None => ListenMode::PlainHttp,
     };
     let limits = &prepared.engine.config().limits;

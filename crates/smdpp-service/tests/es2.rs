@@ -1067,6 +1067,44 @@ async fn rejects_unauthenticated_callers(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// ES2+ mutual TLS on the OpenSSL listener (`--tls-backend openssl`): the client certificate
+/// reaches the handler as on rustls, so operators are told apart by it, and a whole order runs
+/// to Installed.
+async fn mutual_tls_on_the_openssl_listener(dir: &Path, db: &Db) {
+    let e = env_with(dir, db, |s| {
+        s.tls_backend = smdpp_service::cli::TlsBackend::Openssl;
+    })
+    .await;
+    let iccid = e.inventory("op-a", "T", 1).await.remove(0);
+    let body = json!({"header": {"functionRequesterIdentifier": "op-a",
+        "functionCallIdentifier": "x1"}, "iccid": iccid})
+    .to_string();
+    let (_, r) = e.raw("downloadOrder", &body, None).await;
+    assert_code(&r, &status::FUNCTION_REQUESTER_UNKNOWN);
+    let (_, r) = e.raw("downloadOrder", &body, Some(&e.op_b)).await;
+    assert_code(&r, &status::FUNCTION_REQUESTER_NOT_ALLOWED);
+    let r = e
+        .call("op-a", "downloadOrder", json!({"iccid": iccid}))
+        .await;
+    ok(&r);
+    let r = e
+        .call(
+            "op-a",
+            "confirmOrder",
+            json!({"iccid": iccid, "releaseFlag": true}),
+        )
+        .await;
+    ok(&r);
+    let mid = r["matchingId"].as_str().unwrap().to_owned();
+    let mut euicc = sim_euicc(&e.pki);
+    e.lpa
+        .download(&mut euicc, &e.ac(&mid), &DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(e.state(&iccid).await.0, ProfileState::Installed);
+    e.server.stop().await;
+}
+
 /// Malformed requests over HTTPS: format codes, nothing changed.
 async fn rejects_malformed_requests(dir: &Path, db: &Db) {
     let e = env(dir, db).await;
@@ -1232,6 +1270,7 @@ async fn concurrent_confirm_orders(dir: &Path, db: &Db) {
 }
 
 both_backends!(
+    mutual_tls_on_the_openssl_listener,
     activation_code_use_case,
     default_smdp_use_case,
     state_machine,

@@ -464,3 +464,79 @@ fn rejects_bad_activation_code() {
         &["error: unsupported activation code format \"bad\""],
     );
 }
+
+/// `smdpp serve --tls-backend openssl`: the demo profile downloaded by the `smdpp euicc`
+/// process, and `openssl s_client` on the CBC suite of SGP.22 2.6.6 against the process.
+#[test]
+fn openssl_tls_backend_serves_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut c = Child::spawn(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--admin-listen",
+        "off",
+        "--tls-backend",
+        "openssl",
+    ]);
+    c.wait_for("run a virtual device against it", Duration::from_secs(60));
+    let ac = c
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("demo profile Activation Code: ")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    wait_healthy(port);
+    let state = dir.path().join("dev.json");
+    let pki = data.join("pki");
+    run_ok(&[
+        "euicc",
+        "init",
+        "--state",
+        state.to_str().unwrap(),
+        "--pki",
+        pki.to_str().unwrap(),
+    ]);
+    run_ok(&["euicc", "download", "--state", state.to_str().unwrap(), &ac]);
+    let iccid = euicc_sim::state::EuiccState::load(&state).unwrap().profiles[0]
+        .iccid
+        .clone();
+    assert_installed(&profiles_list(&data, None), &iccid);
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &listen,
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-SHA256",
+            "-curves",
+            "prime256v1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Cipher is ECDHE-ECDSA-AES128-SHA256"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rejects_unknown_tls_backend() {
+    assert_fails(
+        &["serve", "--tls-backend", "gnutls"],
+        2,
+        &["invalid value 'gnutls' for '--tls-backend <TLS_BACKEND>'"],
+    );
+}

@@ -313,6 +313,7 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         trusted_ci: Vec::new(),
         key_sets: Vec::new(),
         plain_http: false,
+        tls_backend: smdpp_service::cli::TlsBackend::default(),
         limits: Limits::default(),
         demo_profile: false,
         kek_file: data_dir.join("vault.kek"),
