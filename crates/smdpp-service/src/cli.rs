@@ -42,6 +42,7 @@
 //! | `limit_initiate_per_minute` | 6000 per client address (0: none; see `smdpp_server::abuse`) |
 //! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
 //! | `max_open_sessions` | 100000 sessions before BPP delivery, all nodes (0: no bound) |
+//! | `limit_refusals_per_eid_per_minute` | 10 refused MatchingIDs / Confirmation Codes per EID (0: none) |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -170,6 +171,10 @@ pub struct ServeArgs {
     /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1.
     #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS")]
     pub max_open_sessions: Option<i64>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per EID per minute before that
+    /// eUICC's calls are refused with 1.2/5.1 (default 10; 0: no limit).
+    #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_EID_PER_MINUTE")]
+    pub limit_refusals_per_eid_per_minute: Option<u32>,
 }
 
 /// `smdpp profiles ...`.
@@ -310,6 +315,8 @@ pub struct FileConfig {
     pub limit_refusals_per_minute: Option<u32>,
     /// See [`ServeArgs::max_open_sessions`].
     pub max_open_sessions: Option<i64>,
+    /// See [`ServeArgs::limit_refusals_per_eid_per_minute`].
+    pub limit_refusals_per_eid_per_minute: Option<u32>,
 }
 
 impl FileConfig {
@@ -488,6 +495,10 @@ impl ServeArgs {
                 .max_open_sessions
                 .or(f.max_open_sessions)
                 .unwrap_or(d.max_open_sessions),
+            refusals_per_eid_per_minute: self
+                .limit_refusals_per_eid_per_minute
+                .or(f.limit_refusals_per_eid_per_minute)
+                .unwrap_or(d.refusals_per_eid_per_minute),
         };
         let mut trusted_ci = f.trusted_ci.clone();
         trusted_ci.extend(self.trusted_ci.iter().cloned());

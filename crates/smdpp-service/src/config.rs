@@ -80,6 +80,13 @@ pub struct Limits {
     /// clients opening sessions they never finish cannot fill the database. The count is
     /// read at most once a second per node, plus this node's sessions since.
     pub max_open_sessions: i64,
+    /// Refused MatchingIDs and Confirmation Codes tolerated per EID per minute, on this node
+    /// (default 10; 0: no limit). Past it, that eUICC's authenticateClient and
+    /// getBoundProfilePackage are refused with `1.2/5.1` (retry later) until the minute
+    /// ends. The EID counted is the one of the eUICC certificate the chain check has just
+    /// validated, so one client cannot spend another card's allowance. This complements the
+    /// per-address limit of `smdpp_server::abuse` for clients spread over many addresses.
+    pub refusals_per_eid_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -94,6 +101,7 @@ impl Default for Limits {
             es2_call_retention: Duration::from_secs(7 * 24 * 3600),
             outbox: crate::outbox::OutboxConfig::default(),
             max_open_sessions: 100_000,
+            refusals_per_eid_per_minute: 10,
         }
     }
 }

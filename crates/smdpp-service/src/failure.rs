@@ -92,6 +92,10 @@ pub enum Failure {
     /// Too many RSP sessions open (the engine's bound; `1.2/5.1`).
     #[error("too many open RSP sessions")]
     SessionsFull,
+    /// This eUICC had too many MatchingIDs or Confirmation Codes refused this minute
+    /// (`1.2/5.1`, see `Limits::refusals_per_eid_per_minute`).
+    #[error("too many refused attempts by this eUICC")]
+    EidThrottled,
     /// Any other internal failure (`1.2/4.2`); the detail is logged, not sent.
     #[error("internal: {0}")]
     Internal(String),
@@ -202,6 +206,10 @@ impl Failure {
             SessionsFull => (
                 status::FUNCTION_PROVIDER_INACCESSIBLE,
                 "Too many download sessions are open; retry later.".into(),
+            ),
+            EidThrottled => (
+                status::FUNCTION_PROVIDER_INACCESSIBLE,
+                "Too many refused attempts by this eUICC; retry later.".into(),
             ),
             Internal(_) => (
                 status::FUNCTION_PROVIDER_EXECUTION_ERROR,

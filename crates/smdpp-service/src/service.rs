@@ -142,6 +142,61 @@ pub struct Es9Engine {
     config: ServiceConfig,
     factory: Option<Arc<Factory>>,
     open_sessions: OpenSessions,
+    eid_refusals: EidRefusals,
+}
+
+/// Refused MatchingIDs and Confirmation Codes per EID in the current one-minute window (see
+/// [`Limits::refusals_per_eid_per_minute`]); at most [`EidRefusals::MAX_TRACKED`] EIDs, then
+/// expired windows are dropped and, if still full, all (fail open).
+#[derive(Debug, Default)]
+struct EidRefusals {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl EidRefusals {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX_TRACKED: usize = 100_000;
+
+    /// Whether `eid` is over `limit` in its current window.
+    fn over(&self, eid: &str, limit: u32) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        let map = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(eid)
+            .is_some_and(|(start, n)| start.elapsed() < Self::WINDOW && *n >= limit)
+    }
+
+    /// Counts one refusal for `eid`.
+    fn refused(&self, eid: &str) {
+        let now = std::time::Instant::now();
+        let mut map = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX_TRACKED && !map.contains_key(eid) {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Self::WINDOW);
+            if map.len() >= Self::MAX_TRACKED {
+                map.clear();
+            }
+        }
+        let w = map.entry(eid.to_owned()).or_insert((now, 0));
+        if now.duration_since(w.0) >= Self::WINDOW {
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+    }
+
+    /// Refuses `eid` when over `limit`; otherwise counts `result` if it is a refusal.
+    fn check<T>(&self, eid: &str, limit: u32, result: Result<T>) -> Result<T> {
+        if matches!(result, Err(Failure::MatchingIdRefused | Failure::CcRefused)) && limit > 0 {
+            self.refused(eid);
+        }
+        result
+    }
 }
 
 /// The engine's view of how many sessions are open (see [`Limits::max_open_sessions`]): the
@@ -204,6 +259,7 @@ impl Es9Engine {
             config,
             factory: None,
             open_sessions: OpenSessions::default(),
+            eid_refusals: EidRefusals::default(),
         }
     }
 
@@ -787,7 +843,12 @@ impl Es9Engine {
         ok: &rsp_asn1::auth::AuthenticateResponseOk,
         euicc: &rsp_pki::ValidatedEuicc,
     ) -> Result<AuthenticateClientResponse> {
-        let profile = self.find_order(eid, matching_id).await?;
+        let limit = self.config.limits.refusals_per_eid_per_minute;
+        if self.eid_refusals.over(eid, limit) {
+            return Err(Failure::EidThrottled);
+        }
+        let found = self.find_order(eid, matching_id).await;
+        let profile = self.eid_refusals.check(eid, limit, found)?;
         if !DOWNLOADABLE.contains(&profile.state) {
             return Err(Failure::NotReleased);
         }
@@ -1306,6 +1367,9 @@ impl Es9Engine {
                     self.profile_to_error(&profile, "confirmation code attempts exceeded", notify)
                         .await?;
                     return Err(Failure::CcAttemptsExceeded);
+                }
+                if self.config.limits.refusals_per_eid_per_minute > 0 {
+                    self.eid_refusals.refused(&binding.eid);
                 }
                 return Err(Failure::CcRefused);
             }

@@ -202,6 +202,29 @@ async fn rejects_unknown_matching_id(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// One eUICC guessing MatchingIDs: past `refusals_per_eid_per_minute` refusals its calls are
+/// refused with `1.2/5.1` (even with a right MatchingID) until the minute ends.
+async fn rejects_matching_id_guessing_by_one_eid_past_the_limit(dir: &Path, db: &Db) {
+    let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
+    s.limits.refusals_per_eid_per_minute = 2;
+    let server = Server::start(s).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, iccid) = server.add(&upp, None, None).await;
+    let card = Card::from_pki(&pki);
+    for guess in ["GUESS-1", "GUESS-2"] {
+        assert_code(
+            authenticate(&server, &card, Some(guess)).await.map(|_| ()),
+            &status::MATCHING_ID_REFUSED,
+        );
+    }
+    assert_code(
+        authenticate(&server, &card, Some(&mid)).await.map(|_| ()),
+        &status::FUNCTION_PROVIDER_INACCESSIBLE,
+    );
+    assert_eq!(server.profile(&iccid).await.state, ProfileState::Released);
+    server.stop().await;
+}
+
 async fn default_smdp_flow_by_eid(dir: &Path, db: &Db) {
     let e = env(dir, db, Curve::NistP256).await;
     let upp = std::fs::read(TS48).unwrap();
@@ -1043,6 +1066,7 @@ both_backends!(
     rejects_wrong_cc_then_limit,
     rejects_download_attempts_exceeded,
     rejects_unknown_matching_id,
+    rejects_matching_id_guessing_by_one_eid_past_the_limit,
     default_smdp_flow_by_eid,
     rejects_order_bound_to_other_eid,
     rejects_untrusted_ci,
