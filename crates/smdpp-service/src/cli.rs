@@ -169,6 +169,15 @@ pub struct ServeArgs {
     /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1.
     #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS")]
     pub max_open_sessions: Option<i64>,
+    /// Certificate revocation (CRLs) and expiry warnings (boxed: keeps the command enum
+    /// small).
+    #[command(flatten)]
+    pub revocation: Box<RevocationArgs>,
+}
+
+/// The revocation flags of `smdpp serve` (see [`crate::revocation`]).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RevocationArgs {
     /// CRL file (DER or PEM) of a trusted CI, or of an EUM; repeatable. Re-read at every
     /// refresh. A file that does not load is a start-up error.
     #[arg(long = "crl")]
@@ -326,17 +335,17 @@ pub struct FileConfig {
     pub limit_refusals_per_minute: Option<u32>,
     /// See [`ServeArgs::max_open_sessions`].
     pub max_open_sessions: Option<i64>,
-    /// See [`ServeArgs::crl`] (the flag's files are added to these).
+    /// See [`RevocationArgs::crl`] (the flag's files are added to these).
     #[serde(default)]
     pub crl: Vec<PathBuf>,
-    /// See [`ServeArgs::crl_url`] (the flag's URLs are added to these).
+    /// See [`RevocationArgs::crl_url`] (the flag's URLs are added to these).
     #[serde(default)]
     pub crl_url: Vec<String>,
-    /// See [`ServeArgs::crl_refresh_secs`].
+    /// See [`RevocationArgs::crl_refresh_secs`].
     pub crl_refresh_secs: Option<u64>,
-    /// See [`ServeArgs::crl_stale_policy`]: `"refuse"` or `"warn"`.
+    /// See [`RevocationArgs::crl_stale_policy`]: `"refuse"` or `"warn"`.
     pub crl_stale_policy: Option<String>,
-    /// See [`ServeArgs::cert_expiry_warn_days`].
+    /// See [`RevocationArgs::cert_expiry_warn_days`].
     pub cert_expiry_warn_days: Option<u64>,
 }
 
@@ -570,14 +579,15 @@ impl ServeArgs {
     /// The CRL settings: file lists then flag lists; flags over the file for the rest.
     fn revocation_config(&self, f: &FileConfig) -> Result<crate::revocation::RevocationConfig> {
         let d = crate::revocation::RevocationConfig::default();
+        let a = &self.revocation;
         let mut files = f.crl.clone();
-        files.extend(self.crl.iter().cloned());
+        files.extend(a.crl.iter().cloned());
         let mut urls = f.crl_url.clone();
-        urls.extend(self.crl_url.iter().cloned());
+        urls.extend(a.crl_url.iter().cloned());
         for u in &urls {
             crate::revocation::validate_url(u)?;
         }
-        let stale_policy = match self
+        let stale_policy = match a
             .crl_stale_policy
             .as_deref()
             .or(f.crl_stale_policy.as_deref())
@@ -587,11 +597,11 @@ impl ServeArgs {
                 .map_err(|e: String| anyhow!("crl stale policy: {e}"))?,
             None => d.stale_policy,
         };
-        let refresh = self
+        let refresh = a
             .crl_refresh_secs
             .or(f.crl_refresh_secs)
             .map_or(d.refresh, Duration::from_secs);
-        let warn_days = self
+        let warn_days = a
             .cert_expiry_warn_days
             .or(f.cert_expiry_warn_days)
             .unwrap_or(crate::revocation::DEFAULT_EXPIRY_WARN_DAYS);
