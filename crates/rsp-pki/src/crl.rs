@@ -946,6 +946,26 @@ mod tests {
         ));
     }
 
+    /// Every single-byte change and every truncation of a valid CRL parses or fails with an
+    /// error, never a panic (a cheap stand-in for the `crl` fuzz target).
+    #[test]
+    fn mutations_never_panic() {
+        let p = pki(Curve::NistP256);
+        let der = ci_crl(&p, &[&[1, 2, 3], &[0x80]]);
+        let ci = p.ci.cert().unwrap();
+        for i in 0..der.len() {
+            for v in [0x00, 0x01, 0x7F, 0x80, 0xFF, der[i] ^ 0x20] {
+                let mut m = der.clone();
+                m[i] = v;
+                if let Ok(c) = Crl::from_der(&m) {
+                    let _ = c.verify_issued_by(&ci);
+                    let _ = (c.crl_number_hex(), c.revoked_count(), c.to_pem());
+                }
+                let _ = Crl::from_bytes(&m);
+            }
+        }
+    }
+
     #[test]
     fn rejects_oversized() {
         let big = vec![0x30u8; MAX_CRL_LEN + 1];
