@@ -1095,6 +1095,22 @@ mod tests {
             .check_euicc(&trust, &chain, now, StalePolicy::Warn)
             .unwrap();
         assert_eq!(ok.stale, vec!["old.crl".to_owned()]);
+        // The CI itself on its own CRL.
+        let mut set = RevocationSet::new();
+        set.add(
+            Crl::from_der(&ci_crl(&p, &[ci.serial_number()])).unwrap(),
+            "ci.crl",
+            &trust,
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            set.check_euicc(&trust, &chain, now, StalePolicy::Refuse),
+            Err(PkiError::Revoked {
+                role: CertRole::Ci,
+                ..
+            })
+        ));
         // Own certificates.
         let dpauth = p.dpauth.cert().unwrap();
         let mut set = RevocationSet::new();

@@ -780,8 +780,8 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     // (a revoked one stops the start), and early expiry warnings.
     let own = crate::revocation::own_certificates(&keys, Some(&dptls_path(&settings)))?;
     let crls = crate::revocation::load(&settings.revocation, &keys.trust).await?;
-    crate::revocation::check_own_certificates(&own, &keys.trust, &crls)?;
     crate::revocation::warn_expiring(&own, &keys.trust, settings.revocation.cert_expiry_warn);
+    crate::revocation::check_own_certificates(&own, &keys.trust, &crls)?;
     keys.revocation = Arc::new(crate::revocation::Revocation::new(
         crls,
         settings.revocation.stale_policy,

@@ -367,7 +367,73 @@ async fn rejects_bad_crl_settings(dir: &Path, _db: &Db) {
     );
 }
 
+/// The TOML keys, with the flags' lists added to the file's.
+async fn crl_settings_from_file_and_flags(dir: &Path, _db: &Db) {
+    let toml = dir.join("smdpp.toml");
+    std::fs::write(
+        &toml,
+        "crl = [\"/etc/smdpp/ci.crl\"]\ncrl_url = [\"http://ci.example.com/ci.crl\"]\n\
+         crl_refresh_secs = 600\ncrl_stale_policy = \"warn\"\ncert_expiry_warn_days = 10\n",
+    )
+    .unwrap();
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "serve",
+        "--config",
+        toml.to_str().unwrap(),
+        "--crl",
+        "/tmp/eum.crl",
+        "--crl-url",
+        "http://127.0.0.1:8080/eum.crl",
+    ])
+    .unwrap();
+    let r = cli.serve.resolve().unwrap().revocation;
+    assert_eq!(
+        r.files,
+        vec![
+            PathBuf::from("/etc/smdpp/ci.crl"),
+            PathBuf::from("/tmp/eum.crl")
+        ]
+    );
+    assert_eq!(
+        r.urls,
+        vec![
+            "http://ci.example.com/ci.crl".to_owned(),
+            "http://127.0.0.1:8080/eum.crl".to_owned()
+        ]
+    );
+    assert_eq!(r.refresh, Duration::from_secs(600));
+    assert_eq!(r.stale_policy, StalePolicy::Warn);
+    assert_eq!(r.cert_expiry_warn, Duration::from_secs(10 * 86_400));
+    // Flags win over the file.
+    let cli = Cli::try_parse_from([
+        "serve",
+        "--config",
+        toml.to_str().unwrap(),
+        "--crl-stale-policy",
+        "refuse",
+        "--crl-refresh-secs",
+        "0",
+    ])
+    .unwrap();
+    let r = cli.serve.resolve().unwrap().revocation;
+    assert_eq!(r.stale_policy, StalePolicy::Refuse);
+    assert_eq!(r.refresh, Duration::ZERO);
+    // Defaults.
+    let r = ServeArgs::default().resolve().unwrap().revocation;
+    assert_eq!(r, smdpp_service::revocation::RevocationConfig::default());
+    assert_eq!(r.refresh, Duration::from_secs(3600));
+    assert_eq!(r.stale_policy, StalePolicy::Refuse);
+    assert_eq!(r.cert_expiry_warn, Duration::from_secs(30 * 86_400));
+}
+
 both_backends!(; sqlite_only:
+    crl_settings_from_file_and_flags,
     rejects_revoked_eum,
     rejects_revoked_euicc,
     rejects_stale_crl,

@@ -218,9 +218,17 @@ fn rejects_revoked_own_certificate_at_start() {
         "off",
         "--crl",
         s(&crl),
+        "--cert-expiry-warn-days",
+        "100000",
     ]);
     assert!(
         err.contains("our certificate CERT.DPpb.ECDSA is refused by the configured CRLs: CERT.DPpb.ECDSA: revoked"),
+        "{err}"
+    );
+    // The expiry warning comes first (every certificate expires within 100000 days).
+    assert!(
+        err.contains("certificate expires soon (or has expired); renew it")
+            && err.contains("certificate=CERT.DPauth.ECDSA"),
         "{err}"
     );
 }
