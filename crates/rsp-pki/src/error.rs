@@ -215,6 +215,23 @@ pub enum PkiError {
         /// The certificate concerned.
         role: CertRole,
     },
+    /// The certificate is listed on its issuer's CRL (SGP.22 sections 4.5.2.2 and 4.6).
+    #[error("{role}: revoked (serial {serial_hex} is on its issuer's CRL)")]
+    Revoked {
+        /// The revoked certificate.
+        role: CertRole,
+        /// Its serial number, hex.
+        serial_hex: String,
+    },
+    /// The revocation status of the certificate cannot be established: its issuer's CRL is
+    /// past nextUpdate (under the refusing stale-CRL policy) or does not verify.
+    #[error("{role}: revocation status unknown: {detail}")]
+    RevocationUnknown {
+        /// The certificate whose status is unknown.
+        role: CertRole,
+        /// Why.
+        detail: String,
+    },
     /// An invalid argument was given to the generator (bad OID, EID, address...).
     #[error("invalid option: {0}")]
     InvalidOption(String),
@@ -287,7 +304,9 @@ impl PkiError {
             | PkiError::UnsupportedCriticalExtension { role, .. }
             | PkiError::IssuerMismatch { role, .. }
             | PkiError::BadSmdpOid { role, .. }
-            | PkiError::MissingDnsName { role } => Some(*role),
+            | PkiError::MissingDnsName { role }
+            | PkiError::Revoked { role, .. }
+            | PkiError::RevocationUnknown { role, .. } => Some(*role),
             PkiError::InvalidEid(_)
             | PkiError::EidOutsideEumRange { .. }
             | PkiError::OrganizationNotPermitted { .. } => Some(CertRole::Euicc),

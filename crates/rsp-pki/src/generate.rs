@@ -224,7 +224,7 @@ fn is_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
 }
 
-fn encode_time(t: OffsetDateTime) -> Vec<u8> {
+pub(crate) fn encode_time(t: OffsetDateTime) -> Vec<u8> {
     // RFC 5280 section 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
     let (y, mo, d) = (t.year(), u8::from(t.month()), t.day());
     let (h, mi, s) = (t.hour(), t.minute(), t.second());

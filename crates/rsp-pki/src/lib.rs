@@ -17,7 +17,11 @@
 //! * Every failed rule has its own [`PkiError`] variant, tagged with the [`CertRole`] at fault,
 //!   so the server can map it to an ES9+ reason code.
 //!
-//! Not implemented here: revocation (CRLs, section 4.6), the SGP.22 v3 certificate hierarchy
+//! Revocation (CRLs, section 4.6): [`Crl`] parses and verifies a CRL, [`RevocationSet`]
+//! checks validated chains against the CRLs it holds, [`CrlBuilder`] writes test CRLs (see
+//! the `crl` module documentation for the rules and the stale-CRL policy).
+//!
+//! Not implemented here: OCSP, delta and segmented CRLs, the SGP.22 v3 certificate hierarchy
 //! (sub-CAs, v3 role OIDs), SM-DS certificates.
 //!
 //! Role OIDs (Annex H): see [`oids`].
@@ -30,6 +34,7 @@
 //! [`EumRangeForm::PermittedEins`] the chains also verify with `openssl verify`.
 
 mod cert;
+mod crl;
 mod dertlv;
 mod error;
 mod generate;
@@ -39,6 +44,10 @@ mod validate;
 pub use cert::{
     Basic, Certificate, DirectorySubtree, EidNameConstraints, Ext, SubjectAltNames, der_to_pem,
     key_usage,
+};
+pub use crl::{
+    Added, Crl, CrlBuilder, CrlEntry, CrlError, CrlIssuerKind, MAX_CRL_LEN, RevocationCheck,
+    RevocationSet, StalePolicy, crl_to_pem,
 };
 pub use error::{CertRole, PkiError};
 pub use generate::{

@@ -68,3 +68,26 @@ pub const AT_C: &str = "2.5.4.6";
 pub const AT_O: &str = "2.5.4.10";
 /// id-at-organizationalUnitName.
 pub const AT_OU: &str = "2.5.4.11";
+
+// CRL extensions (RFC 5280 section 5.2 and 5.3; SGP.22 section 4.6.2).
+
+/// id-ce-cRLNumber.
+pub const EXT_CRL_NUMBER: &str = "2.5.29.20";
+/// id-ce-cRLReasons (entry extension).
+pub const EXT_CRL_REASON: &str = "2.5.29.21";
+/// id-ce-invalidityDate (entry extension).
+pub const EXT_INVALIDITY_DATE: &str = "2.5.29.24";
+/// id-ce-deltaCRLIndicator.
+pub const EXT_DELTA_CRL_INDICATOR: &str = "2.5.29.27";
+/// id-ce-issuingDistributionPoint.
+pub const EXT_ISSUING_DP: &str = "2.5.29.28";
+/// id-ce-certificateIssuer (entry extension of indirect CRLs).
+pub const EXT_CERTIFICATE_ISSUER: &str = "2.5.29.29";
+/// id-ce-freshestCRL.
+pub const EXT_FRESHEST_CRL: &str = "2.5.29.46";
+/// id-rsp-expDate (SGP.22 section 4.6.2, entry extension): expiry of the revoked certificate.
+pub const EXT_RSP_EXP_DATE: &str = "2.23.146.1.2.0.1";
+/// id-rsp-totalPartialCrlNumber (SGP.22 section 4.6.2).
+pub const EXT_RSP_TOTAL_PARTIAL_CRL_NUMBER: &str = "2.23.146.1.2.0.2";
+/// id-rsp-partialCrlNumber (SGP.22 section 4.6.2).
+pub const EXT_RSP_PARTIAL_CRL_NUMBER: &str = "2.23.146.1.2.0.3";

@@ -12,7 +12,8 @@
 //!   unknown extension marked critical is rejected (RFC 5280 section 4.2).
 //! * The EUM's EID range is checked with the GSMA prefix rule (the IIN in
 //!   nameConstraints/serialNumber is a *prefix* of the EID), not an RFC 5280 whole-value match.
-//! * Revocation (CRLs, section 4.6) is not checked here.
+//! * Revocation (CRLs, section 4.6) is checked separately, on a validated chain, by
+//!   [`crate::RevocationSet`].
 
 use rsp_crypto::Curve;
 use time::OffsetDateTime;
@@ -207,7 +208,7 @@ pub struct ValidatedDp {
     pub cert: Certificate,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",

@@ -43,6 +43,10 @@
 //! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
 //! | `max_open_sessions` | 100000 sessions before BPP delivery, all nodes (0: no bound) |
 //! | `limit_refusals_per_eid_per_minute` | 10 refused MatchingIDs / Confirmation Codes per EID (0: none) |
+//! | `crl`, `crl_url` | none (no revocation check; see [`crate::revocation`]) |
+//! | `crl_refresh_secs` | 3600 (0: no refresh) |
+//! | `crl_stale_policy` | `refuse` (a CRL past nextUpdate refuses what it covers; `warn`) |
+//! | `cert_expiry_warn_days` | 30 (0: no warning) |
 //!
 //! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
 //! uses typed errors.
@@ -175,6 +179,34 @@ pub struct ServeArgs {
     /// eUICC's calls are refused with 1.2/5.1 (default 10; 0: no limit).
     #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_EID_PER_MINUTE")]
     pub limit_refusals_per_eid_per_minute: Option<u32>,
+    /// Certificate revocation (CRLs) and expiry warnings (boxed: keeps the command enum
+    /// small).
+    #[command(flatten)]
+    pub revocation: Box<RevocationArgs>,
+}
+
+/// The revocation flags of `smdpp serve` (see [`crate::revocation`]).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RevocationArgs {
+    /// CRL file (DER or PEM) of a trusted CI, or of an EUM; repeatable. Re-read at every
+    /// refresh. A file that does not load is a start-up error.
+    #[arg(long = "crl")]
+    pub crl: Vec<PathBuf>,
+    /// CRL URL (`http://`), fetched at start and at every refresh; repeatable. A failed
+    /// fetch keeps the last good CRL and logs a warning.
+    #[arg(long = "crl-url")]
+    pub crl_url: Vec<String>,
+    /// CRL refresh interval, seconds (default 3600; 0: no refresh).
+    #[arg(long, env = "SMDPP_CRL_REFRESH_SECS")]
+    pub crl_refresh_secs: Option<u64>,
+    /// What a CRL past its nextUpdate does: `refuse` (default: the certificates it covers
+    /// are refused, 8.1.2/6.1 or 8.1.3/6.1) or `warn` (used anyway, with a warning).
+    #[arg(long, env = "SMDPP_CRL_STALE_POLICY")]
+    pub crl_stale_policy: Option<String>,
+    /// Warn when one of our certificates or a trusted CI expires within this many days
+    /// (default 30; 0: no warning).
+    #[arg(long, env = "SMDPP_CERT_EXPIRY_WARN_DAYS")]
+    pub cert_expiry_warn_days: Option<u64>,
 }
 
 /// `smdpp profiles ...`.
@@ -317,6 +349,18 @@ pub struct FileConfig {
     pub max_open_sessions: Option<i64>,
     /// See [`ServeArgs::limit_refusals_per_eid_per_minute`].
     pub limit_refusals_per_eid_per_minute: Option<u32>,
+    /// See [`RevocationArgs::crl`] (the flag's files are added to these).
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// See [`RevocationArgs::crl_url`] (the flag's URLs are added to these).
+    #[serde(default)]
+    pub crl_url: Vec<String>,
+    /// See [`RevocationArgs::crl_refresh_secs`].
+    pub crl_refresh_secs: Option<u64>,
+    /// See [`RevocationArgs::crl_stale_policy`]: `"refuse"` or `"warn"`.
+    pub crl_stale_policy: Option<String>,
+    /// See [`RevocationArgs::cert_expiry_warn_days`].
+    pub cert_expiry_warn_days: Option<u64>,
 }
 
 impl FileConfig {
@@ -375,6 +419,8 @@ pub struct Settings {
     pub console_session_ttl: Duration,
     /// Per-client-address limits on ES9+.
     pub abuse: smdpp_server::abuse::AbuseLimits,
+    /// CRLs and certificate expiry warnings.
+    pub revocation: crate::revocation::RevocationConfig,
 }
 
 /// `--tls-backend`: which TLS implementation serves ES9+/ES2+.
@@ -531,6 +577,7 @@ impl ServeArgs {
                 .unwrap_or(abuse_default.refusals_per_minute),
             ..abuse_default
         };
+        let revocation = self.revocation_config(&f)?;
         Ok(Settings {
             listen,
             smdp_address,
@@ -558,6 +605,45 @@ impl ServeArgs {
             admin_listen,
             console_session_ttl,
             abuse,
+            revocation,
+        })
+    }
+
+    /// The CRL settings: file lists then flag lists; flags over the file for the rest.
+    fn revocation_config(&self, f: &FileConfig) -> Result<crate::revocation::RevocationConfig> {
+        let d = crate::revocation::RevocationConfig::default();
+        let a = &self.revocation;
+        let mut files = f.crl.clone();
+        files.extend(a.crl.iter().cloned());
+        let mut urls = f.crl_url.clone();
+        urls.extend(a.crl_url.iter().cloned());
+        for u in &urls {
+            crate::revocation::validate_url(u)?;
+        }
+        let stale_policy = match a
+            .crl_stale_policy
+            .as_deref()
+            .or(f.crl_stale_policy.as_deref())
+        {
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| anyhow!("crl stale policy: {e}"))?,
+            None => d.stale_policy,
+        };
+        let refresh = a
+            .crl_refresh_secs
+            .or(f.crl_refresh_secs)
+            .map_or(d.refresh, Duration::from_secs);
+        let warn_days = a
+            .cert_expiry_warn_days
+            .or(f.cert_expiry_warn_days)
+            .unwrap_or(crate::revocation::DEFAULT_EXPIRY_WARN_DAYS);
+        Ok(crate::revocation::RevocationConfig {
+            files,
+            urls,
+            refresh,
+            stale_policy,
+            cert_expiry_warn: Duration::from_secs(warn_days.saturating_mul(86_400)),
         })
     }
 }
@@ -656,6 +742,13 @@ pub fn load_keys(s: &Settings) -> Result<ServerKeys> {
     Ok(ServerKeys::new(trust, sets)?)
 }
 
+/// CERT.DP.TLS of `s`: the override, else `dptls.pem` of the PKI directory.
+fn dptls_path(s: &Settings) -> PathBuf {
+    s.dptls_cert
+        .clone()
+        .unwrap_or_else(|| s.pki_dir.join("dptls.pem"))
+}
+
 /// A server ready to run: engine, transport and what was set up on the way.
 pub struct Prepared {
     /// The resolved settings.
@@ -715,7 +808,17 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let generated_pki = ensure_pki(&settings)?;
-    let keys = load_keys(&settings)?;
+    let mut keys = load_keys(&settings)?;
+    // Revocation (SGP.22 section 4.6): the CRLs, our own certificates checked against them
+    // (a revoked one stops the start), and early expiry warnings.
+    let own = crate::revocation::own_certificates(&keys, Some(&dptls_path(&settings)))?;
+    let crls = crate::revocation::load(&settings.revocation, &keys.trust).await?;
+    crate::revocation::warn_expiring(&own, &keys.trust, settings.revocation.cert_expiry_warn);
+    crate::revocation::check_own_certificates(&own, &keys.trust, &crls)?;
+    keys.revocation = Arc::new(crate::revocation::Revocation::new(
+        crls,
+        settings.revocation.stale_policy,
+    ));
     let mut store_options = StoreOptions::default();
     store_options.sqlite_synchronous = settings.sqlite_synchronous;
     let (store, sidecar) =
@@ -899,7 +1002,16 @@ pub async fn run_with_admin(
         limits.es2_call_retention,
     );
     let outbox = crate::outbox::start(prepared);
+    let keys = prepared.engine.keys();
+    let crl_refresh = crate::revocation::RefreshTask::spawn(
+        Arc::clone(&keys.revocation),
+        keys.trust.clone(),
+        prepared.settings.revocation.clone(),
+        crate::revocation::own_certificates(keys, Some(&dptls_path(&prepared.settings)))
+            .unwrap_or_default(),
+    );
     let served = smdpp_server::serve(listener, mode, router, shutdown).await;
+    crl_refresh.stop().await;
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
         match task.await {

@@ -223,6 +223,12 @@ impl Failure {
 /// Certificate chain errors (Table 43): an unknown CI is `8.11.1/3.9`; an expired (or not yet
 /// valid) EUM/eUICC certificate is `8.1.x/6.3`; anything else wrong with the EUM is
 /// `8.1.2/6.1` and with the eUICC (including an EID outside the EUM's range) `8.1.3/6.1`.
+///
+/// Revocation (section 4.6): Table 43 has no "revoked" reason; section 4.5.2.2 makes a
+/// revoked certificate (or one whose revocation status cannot be established because its
+/// issuer's CRL is past nextUpdate) an invalid certificate, so a revoked or unknown-status EUM
+/// is `8.1.2/6.1`, eUICC `8.1.3/6.1`, and a revoked CI `8.11.1/3.9` (no longer a trusted
+/// root).
 fn chain_code(e: &PkiError) -> (status::StatusCode, String) {
     let role = e.role();
     let is_time = matches!(e, PkiError::Expired { .. } | PkiError::NotYetValid { .. });
@@ -268,6 +274,10 @@ fn short_reason(e: &PkiError) -> &'static str {
         PkiError::EidOutsideEumRange { .. } => "EID outside the EUM's permitted range",
         PkiError::OrganizationNotPermitted { .. } => "organization not permitted by the EUM",
         PkiError::EumWithoutEidRange => "EUM does not restrict its EID range",
+        PkiError::Revoked { .. } => "revoked (listed on its issuer's CRL)",
+        PkiError::RevocationUnknown { .. } => {
+            "revocation status unknown (the issuer's CRL is past its nextUpdate or unusable)"
+        }
         _ => "rejected",
     }
 }

@@ -122,6 +122,9 @@ pub struct ServerKeys {
     pub trust: TrustStore,
     /// Key sets, in operator priority order.
     pub sets: Vec<KeySet>,
+    /// The CRLs eUICC chains are checked against (none by default; see
+    /// [`crate::revocation`]).
+    pub revocation: Arc<crate::revocation::Revocation>,
 }
 
 impl ServerKeys {
@@ -130,7 +133,11 @@ impl ServerKeys {
         if sets.is_empty() {
             return Err(KeyError::Empty);
         }
-        Ok(ServerKeys { trust, sets })
+        Ok(ServerKeys {
+            trust,
+            sets,
+            revocation: Arc::default(),
+        })
     }
 
     /// The key set under the CI `ci_ski`.

@@ -15,6 +15,8 @@
 //!   metadata updates of installed profiles, on [`Es2Engine`].
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
 //! - [`keys`]: the SM-DP+ key sets (one DPauth + DPpb pair per trusted CI) and trust store.
+//! - [`revocation`]: CRLs (section 4.6) loaded from files and URLs, refreshed, checked at
+//!   AuthenticateClient and against our own certificates at start-up.
 //! - [`session`]: the persisted per-transaction session record and its state machine.
 //! - [`sidecar`]: this crate's own tables (profile metadata, BPP cache; migration
 //!   `0002_service.sql` of the store).
@@ -45,6 +47,7 @@ pub mod operator_cli;
 pub mod ops;
 pub mod outbox;
 pub mod purge;
+pub mod revocation;
 pub mod rpm;
 pub mod service;
 pub mod session;

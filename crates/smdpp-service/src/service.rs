@@ -617,6 +617,12 @@ impl Es9Engine {
                 aki_hex: hex::encode(&euicc.ci_ski),
             }));
         }
+        // Section 4.5.2.2: not revoked, nor any certificate of its chain (CRLs, section 4.6;
+        // the snapshot in memory, no I/O). Codes: see `failure::chain_code`.
+        self.keys
+            .revocation
+            .check_euicc(&self.keys.trust, &euicc)
+            .map_err(Failure::Chain)?;
         // euiccSignature1 over the received euiccSigned1 bytes (section 5.7.13).
         verify_raw(
             euicc.curve,
@@ -1909,6 +1915,10 @@ impl Es9Engine {
                 return Ok(());
             }
         };
+        if let Err(e) = self.keys.revocation.check_euicc(&self.keys.trust, &v) {
+            tracing::warn!(error = %e, "notification from a revoked certificate chain ignored");
+            return Ok(());
+        }
         if verify_raw(
             v.curve,
             &v.public_key,

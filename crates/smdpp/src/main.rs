@@ -1,6 +1,8 @@
 //! The `smdpp` command: argument parsing and wiring only. Every behaviour lives in the library
 //! crates (`rsp-pki`, `rsp-crypto`, `smdpp-core`, ...).
 
+mod pki_crl;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -137,6 +139,8 @@ enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Write a CRL (SGP.22 section 4.6) signed with a CI or EUM key, listing serial numbers.
+    Crl(pki_crl::CrlArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -312,6 +316,9 @@ fn run(cli: Cli) -> Result<()> {
                     force,
                 },
         } => pki_init(out, curve.into(), smdp_address, smdp_oid, eid, force),
+        Command::Pki {
+            command: PkiCommand::Crl(args),
+        } => pki_crl::run(args),
         Command::Ac { command } => ac(command),
         Command::Bench {
             command: Some(BenchCommand::Crypto { iterations, curve }),

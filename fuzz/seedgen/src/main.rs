@@ -176,10 +176,40 @@ fn saip_seeds(out: &mut Out) {
     }
 }
 
+/// CRLs of a generated PKI: the CI's revoking the EUM (DER and PEM), the EUM's revoking the
+/// eUICC, and an empty one.
+fn crl_seeds(out: &mut Out, name: &str, pki: &rsp_pki::TestPki) {
+    // nextUpdate = thisUpdate (seedgen has no `time` dependency; a zero Duration is the
+    // difference of two equal times).
+    let validity = rsp_pki::no_expiry() - rsp_pki::no_expiry();
+    for (file, issuer, revoked) in [
+        ("ci", &pki.ci, Some(&pki.eum)),
+        ("eum", &pki.eum, Some(&pki.euicc)),
+        ("ci-empty", &pki.ci, None),
+    ] {
+        let cert = issuer.cert().expect("issuer");
+        let mut b = rsp_pki::CrlBuilder::for_issuer(&cert, validity).expect("CRL builder");
+        b.crl_number = 1;
+        if let Some(r) = revoked {
+            b.revoke(r.cert().expect("revoked").serial_number());
+        }
+        let der = b.sign(&issuer.key).expect("CRL");
+        out.put("crl", &format!("{name}-{file}.crl.der"), &der);
+        if file == "ci" {
+            out.put(
+                "crl",
+                &format!("{name}-{file}.crl.pem"),
+                rsp_pki::crl_to_pem(&der).as_bytes(),
+            );
+        }
+    }
+}
+
 fn pki_seeds(out: &mut Out) {
     use rsp_crypto::Curve;
     for (curve, name) in [(Curve::NistP256, "nist"), (Curve::BrainpoolP256r1, "brp")] {
         let pki = rsp_pki::generate(rsp_pki::PkiOptions::new(curve)).expect("test PKI");
+        crl_seeds(out, name, &pki);
         let mut bundle = String::new();
         for (role, c) in [
             ("ci", &pki.ci),

@@ -321,6 +321,7 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         admin_listen: smdpp_service::cli::AdminListen::Off,
         console_session_ttl: std::time::Duration::from_secs(3600),
         abuse: smdpp_server::abuse::AbuseLimits::default(),
+        revocation: Default::default(),
     }
 }
 
