@@ -4,7 +4,7 @@
 -- An append-only, hash-chained log of every operator and CLI action and every profile state
 -- change. `seq` is the record's position in the chain (1, 2, 3, ... without gaps), `at` its
 -- time (ms since the Unix epoch), `actor` who did it (`es2:<operator>`, `cli:<unix user>`,
--- `console:<user>`, `es9:<transactionId>`, `system`, ...), `action` what (`profile.state`,
+-- `console:<user>`, `es9plus` (the device), `system`, ...), `action` what (`profile.state`,
 -- `order.confirm`, `operator.add`, ...), `subject` on what (an ICCID, an operator id, ...;
 -- empty when none), `reason` why (empty when none) and `details` a JSON object without any
 -- secret. `prev_hash` is the `hash` of record `seq - 1` (64 zeros for record 1) and `hash`

@@ -54,7 +54,7 @@ const VERIFY_PAGE: i64 = 1000;
 /// A record to append: who did what to what, and why. Never put a secret in any field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Who: `es2:<operator>`, `cli:<unix user>`, `console:<user>`, `es9:<transactionId>`,
+    /// Who: `es2:<operator>`, `cli:<unix user>`, `console:<user>`, `es9plus` (the device),
     /// `system`, ...
     pub actor: String,
     /// What: `profile.state`, `order.confirm`, `operator.add`, `keys.rotate`, ...
