@@ -218,6 +218,14 @@ async fn login(State(c): Shared, Form(f): FormData) -> Response {
     let password = f.get("password").map(String::as_str).unwrap_or("");
     match auth::log_in(&c.store, username, password, c.session_ttl_ms).await {
         Ok(token) => {
+            let entry = smdpp_store::AuditEntry::new(
+                format!("console:{username}"),
+                "console.login",
+                username,
+            );
+            if let Err(e) = c.store.append_audit(&entry).await {
+                tracing::error!(error = %e, "cannot write the audit record of a console log-in");
+            }
             let mut r = redirect("/");
             // The cookie outlives the session by the day the server keeps an expired session
             // (the store purges them a day late), so that the browser still presents it and
@@ -825,6 +833,15 @@ async fn create_order(State(c): Shared, headers: HeaderMap, form: FormData) -> R
     match c.es2.download_order(&operator, &req).await {
         Ok(r) => {
             tracing::info!(username = %v.username, iccid = %r.iccid, "console: DownloadOrder");
+            c.es2
+                .audit_order(
+                    &format!("console:{}", v.username),
+                    &operator,
+                    "order.download",
+                    r.iccid.as_str(),
+                    smdpp_service::es2::download_details(&req),
+                )
+                .await;
             redirect(&format!("/orders/{}", r.iccid.as_str()))
         }
         Err(e) => refuse(&es2_message(&e)),
@@ -985,7 +1002,8 @@ async fn order_action(
         return not_found(&v);
     };
     let header = header_for(&operator);
-    let result: Result<(), Es2Error> = match action.as_str() {
+    // The audit action and details of what was done.
+    let result: Result<(&str, serde_json::Value), Es2Error> = match action.as_str() {
         "confirm" => {
             let req = ConfirmOrderRequest {
                 header,
@@ -997,13 +1015,20 @@ async fn order_action(
                 release_flag: form.contains_key("release"),
             };
             match req.validate() {
-                Ok(()) => c.es2.confirm_order(&operator, &req).await.map(|_| ()),
+                Ok(()) => c
+                    .es2
+                    .confirm_order(&operator, &req)
+                    .await
+                    .map(|_| ("order.confirm", smdpp_service::es2::confirm_details(&req))),
                 Err(e) => Err(e),
             }
         }
         "release" => {
             let req = ReleaseProfileRequest { header, iccid: icc };
-            c.es2.release_profile(&operator, &req).await.map(|_| ())
+            c.es2
+                .release_profile(&operator, &req)
+                .await
+                .map(|_| ("order.release", serde_json::json!({})))
         }
         "cancel" => {
             let final_status = match field(&form, "final_status") {
@@ -1017,7 +1042,10 @@ async fn order_action(
                 matching_id: p.matching_id.clone(),
                 final_profile_status_indicator: final_status,
             };
-            c.es2.cancel_order(&operator, &req).await.map(|_| ())
+            c.es2
+                .cancel_order(&operator, &req)
+                .await
+                .map(|_| ("order.cancel", smdpp_service::es2::cancel_details(&req)))
         }
         "deactivate" => {
             let reason = match field(&form, "reason") {
@@ -1035,13 +1063,27 @@ async fn order_action(
                 reason,
                 mode,
             };
-            c.es2.deactivate(&operator, &req).await.map(|_| ())
+            c.es2.deactivate(&operator, &req).await.map(|r| {
+                (
+                    "order.deactivate",
+                    smdpp_service::es2::deactivate_details(&req, &r),
+                )
+            })
         }
         _ => return not_found(&v),
     };
     match result {
-        Ok(()) => {
+        Ok((audit_action, details)) => {
             tracing::info!(username = %v.username, iccid = %p.iccid, action, "console order action");
+            c.es2
+                .audit_order(
+                    &format!("console:{}", v.username),
+                    &operator,
+                    audit_action,
+                    &p.iccid,
+                    details,
+                )
+                .await;
             redirect(&format!("/orders/{}?done={}", p.iccid, url_arg(&action)))
         }
         Err(e) => {

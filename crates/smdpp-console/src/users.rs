@@ -109,6 +109,16 @@ fn check_username(u: &str) -> Result<()> {
     Ok(())
 }
 
+/// Appends the audit record of a `smdpp console users` command.
+async fn record(
+    store: &smdpp_store::Store,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    smdpp_service::audit_cli::record(store, action, subject, details).await
+}
+
 /// Runs a `smdpp console` command.
 pub async fn run(cmd: ConsoleCommand) -> Result<()> {
     let ConsoleCommand::Users { command } = cmd;
@@ -140,7 +150,18 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
                 created_at: now_ms(),
             };
             let r = store.insert_console_user(&user).await;
+            let recorded = match &r {
+                Ok(()) => {
+                    let details = serde_json::json!({
+                        "role": role.as_str(),
+                        "operator": a.operator,
+                    });
+                    record(&store, "console.user.add", &a.username, details).await
+                }
+                Err(_) => Ok(()),
+            };
             store.close().await;
+            recorded?;
             match r {
                 Ok(()) => println!("added console user {} ({})", a.username, role.as_str()),
                 Err(StoreError::Duplicate { .. }) => {
@@ -166,7 +187,20 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
         UsersCommand::Remove { data, username } => {
             let store = smdpp_service::cli::open_data_store(&data).await?;
             let gone = store.delete_console_user(&username).await;
+            let recorded = match &gone {
+                Ok(true) => {
+                    record(
+                        &store,
+                        "console.user.remove",
+                        &username,
+                        serde_json::json!({}),
+                    )
+                    .await
+                }
+                _ => Ok(()),
+            };
             store.close().await;
+            recorded?;
             if !gone? {
                 bail!("no console user {username}");
             }
@@ -182,7 +216,21 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
             let changed = store
                 .set_console_password(&username, &hash_password(&password)?)
                 .await;
+            // Never the password nor its hash: only that it changed.
+            let recorded = match &changed {
+                Ok(true) => {
+                    record(
+                        &store,
+                        "console.user.passwd",
+                        &username,
+                        serde_json::json!({}),
+                    )
+                    .await
+                }
+                _ => Ok(()),
+            };
             store.close().await;
+            recorded?;
             if !changed? {
                 bail!("no console user {username}");
             }

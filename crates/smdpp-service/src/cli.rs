@@ -1201,7 +1201,10 @@ pub async fn add_profile(
         expires_at: None,
     };
     match store
-        .insert_profile(&p, &EventRecord::by("cli").with_cause("profiles add"))
+        .insert_profile(
+            &p,
+            &EventRecord::by(crate::audit_cli::cli_actor()).with_cause("profiles add"),
+        )
         .await
     {
         Ok(_) => {}

@@ -640,39 +640,113 @@ impl Es2Engine {
 
     /// Runs one call and returns its response message (no replay handling).
     pub async fn dispatch(&self, operator: &str, call: &Es2Call) -> (serde_json::Value, bool) {
+        let actor = Self::actor(operator);
+        let fci = call.header().function_call_identifier.clone();
+        let with_fci = |mut details: serde_json::Value| {
+            if let Some(m) = details.as_object_mut() {
+                m.insert("functionCallIdentifier".into(), fci.clone().into());
+            }
+            details
+        };
         let (value, transient) = match call {
             Es2Call::DownloadOrder(r) => {
                 let res = self.download_order(operator, r).await;
+                if let Ok(ok) = &res {
+                    let details = with_fci(download_details(r));
+                    self.audit_order(
+                        &actor,
+                        operator,
+                        "order.download",
+                        ok.iccid.as_str(),
+                        details,
+                    )
+                    .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
             Es2Call::ConfirmOrder(r) => {
                 let res = self.confirm_order(operator, r).await;
+                if res.is_ok() {
+                    let details = with_fci(confirm_details(r));
+                    self.audit_order(&actor, operator, "order.confirm", r.iccid.as_str(), details)
+                        .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
             Es2Call::CancelOrder(r) => {
                 let res = self.cancel_order(operator, r).await;
+                if res.is_ok() {
+                    let details = with_fci(cancel_details(r));
+                    self.audit_order(&actor, operator, "order.cancel", r.iccid.as_str(), details)
+                        .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
             Es2Call::ReleaseProfile(r) => {
                 let res = self.release_profile(operator, r).await;
+                if res.is_ok() {
+                    let details = with_fci(serde_json::json!({}));
+                    self.audit_order(&actor, operator, "order.release", r.iccid.as_str(), details)
+                        .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
             Es2Call::RpmOrder(r) => {
                 let res = self.rpm_order(operator, r).await;
+                if let Ok(ok) = &res {
+                    let subject = r.iccid.as_ref().map_or("", |i| i.as_str());
+                    let details = with_fci(rpm_details(r, &ok.matching_id));
+                    self.audit_order(&actor, operator, "order.rpm", subject, details)
+                        .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
             Es2Call::DeactivateSubscription(r) => {
                 let res = self.deactivate(operator, r).await;
+                if let Ok(ok) = &res {
+                    let details = with_fci(deactivate_details(r, ok));
+                    self.audit_order(
+                        &actor,
+                        operator,
+                        "order.deactivate",
+                        r.iccid.as_str(),
+                        details,
+                    )
+                    .await;
+                }
                 let t = res.as_ref().err().is_some_and(is_transient);
                 (message(res), t)
             }
         };
         (value, transient)
+    }
+
+    /// Appends the audit record of a successful ES2+ order function: `action`
+    /// (`order.download`, `order.confirm`, `order.cancel`, `order.release`, `order.rpm`,
+    /// `order.deactivate`) on `iccid` by `actor` (`es2:<operator>` over ES2+, `cli:<user>`,
+    /// `console:<user>`), with `operator` added to `details`. A failure to write it is
+    /// logged, not returned: the function itself succeeded, and its profile state change is
+    /// already in the trail (written in the same transaction).
+    pub async fn audit_order(
+        &self,
+        actor: &str,
+        operator: &str,
+        action: &str,
+        iccid: &str,
+        mut details: serde_json::Value,
+    ) {
+        if let Some(m) = details.as_object_mut() {
+            m.insert("operator".into(), operator.into());
+        }
+        let entry = smdpp_store::AuditEntry::new(actor, action, iccid).with_details(details);
+        if let Err(e) = self.store.append_audit(&entry).await {
+            tracing::error!(action, iccid, error = %e, "cannot write the audit record");
+        }
     }
 
     /// Runs one call with functionCallIdentifier replay protection: the identifier is
@@ -763,4 +837,58 @@ impl Es2Service for Es2Engine {
     async fn execute(&self, caller: Es2Caller, call: Es2Call) -> serde_json::Value {
         self.execute_once(&caller.operator_id, &call).await
     }
+}
+
+// ------------------------------------------------------------------------- audit details
+
+/// Audit details of a DownloadOrder (no secret: the EID and the requested type).
+pub fn download_details(r: &DownloadOrderRequest) -> serde_json::Value {
+    serde_json::json!({
+        "eid": r.eid.as_ref().map(|e| e.as_str().to_owned()),
+        "profileType": r.profile_type,
+    })
+}
+
+/// Audit details of a ConfirmOrder: the EID, whether it released, whether a Confirmation
+/// Code was set (never the code), the MatchingID masked.
+pub fn confirm_details(r: &ConfirmOrderRequest) -> serde_json::Value {
+    serde_json::json!({
+        "eid": r.eid.as_ref().map(|e| e.as_str().to_owned()),
+        "releaseFlag": r.release_flag,
+        "confirmationCode": r.confirmation_code.is_some(),
+        "matchingId": r.matching_id.as_deref().map(smdpp_store::mask_matching_id),
+    })
+}
+
+/// Audit details of a CancelOrder.
+pub fn cancel_details(r: &CancelOrderRequest) -> serde_json::Value {
+    serde_json::json!({
+        "finalProfileStatusIndicator": serde_json::to_value(r.final_profile_status_indicator)
+            .unwrap_or_default(),
+    })
+}
+
+/// Audit details of an RpmOrder: the commands and the order's MatchingID, masked.
+pub fn rpm_details(
+    r: &smdpp_core::rpm_json::RpmOrderRequest,
+    matching_id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "eid": r.eid.as_ref().map(|e| e.as_str().to_owned()),
+        "commands": serde_json::to_value(r.commands.as_ref()).unwrap_or_default(),
+        "matchingId": smdpp_store::mask_matching_id(matching_id),
+    })
+}
+
+/// Audit details of a deactivation: reason, mode and what was done.
+pub fn deactivate_details(
+    r: &smdpp_core::rpm_json::DeactivateRequest,
+    res: &smdpp_core::rpm_json::DeactivateResponse,
+) -> serde_json::Value {
+    serde_json::json!({
+        "reason": serde_json::to_value(r.reason).unwrap_or_default(),
+        "mode": serde_json::to_value(r.mode).unwrap_or_default(),
+        "result": res.action,
+        "state": res.state,
+    })
 }

@@ -36,6 +36,7 @@ use smdpp_store::{
     normalize_iccid,
 };
 
+use crate::audit_cli::cli_actor;
 use crate::cli::{DataArgs, activation_code, data_location, load_file, open_store};
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::{Es2Engine, cert_fingerprint};
@@ -430,7 +431,10 @@ pub async fn import_inventory(
     // Sealed at rest (its keys are secrets).
     p.upp = Some(factory.seal_upp(&iccid, upp)?);
     match store
-        .insert_profile(&p, &EventRecord::by("cli").with_cause("orders import"))
+        .insert_profile(
+            &p,
+            &EventRecord::by(crate::audit_cli::cli_actor()).with_cause("orders import"),
+        )
         .await
     {
         Ok(_) => {}
@@ -561,8 +565,16 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
                     return Err(e);
                 }
             };
-            println!("operator {id} registered; client certificate SHA-256 {fp}");
+            let recorded = crate::audit_cli::record(
+                &ctx.store,
+                "operator.add",
+                &id,
+                serde_json::json!({ "certSha256": fp }),
+            )
+            .await;
             ctx.store.close().await;
+            recorded?;
+            println!("operator {id} registered; client certificate SHA-256 {fp}");
         }
         OperatorsCommand::List { data } => {
             let ctx = open(&data, None).await?;
@@ -642,8 +654,16 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 name,
             )
             .await?;
-            println!("imported {iccid} (Available, type {profile_type})");
+            let recorded = crate::audit_cli::record(
+                &ctx.store,
+                "order.import",
+                &iccid,
+                serde_json::json!({ "operator": scope.operator, "profileType": profile_type }),
+            )
+            .await;
             ctx.store.close().await;
+            recorded?;
+            println!("imported {iccid} (Available, type {profile_type})");
         }
         OrdersCommand::Create {
             scope,
@@ -659,11 +679,20 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             };
             smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
             let ctx = open(&scope.data, None).await?;
-            let r = ctx
-                .engine()
+            let engine = ctx.engine();
+            let r = engine
                 .download_order(&scope.operator, &req)
                 .await
                 .map_err(es2_fail)?;
+            engine
+                .audit_order(
+                    &cli_actor(),
+                    &scope.operator,
+                    "order.download",
+                    r.iccid.as_str(),
+                    crate::es2::download_details(&req),
+                )
+                .await;
             println!("reserved {}", r.iccid);
             ctx.store.close().await;
         }
@@ -691,11 +720,20 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             };
             smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
             let ctx = open(&scope.data, smdp_address).await?;
-            let r = ctx
-                .engine()
+            let engine = ctx.engine();
+            let r = engine
                 .confirm_order(&scope.operator, &req)
                 .await
                 .map_err(es2_fail)?;
+            engine
+                .audit_order(
+                    &cli_actor(),
+                    &scope.operator,
+                    "order.confirm",
+                    req.iccid.as_str(),
+                    crate::es2::confirm_details(&req),
+                )
+                .await;
             println!(
                 "confirmed {} ({})",
                 req.iccid,
@@ -719,10 +757,20 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 iccid: iccid_arg(&iccid)?,
             };
             let ctx = open(&scope.data, None).await?;
-            ctx.engine()
+            let engine = ctx.engine();
+            engine
                 .release_profile(&scope.operator, &req)
                 .await
                 .map_err(es2_fail)?;
+            engine
+                .audit_order(
+                    &cli_actor(),
+                    &scope.operator,
+                    "order.release",
+                    req.iccid.as_str(),
+                    serde_json::json!({}),
+                )
+                .await;
             println!("released {}", req.iccid);
             ctx.store.close().await;
         }
@@ -744,10 +792,20 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 },
             };
             let ctx = open(&scope.data, None).await?;
-            ctx.engine()
+            let engine = ctx.engine();
+            engine
                 .cancel_order(&scope.operator, &req)
                 .await
                 .map_err(es2_fail)?;
+            engine
+                .audit_order(
+                    &cli_actor(),
+                    &scope.operator,
+                    "order.cancel",
+                    req.iccid.as_str(),
+                    crate::es2::cancel_details(&req),
+                )
+                .await;
             println!("cancelled {}", req.iccid);
             ctx.store.close().await;
         }
@@ -783,7 +841,19 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             };
             smdpp_core::es2_json::Es2Request::validate(&req).map_err(es2_fail)?;
             let ctx = open(&scope.data, None).await?;
-            let r = ctx.engine().rpm_order(&scope.operator, &req).await;
+            let engine = ctx.engine();
+            let r = engine.rpm_order(&scope.operator, &req).await;
+            if let Ok(ok) = &r {
+                engine
+                    .audit_order(
+                        &cli_actor(),
+                        &scope.operator,
+                        "order.rpm",
+                        req.iccid.as_ref().map_or("", |i| i.as_str()),
+                        crate::es2::rpm_details(&req, &ok.matching_id),
+                    )
+                    .await;
+            }
             ctx.store.close().await;
             let r = r.map_err(es2_fail)?;
             println!(
@@ -813,7 +883,19 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 },
             };
             let ctx = open(&scope.data, None).await?;
-            let r = ctx.engine().deactivate(&scope.operator, &req).await;
+            let engine = ctx.engine();
+            let r = engine.deactivate(&scope.operator, &req).await;
+            if let Ok(ok) = &r {
+                engine
+                    .audit_order(
+                        &cli_actor(),
+                        &scope.operator,
+                        "order.deactivate",
+                        req.iccid.as_str(),
+                        crate::es2::deactivate_details(&req, ok),
+                    )
+                    .await;
+            }
             ctx.store.close().await;
             let r = r.map_err(es2_fail)?;
             match r.matching_id {
@@ -870,6 +952,17 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                 match engine.queue_metadata_update(&scope.operator, i).await {
                     Ok(o) => {
                         queued += 1;
+                        engine
+                            .audit_order(
+                                &cli_actor(),
+                                &scope.operator,
+                                "order.update-metadata",
+                                i,
+                                serde_json::json!({
+                                    "matchingId": smdpp_store::mask_matching_id(&o.id),
+                                }),
+                            )
+                            .await;
                         println!("[{}/{total}] {i}: rpm order {} queued", n + 1, o.id);
                     }
                     Err(e) => {

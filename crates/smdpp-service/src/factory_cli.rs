@@ -527,8 +527,24 @@ pub async fn import_command(a: ImportArgs) -> Result<()> {
     if let Some(mut r) = report {
         r.flush()?;
     }
+    // One audit record per run that imported something (not one per row).
+    let recorded = match &result {
+        Ok(s) if s.imported > 0 => {
+            let details = serde_json::json!({
+                "file": a.file.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "operator": a.operator,
+                "rows": s.rows,
+                "imported": s.imported,
+                "alreadyPresent": s.already_present,
+                "rejected": s.rejected,
+            });
+            crate::audit_cli::record(&store, "profiles.import", &a.profile_type, details).await
+        }
+        _ => Ok(()),
+    };
     store.close().await;
     let s = result?;
+    recorded?;
     if s.rejected as usize > printed {
         println!(
             "... {} more rejected rows{}",
@@ -868,7 +884,15 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             t.on_delete = a.on_delete.into();
             let (store, factory) = open_all(&a.data).await?;
             let added = factory.add_profile_type(&t).await;
+            let recorded = match &added {
+                Ok(()) => {
+                    let details = serde_json::json!({ "profileName": t.profile_name });
+                    crate::audit_cli::record(&store, "type.add", &t.name, details).await
+                }
+                Err(_) => Ok(()),
+            };
             store.close().await;
+            recorded?;
             match added {
                 Ok(()) => println!("profile type {} created", t.name),
                 Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
@@ -923,6 +947,12 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             )?;
             t.on_delete = a.on_delete.map_or(cur.on_delete, Into::into);
             store.update_profile_type_metadata(&cur.name, &t).await?;
+            let details = serde_json::json!({
+                "serviceProviderName": t.service_provider_name,
+                "profileName": t.profile_name,
+                "onDelete": t.on_delete.to_string(),
+            });
+            crate::audit_cli::record(&store, "type.update", &cur.name, details).await?;
             let installed: i64 = store
                 .count_profiles_of_type(&cur.name)
                 .await?
@@ -1076,6 +1106,8 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
                             }
                         })
                         .await?;
+                    let details = serde_json::json!({ "dek": id, "resealed": n });
+                    crate::audit_cli::record(&store, "keys.rotate", "", details).await?;
                     println!(
                         "new data-encryption key {id} active; {n} records re-sealed in {:.1} s; \
                          keys kept: {:?} (`smdpp keys retire` deletes the unused ones once every \
@@ -1093,6 +1125,8 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
                     }
                     let (kek, _) = load_or_create_kek(&path, true)?;
                     let id = factory.rewrap(kek).await?;
+                    let details = serde_json::json!({ "kek": id.to_string() });
+                    crate::audit_cli::record(&store, "keys.rewrap", "", details).await?;
                     println!(
                         "data-encryption keys re-wrapped under key-encryption key {id} ({}).",
                         path.display()
@@ -1112,8 +1146,16 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
             let (store, factory) = open_all_with(&data, false).await?;
             let started = Instant::now();
             let done = factory.reseal_all(|_| {}).await;
+            let recorded = match &done {
+                Ok(n) => {
+                    let details = serde_json::json!({ "records": n });
+                    crate::audit_cli::record(&store, "keys.reseal", "", details).await
+                }
+                Err(_) => Ok(()),
+            };
             store.close().await;
             let n = done?;
+            recorded?;
             println!(
                 "{n} records re-sealed under data-encryption key {} in {:.1} s",
                 factory.vault().active_dek_id(),
@@ -1127,8 +1169,16 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
 async fn retire(data: DataArgs) -> Result<()> {
     let (store, factory) = open_all_with(&data, false).await?;
     let retired = factory.retire_unused().await;
+    let recorded = match &retired {
+        Ok(ids) if !ids.is_empty() => {
+            let details = serde_json::json!({ "retired": ids });
+            crate::audit_cli::record(&store, "keys.retire", "", details).await
+        }
+        _ => Ok(()),
+    };
     store.close().await;
     let retired = retired?;
+    recorded?;
     if retired.is_empty() {
         println!("no data-encryption key to retire");
     } else {

@@ -377,15 +377,29 @@ impl Factory {
             };
             if outcome.first() == Some(&ImportOutcome::Inserted) {
                 let p = match reserve {
-                    Some((update, event)) => Some(
+                    Some((update, event)) => Some({
+                        // Its creation, in the audit trail like any state change (a profile
+                        // generated in bulk is counted in the run's one record instead).
+                        let created = smdpp_store::AuditEntry::new(
+                            event.actor.clone(),
+                            "profile.state",
+                            iccid.clone(),
+                        )
+                        .with_reason("generated")
+                        .with_details(serde_json::json!({
+                            "from": null,
+                            "to": "available",
+                            "profileType": ptype.name,
+                        }));
+                        tx.audit(&created).await?;
                         tx.transition(
                             &iccid,
                             &Expect::state(ProfileState::Available),
                             update,
                             event,
                         )
-                        .await?,
-                    ),
+                        .await?
+                    }),
                     None => None,
                 };
                 tx.commit().await?;

@@ -27,10 +27,13 @@
 //!   change that causes them, and their delivery worker.
 //! - [`webhooks`]: signed webhooks for billing and provisioning (secrets sealed with the
 //!   vault, delivery of one event, `smdpp webhooks ...`).
+//! - [`audit_cli`]: `smdpp audit list|verify` over the store's hash-chained audit trail,
+//!   and [`audit_cli::record`], with which the state-changing commands append their record.
 //! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands; [`display`]: how they
 //!   show stored values (RFC 3339 times).
 
 pub mod admin;
+pub mod audit_cli;
 pub mod cli;
 pub mod config;
 pub mod core_network;

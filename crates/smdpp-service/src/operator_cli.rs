@@ -162,7 +162,21 @@ pub async fn type_generator(a: TypeGeneratorArgs) -> Result<()> {
     };
     let (store, factory) = open_all_with(&a.data, false).await?;
     let r = factory.add_generator(&a.name, &policy, op.as_ref()).await;
+    let recorded = match &r {
+        Ok(()) => {
+            // The policy without the OP (only whether there is one).
+            let details = serde_json::json!({
+                "iccidFirst": policy.iccid_first,
+                "imsiFirst": policy.imsi_first,
+                "size": policy.size,
+                "opcFromOp": policy.opc_from_op,
+            });
+            crate::audit_cli::record(&store, "type.generator", &a.name, details).await
+        }
+        Err(_) => Ok(()),
+    };
     store.close().await;
+    recorded?;
     match r {
         Ok(()) => {
             println!(
@@ -213,7 +227,14 @@ pub async fn type_core_network(a: TypeCoreNetworkArgs) -> Result<()> {
             .to_owned(),
         })
         .await?;
+    let details = serde_json::json!({
+        "coreNetwork": a.network,
+        "provisionAt": format!("{:?}", a.provision_at).to_lowercase(),
+        "onDeactivate": format!("{:?}", a.on_deactivate).to_lowercase(),
+    });
+    let recorded = crate::audit_cli::record(&store, "type.core-network", &a.name, details).await;
     store.close().await;
+    recorded?;
     println!(
         "subscribers of profile type {} are provisioned in {} when {}",
         a.name,
@@ -268,7 +289,14 @@ pub async fn profiles_generate(a: GenerateArgs) -> Result<()> {
             }
         }
     }
+    let recorded = if made > 0 {
+        let details = serde_json::json!({ "operator": a.operator, "generated": made });
+        crate::audit_cli::record(&store, "profiles.generate", &a.profile_type, details).await
+    } else {
+        Ok(())
+    };
     store.close().await;
+    recorded?;
     if result.is_ok() {
         println!("{made} profiles of type {} generated", a.profile_type);
     }
@@ -299,7 +327,15 @@ pub async fn core_networks_command(cmd: CoreNetworksCommand) -> Result<()> {
                     created_at: 0,
                 })
                 .await;
+            let recorded = match &r {
+                Ok(()) => {
+                    let details = serde_json::json!({ "kind": "osmo-hlr", "address": address });
+                    crate::audit_cli::record(&store, "core-network.add", &name, details).await
+                }
+                Err(_) => Ok(()),
+            };
             store.close().await;
+            recorded?;
             match r {
                 Ok(()) => println!("core network {name} ({address}) added"),
                 Err(StoreError::Duplicate { .. }) => {
@@ -319,7 +355,15 @@ pub async fn core_networks_command(cmd: CoreNetworksCommand) -> Result<()> {
         CoreNetworksCommand::Remove { data, name } => {
             let (store, _f) = open_all_with(&data, false).await?;
             let r = store.delete_core_network(&name).await;
+            let recorded = match &r {
+                Ok(true) => {
+                    let details = serde_json::json!({});
+                    crate::audit_cli::record(&store, "core-network.remove", &name, details).await
+                }
+                _ => Ok(()),
+            };
             store.close().await;
+            recorded?;
             match r {
                 Ok(true) => println!("core network {name} removed"),
                 Ok(false) => bail!("no core network {name:?}"),

@@ -596,6 +596,7 @@ pub async fn add_webhook(a: &WebhookAddArgs) -> anyhow::Result<AddedWebhook> {
         None => None,
     };
     let given = a.secret_file.as_deref().map(read_secret_file).transpose()?;
+    let ca_given = ca.is_some();
     let (store, factory) = open_all_with(&a.data, true).await?;
     let r = async {
         if let Some(op) = &a.operator
@@ -627,6 +628,13 @@ pub async fn add_webhook(a: &WebhookAddArgs) -> anyhow::Result<AddedWebhook> {
                 created_at: 0,
             })
             .await?;
+        let details = serde_json::json!({
+            "url": url_for_audit(a.url.trim()),
+            "events": events,
+            "operator": a.operator,
+            "ownCa": ca_given,
+        });
+        crate::audit_cli::record(&store, "webhook.add", &id, details).await?;
         Ok(AddedWebhook {
             id,
             events,
@@ -636,6 +644,20 @@ pub async fn add_webhook(a: &WebhookAddArgs) -> anyhow::Result<AddedWebhook> {
     .await;
     store.close().await;
     r
+}
+
+/// A webhook URL as the audit trail keeps it: without user information and query, which
+/// may carry a token.
+fn url_for_audit(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// One line per webhook: id, URL, events, operator, own CA, creation time. No secrets.
@@ -681,7 +703,15 @@ pub async fn webhooks_command(cmd: WebhooksCommand) -> anyhow::Result<()> {
         WebhooksCommand::Remove { data, id } => {
             let (store, _f) = open_all_with(&data, false).await?;
             let r = store.delete_webhook(&id).await;
+            let recorded = match &r {
+                Ok(true) => {
+                    let details = serde_json::json!({});
+                    crate::audit_cli::record(&store, "webhook.remove", &id, details).await
+                }
+                _ => Ok(()),
+            };
             store.close().await;
+            recorded?;
             match r {
                 Ok(true) => println!("webhook {id} removed"),
                 Ok(false) => bail!("no webhook {id:?}"),

@@ -765,6 +765,12 @@ impl ImportTx {
         super::transition_tx(self.backend, &mut self.tx, iccid, expect, update, event).await
     }
 
+    /// Appends `entry` to the audit trail inside this transaction (one record per import
+    /// run: the profiles it creates have no record of their own).
+    pub async fn audit(&mut self, entry: &crate::AuditEntry) -> Result<crate::AuditRecord> {
+        super::audit::append_tx(&mut self.tx, entry).await
+    }
+
     /// Makes every batch inserted so far visible, atomically.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;

@@ -18,7 +18,9 @@
 //! `notifications` (unique on `(eid, seq_number)` for replay detection), and for ES2+
 //! `operators` (tenants, keyed by client-certificate fingerprint) and `es2_calls`
 //! (functionCallIdentifier replay records), and for the profile factory `profile_types`,
-//! `profile_secrets` (sealed subscriber secrets) and `vault_deks` (wrapped DEKs).
+//! `profile_secrets` (sealed subscriber secrets) and `vault_deks` (wrapped DEKs), and the
+//! audit trail `audit_log` (append-only, hash-chained; see [`AuditEntry`]) with its head
+//! `audit_head`.
 //! Migrations are written once, with `{{BLOB}}`/`{{AUTO_ID}}` placeholders
 //! rendered per [`Backend`], and run on [`Store::connect`].
 //!
@@ -47,6 +49,10 @@ pub use model::{
     Es2CallRecord, EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession,
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
     ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
+};
+pub use store::audit::{
+    AuditEntry, AuditFault, AuditFilter, AuditRecord, AuditReport, GENESIS_HASH, audit_hash,
+    mask_matching_id, mask_matching_ids_in,
 };
 pub use store::console::{ConsoleSession, ConsoleUser, OutboxStats, PoolStatus};
 pub use store::device::{DeviceOutcome, DeviceReport, EuiccCapabilities};

@@ -16,6 +16,8 @@ use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
 
+#[path = "audit.rs"]
+pub(crate) mod audit;
 #[path = "console.rs"]
 pub(crate) mod console;
 #[path = "device.rs"]
@@ -96,6 +98,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_operator.sql"),
     ),
     (9, "console", include_str!("../migrations/0009_console.sql")),
+    (10, "audit", include_str!("../migrations/0010_audit.sql")),
 ];
 
 /// SQLite `PRAGMA synchronous` for the WAL journal (ignored on PostgreSQL).
@@ -425,6 +428,16 @@ pub(crate) async fn insert_event(
         .push(") RETURNING id");
     let row = q.build()?.fetch_one(&mut **tx).await?;
     let event_id: i64 = row.try_get("id")?;
+    // Every state change also goes into the audit trail, in this same transaction.
+    let entry = audit::state_change_entry(
+        iccid,
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        &ev.actor,
+        ev.cause.as_deref(),
+        ev.detail.as_deref(),
+    );
+    audit::append_tx(tx, &entry).await?;
     outbox::insert_rows(tx, &ev.outbox, at).await?;
     // The operator's systems (core network, webhooks) hear of the signal in this same
     // transaction (see the `operator` module).

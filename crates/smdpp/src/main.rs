@@ -90,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: smdpp_service::outbox::OutboxCommand,
     },
+    /// The audit trail: list records, verify the hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: smdpp_service::audit_cli::AuditCommand,
+    },
     /// The virtual eUICC and LPA: create a device, download profiles, manage them, answer lpac.
     Euicc {
         #[command(subcommand)]
@@ -304,6 +309,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Subscribers { command } => smdpp_service::export::subscribers_blocking(command),
         Command::Webhooks { command } => smdpp_service::webhooks::webhooks_blocking(command),
         Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
+        Command::Audit { command } => smdpp_service::audit_cli::audit_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
             command:
