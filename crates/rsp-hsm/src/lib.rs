@@ -26,7 +26,7 @@ mod token;
 pub use error::HsmError;
 pub use kek::HsmKek;
 pub use key::HsmKey;
-pub use token::{Token, TokenConfig};
+pub use token::{PIN_ENV, Token, TokenConfig};
 
 /// The Debian/Ubuntu path of the SoftHSM2 module (tests and documentation).
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
