@@ -10,6 +10,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # A real core network for the operator-systems suite: Osmocom's HLR (3G Milenage, CTRL, GSUP).
 command -v osmo-hlr >/dev/null 2>&1 || need_apt+=(osmo-hlr)
+# A software PKCS#11 token for the HSM key-custody tests (rsp-hsm, smdpp hsm_process).
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -23,6 +25,7 @@ if ! python3 -c 'import asn1tools' >/dev/null 2>&1; then
 fi
 export SMDPP_REQUIRE_INTEROP=1
 export SMDPP_REQUIRE_OSMO_HLR=1
+export SMDPP_REQUIRE_SOFTHSM=1
 
 # The web console's browser tests: Debian's Chromium, zbarimg and Playwright for Python.
 echo "== browser test dependencies"

@@ -16,8 +16,9 @@
 //! - rustls signs TLS with P-256 only: the DPtls key on the token must be a P-256 key (a
 //!   brainpool key set still gets a P-256 DPtls certificate for TLS).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -132,15 +133,29 @@ impl Pkcs11Settings {
         }
     }
 
-    /// Reads the PIN, loads the module, finds the token and logs in.
+    /// Reads the PIN, loads the module, finds the token and logs in. A token opened before
+    /// in this process (same module and label) is returned again: one login and one
+    /// session pool per token, whichever part of the server asks.
     pub fn open(&self) -> Result<Arc<Token>> {
+        type Opened = Mutex<HashMap<(PathBuf, String), Arc<Token>>>;
+        static OPENED: OnceLock<Opened> = OnceLock::new();
+        let mut opened = OPENED
+            .get_or_init(Opened::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let k = (self.module.clone(), self.token.clone());
+        if let Some(t) = opened.get(&k) {
+            return Ok(Arc::clone(t));
+        }
         let pin = TokenConfig::read_pin(self.pin_file.as_deref())?;
-        Ok(Token::open(&TokenConfig {
+        let token = Token::open(&TokenConfig {
             module: self.module.clone(),
             token_label: self.token.clone(),
             pin,
             pool_size: 0,
-        })?)
+        })?;
+        opened.insert(k, Arc::clone(&token));
+        Ok(token)
     }
 }
 
