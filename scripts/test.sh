@@ -12,6 +12,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v osmo-hlr >/dev/null 2>&1 || need_apt+=(osmo-hlr)
 # A real load balancer for the many-nodes test (three `smdpp serve` behind haproxy).
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+# A software PKCS#11 token for the HSM key-custody tests (rsp-hsm, smdpp hsm_process).
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -26,6 +28,7 @@ fi
 export SMDPP_REQUIRE_INTEROP=1
 export SMDPP_REQUIRE_OSMO_HLR=1
 export SMDPP_REQUIRE_HAPROXY=1
+export SMDPP_REQUIRE_SOFTHSM=1
 
 # The web console's browser tests: Debian's Chromium, zbarimg and Playwright for Python.
 echo "== browser test dependencies"

@@ -229,6 +229,12 @@ impl SoftwareKey {
         }
     }
 
+    /// The private scalar `d` (32 bytes, big-endian). Only for moving the key into an HSM
+    /// (`smdpp keys hsm import`); the caller must not copy it anywhere else.
+    pub fn expose_scalar(&self) -> &[u8; 32] {
+        &self.scalar
+    }
+
     /// The key as unencrypted PKCS#8 DER (`PrivateKeyInfo` with the named-curve OID and an
     /// RFC 5915 `ECPrivateKey` inside, including the public key).
     pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {

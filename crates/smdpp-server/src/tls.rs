@@ -175,6 +175,20 @@ pub fn server_config_with_client_auth(
     build_server_config(chain, key, true)
 }
 
+/// Like [`server_config_with_client_auth`], with the DPtls key held by a
+/// [`rsp_crypto::KeyCustody`] (an HSM key): every handshake signature is made by it
+/// ([`CustodySigningKey`]). The key must be on P-256 (rustls has no brainpool).
+pub fn server_config_with_client_auth_custody(
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn rsp_crypto::KeyCustody>,
+) -> Result<ServerConfig, TlsSetupError> {
+    if chain.is_empty() {
+        return Err(TlsSetupError::NoCertificate("<memory>".to_owned()));
+    }
+    let signing_key = CustodySigningKey::new(key).ok_or(TlsSetupError::UnsupportedKey)?;
+    finish_server_config(chain, Arc::new(signing_key), true)
+}
+
 fn build_server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -186,11 +200,20 @@ fn build_server_config(
     if matches!(key, PrivateKeyDer::Pkcs1(_)) {
         return Err(TlsSetupError::UnsupportedKey);
     }
-    let provider = Arc::new(es9_crypto_provider());
+    let provider = es9_crypto_provider();
     let signing_key = provider
         .key_provider
         .load_private_key(key)
         .map_err(|_| TlsSetupError::UnsupportedKey)?;
+    finish_server_config(chain, signing_key, client_auth)
+}
+
+fn finish_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    signing_key: Arc<dyn rustls::sign::SigningKey>,
+    client_auth: bool,
+) -> Result<ServerConfig, TlsSetupError> {
+    let provider = Arc::new(es9_crypto_provider());
     if signing_key
         .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
         .is_none()
@@ -231,6 +254,69 @@ pub fn server_config_with_client_auth_from_pem_files(
     let chain = load_certificate_chain(cert_chain_path)?;
     let key = load_private_key(key_path)?;
     Ok(Arc::new(server_config_with_client_auth(chain, key)?))
+}
+
+/// A rustls signing key whose signatures are made by a [`rsp_crypto::KeyCustody`] (for a
+/// DPtls key on an HSM): `ecdsa_secp256r1_sha256` only, the token's `r || s` signature
+/// re-encoded as the DER `ECDSA-Sig-Value` TLS carries.
+#[derive(Clone)]
+pub struct CustodySigningKey {
+    key: Arc<dyn rsp_crypto::KeyCustody>,
+}
+
+impl std::fmt::Debug for CustodySigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustodySigningKey")
+            .field("curve", &self.key.curve())
+            .finish_non_exhaustive()
+    }
+}
+
+/// DER prefix of a P-256 `SubjectPublicKeyInfo` (id-ecPublicKey, prime256v1, BIT STRING of
+/// 66 bytes), followed by the 65-byte uncompressed point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+impl CustodySigningKey {
+    /// `None` unless the key is on P-256 (the only ECDSA curve rustls offers for TLS).
+    pub fn new(key: Arc<dyn rsp_crypto::KeyCustody>) -> Option<CustodySigningKey> {
+        (key.curve() == rsp_crypto::Curve::NistP256).then_some(CustodySigningKey { key })
+    }
+}
+
+impl rustls::sign::SigningKey for CustodySigningKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP256_SHA256)
+            .then(|| Box::new(self.clone()) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn public_key(&self) -> Option<rustls_pki_types::SubjectPublicKeyInfoDer<'_>> {
+        let mut spki = Vec::with_capacity(P256_SPKI_PREFIX.len() + 65);
+        spki.extend_from_slice(&P256_SPKI_PREFIX);
+        spki.extend_from_slice(self.key.public_key());
+        Some(spki.into())
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl rustls::sign::Signer for CustodySigningKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        let raw = self
+            .key
+            .sign(message)
+            .map_err(|e| rustls::Error::General(format!("DPtls signature: {e}")))?;
+        Ok(rsp_crypto::ecdsa::raw_to_der(&raw))
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP256_SHA256
+    }
 }
 
 /// Requests a client certificate, accepts its absence, and accepts any presented certificate

@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// SK.DP.TLS (PEM, P-256).
     #[arg(long, env = "SMDPP_DPTLS_KEY")]
     pub dptls_key: Option<PathBuf>,
+    /// The PKCS#11 token holding keys named `pkcs11:object=LABEL` (see
+    /// [`crate::hsm_cli`]).
+    #[command(flatten)]
+    pub pkcs11: crate::hsm_cli::Pkcs11Args,
     /// Extra trusted CI certificate (PEM or DER); repeatable.
     #[arg(long = "trusted-ci")]
     pub trusted_ci: Vec<PathBuf>,
@@ -307,6 +311,12 @@ pub struct FileConfig {
     pub dptls_cert: Option<PathBuf>,
     /// See [`ServeArgs::dptls_key`].
     pub dptls_key: Option<PathBuf>,
+    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_module`].
+    pub pkcs11_module: Option<PathBuf>,
+    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_token`].
+    pub pkcs11_token: Option<String>,
+    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_pin_file`].
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// See [`ServeArgs::trusted_ci`].
     #[serde(default)]
     pub trusted_ci: Vec<PathBuf>,
@@ -397,6 +407,8 @@ pub struct Settings {
     pub dptls_cert: Option<PathBuf>,
     /// SK.DP.TLS override.
     pub dptls_key: Option<PathBuf>,
+    /// The PKCS#11 token, when keys are on an HSM.
+    pub pkcs11: Option<crate::hsm_cli::Pkcs11Settings>,
     /// Extra trusted CIs.
     pub trusted_ci: Vec<PathBuf>,
     /// Extra key sets.
@@ -595,6 +607,11 @@ impl ServeArgs {
             dppb_key: self.dppb_key.clone().or(f.dppb_key.clone()),
             dptls_cert: self.dptls_cert.clone().or(f.dptls_cert.clone()),
             dptls_key: self.dptls_key.clone().or(f.dptls_key.clone()),
+            pkcs11: self.pkcs11.resolve(
+                f.pkcs11_module.as_ref(),
+                f.pkcs11_token.as_ref(),
+                f.pkcs11_pin_file.as_ref(),
+            )?,
             trusted_ci,
             key_sets: f.key_sets.clone(),
             plain_http: self.plain_http || f.plain_http.unwrap_or(false),
@@ -662,7 +679,10 @@ fn read_cert(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-fn read_key(path: &Path) -> Result<Arc<dyn KeyCustody>> {
+fn read_key(path: &Path, token: Option<&Arc<rsp_hsm::Token>>) -> Result<Arc<dyn KeyCustody>> {
+    if let Some(key) = crate::hsm_cli::token_key(path, token)? {
+        return Ok(key);
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let key =
@@ -695,8 +715,9 @@ fn ensure_pki(s: &Settings) -> Result<bool> {
     Ok(true)
 }
 
-/// Loads the trust store and key sets described by `s`.
-pub fn load_keys(s: &Settings) -> Result<ServerKeys> {
+/// Loads the trust store and key sets described by `s`; keys named `pkcs11:object=LABEL`
+/// are on `token`.
+pub fn load_keys(s: &Settings, token: Option<&Arc<rsp_hsm::Token>>) -> Result<ServerKeys> {
     let mut trust = TrustStore::new();
     let ci = s.pki_dir.join("ci.pem");
     if ci.exists() {
@@ -721,9 +742,9 @@ pub fn load_keys(s: &Settings) -> Result<ServerKeys> {
         KeySet::new(
             &trust,
             &read_cert(&pick(&s.dpauth_cert, "dpauth.pem"))?,
-            read_key(&pick(&s.dpauth_key, "dpauth.key"))?,
+            read_key(&pick(&s.dpauth_key, "dpauth.key"), token)?,
             &read_cert(&pick(&s.dppb_cert, "dppb.pem"))?,
-            read_key(&pick(&s.dppb_key, "dppb.key"))?,
+            read_key(&pick(&s.dppb_key, "dppb.key"), token)?,
         )
         .context("DPauth/DPpb key set")?,
     ];
@@ -732,9 +753,9 @@ pub fn load_keys(s: &Settings) -> Result<ServerKeys> {
             KeySet::new(
                 &trust,
                 &read_cert(&k.dpauth_cert)?,
-                read_key(&k.dpauth_key)?,
+                read_key(&k.dpauth_key, token)?,
                 &read_cert(&k.dppb_cert)?,
-                read_key(&k.dppb_key)?,
+                read_key(&k.dppb_key, token)?,
             )
             .context("extra key set")?,
         );
@@ -808,7 +829,12 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let generated_pki = ensure_pki(&settings)?;
-    let mut keys = load_keys(&settings)?;
+    // Logged in once; every key on the token shares its session pool.
+    let token = match &settings.pkcs11 {
+        Some(p) => Some(p.open()?),
+        None => None,
+    };
+    let mut keys = load_keys(&settings, token.as_ref())?;
     // Revocation (SGP.22 section 4.6): the CRLs, our own certificates checked against them
     // (a revoked one stops the start), and early expiry warnings.
     let own = crate::revocation::own_certificates(&keys, Some(&dptls_path(&settings)))?;
@@ -834,23 +860,41 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             .dptls_key
             .clone()
             .unwrap_or_else(|| settings.pki_dir.join("dptls.key"));
-        // Both request (do not require) a client certificate: ES2+ callers are
+        // Both backends request (do not require) a client certificate: ES2+ callers are
         // authenticated by it (SGP.22 section 6.1), ES9+ devices present none.
-        Some(match settings.tls_backend {
-            TlsBackend::Rustls => TlsConfig::Rustls(
+        match (
+            crate::hsm_cli::token_key(&key, token.as_ref())?,
+            settings.tls_backend,
+        ) {
+            (Some(on_token), TlsBackend::Rustls) => Some(TlsConfig::Rustls(Arc::new(
+                smdpp_server::tls::server_config_with_client_auth_custody(
+                    smdpp_server::tls::load_certificate_chain(&cert)?,
+                    on_token,
+                )
+                .context("TLS certificate (CERT.DP.TLS and its key on the token must be P-256)")?,
+            ))),
+            (Some(_), TlsBackend::Openssl) => {
+                bail!(
+                    "--tls-backend openssl takes the DPtls key from a file, not from the PKCS#11 token"
+                )
+            }
+            (None, TlsBackend::Rustls) => Some(TlsConfig::Rustls(
                 smdpp_server::tls::server_config_with_client_auth_from_pem_files(&cert, &key)
                     .context(
                         "TLS certificate (CERT.DP.TLS must be P-256 with --tls-backend rustls; \
                          --tls-backend openssl also takes brainpoolP256r1)",
                     )?,
-            ),
-            TlsBackend::Openssl => TlsConfig::OpenSsl(
+            )),
+            (None, TlsBackend::Openssl) => Some(TlsConfig::OpenSsl(
                 smdpp_server::tls_openssl::acceptor_from_pem_files(&cert, &key)
                     .context("TLS certificate for the OpenSSL listener")?,
-            ),
-        })
+            )),
+        }
     };
-    let factory = crate::factory_cli::open_factory(&store, &settings.kek_file).await?;
+    let factory = match crate::hsm_cli::token_kek(&settings.kek_file, token.as_ref())? {
+        Some(kek) => crate::factory_cli::open_factory_kek(&store, kek, true).await?,
+        None => crate::factory_cli::open_factory(&store, &settings.kek_file).await?,
+    };
     let sealed = factory.seal_plaintext_upps().await?;
     if sealed > 0 {
         tracing::info!(count = sealed, "stored profile packages sealed at rest");

@@ -67,6 +67,10 @@ pub async fn open_factory_with(
     kek_file: &Path,
     create: bool,
 ) -> Result<Arc<Factory>> {
+    // `pkcs11:object=LABEL`: the key is on the token of the environment.
+    if let Some(kek) = crate::hsm_cli::token_kek(kek_file, None)? {
+        return open_factory_kek(store, kek, create).await;
+    }
     let deks = store.vault_deks().await?;
     if !kek_file.exists()
         && let Some(r) = deks.first()
@@ -92,6 +96,18 @@ pub async fn open_factory_with(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`open_factory_with`] with a KEK already opened (a key on a PKCS#11 token).
+pub async fn open_factory_kek(
+    store: &Store,
+    kek: Arc<dyn smdpp_vault::Kek>,
+    create: bool,
+) -> Result<Arc<Factory>> {
+    if !create && store.vault_deks().await?.is_empty() {
+        bail!("the database has no keys yet (nothing was sealed in it)");
+    }
+    Ok(Arc::new(Factory::open(store.clone(), kek).await?))
 }
 
 async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
@@ -1074,6 +1090,12 @@ pub enum KeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Keys on a PKCS#11 token (HSM): import, list, generate, move the vault KEK there.
+    Hsm {
+        /// The subcommand.
+        #[command(subcommand)]
+        command: crate::hsm_cli::HsmCommand,
+    },
     /// Delete the old data-encryption keys no stored secret uses any more. Run it only after
     /// every server and import started before the last rotation has been restarted.
     Retire {
@@ -1142,6 +1164,7 @@ pub async fn keys_command(cmd: KeysCommand) -> Result<()> {
             store.close().await;
         }
         KeysCommand::Retire { data } => retire(data).await?,
+        KeysCommand::Hsm { command } => crate::hsm_cli::hsm_command(command).await?,
         KeysCommand::Reseal { data } => {
             let (store, factory) = open_all_with(&data, false).await?;
             let started = Instant::now();

@@ -549,18 +549,53 @@ pub async fn check_operators(
 struct ClientIdentity {
     provider: Arc<rustls::crypto::CryptoProvider>,
     chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    key: ClientKey,
+}
+
+/// The client key: a PEM file, or a key on the PKCS#11 token (`pkcs11:object=LABEL`).
+enum ClientKey {
+    File(PrivateKeyDer<'static>),
+    Token(Arc<dyn rustls::sign::SigningKey>),
+}
+
+/// Always presents the one certificate whose key is on the token.
+#[derive(Debug)]
+struct TokenClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for TokenClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 impl ClientIdentity {
     /// A client configuration presenting this identity and trusting exactly `roots`.
     fn config(&self, roots: rustls::RootCertStore) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .context("TLS versions")?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .context("outbox client certificate/key")?;
+            .with_root_certificates(roots);
+        let tls = match &self.key {
+            ClientKey::File(key) => builder
+                .with_client_auth_cert(self.chain.clone(), key.clone_key())
+                .context("outbox client certificate/key")?,
+            ClientKey::Token(key) => {
+                let certified =
+                    rustls::sign::CertifiedKey::new(self.chain.clone(), Arc::clone(key));
+                certified
+                    .keys_match()
+                    .context("outbox client certificate/key on the token")?;
+                builder.with_client_cert_resolver(Arc::new(TokenClientCert(Arc::new(certified))))
+            }
+        };
         Ok(Arc::new(tls))
     }
 }
@@ -666,6 +701,19 @@ impl OutboxWorker {
         client_key: &std::path::Path,
         config: OutboxConfig,
     ) -> anyhow::Result<OutboxWorker> {
+        Self::new_with_token(store, requester, client_cert, client_key, config, None)
+    }
+
+    /// [`OutboxWorker::new`]; a `client_key` of the form `pkcs11:object=LABEL` is a P-256
+    /// key on `token`.
+    pub fn new_with_token(
+        store: Store,
+        requester: impl Into<String>,
+        client_cert: &std::path::Path,
+        client_key: &std::path::Path,
+        config: OutboxConfig,
+        token: Option<&Arc<rsp_hsm::Token>>,
+    ) -> anyhow::Result<OutboxWorker> {
         let mut roots = rustls::RootCertStore::empty();
         let (_, ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
         if ignored > 0 {
@@ -682,7 +730,16 @@ impl OutboxWorker {
         }
         let chain = smdpp_server::tls::load_certificate_chain(client_cert)
             .context("outbox client certificate")?;
-        let key = smdpp_server::tls::load_private_key(client_key).context("outbox client key")?;
+        let key = match crate::hsm_cli::token_key(client_key, token).context("outbox client key")? {
+            Some(k) => ClientKey::Token(Arc::new(
+                smdpp_server::tls::CustodySigningKey::new(k).ok_or_else(|| {
+                    anyhow::anyhow!("outbox client key: the key on the token must be P-256")
+                })?,
+            )),
+            None => ClientKey::File(
+                smdpp_server::tls::load_private_key(client_key).context("outbox client key")?,
+            ),
+        };
         let identity = ClientIdentity {
             provider: Arc::new(smdpp_server::tls::es9_crypto_provider()),
             chain,
@@ -967,12 +1024,24 @@ pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
             tracing::warn!(error = %e, "could not check the operators' callback settings");
         }
     });
-    let mut task = match OutboxWorker::new(
+    // The token serve logged in to (cached: no second login).
+    let token = match &s.pkcs11 {
+        Some(p) => match p.open() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "outbox: the PKCS#11 token");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut task = match OutboxWorker::new_with_token(
         prepared.store.clone(),
         prepared.engine.config().smdp_address.clone(),
         &cert,
         &key,
         config,
+        token.as_ref(),
     ) {
         Ok(w) => {
             let w = w.with_factory(prepared.engine.factory().cloned());
@@ -1156,7 +1225,7 @@ mod tests {
         let identity = ClientIdentity {
             provider: Arc::new(smdpp_server::tls::es9_crypto_provider()),
             chain: vec![client.der().clone()],
-            key: PrivateKeyDer::Pkcs8(client_key.serialize_der().into()),
+            key: ClientKey::File(PrivateKeyDer::Pkcs8(client_key.serialize_der().into())),
         };
         let (a, _) = self_signed("ca-a");
         let (b, _) = self_signed("ca-b");

@@ -36,7 +36,7 @@ enum LogFormat {
 enum Command {
     /// Run the SM-DP+ (ES9+ over HTTPS). With no configuration it creates ./smdpp-data with a
     /// SQLite database, a test PKI and a demo profile, and listens on 127.0.0.1:8443.
-    Serve(smdpp_service::cli::ServeArgs),
+    Serve(Box<smdpp_service::cli::ServeArgs>),
     /// The profile inventory: import subscriber data (CSV / JSON lines) or UPP files, list, show.
     Profiles {
         #[command(subcommand)]
@@ -296,7 +296,7 @@ fn console() -> smdpp_service::cli::AdminRoutes {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => smdpp_service::cli::serve_blocking_with(args, Some(console())),
+        Command::Serve(args) => smdpp_service::cli::serve_blocking_with(*args, Some(console())),
         Command::Console { command } => smdpp_console::users::run_blocking(command),
         Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
         Command::Types { command } => smdpp_service::factory_cli::types_blocking(command),

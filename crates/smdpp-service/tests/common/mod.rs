@@ -310,6 +310,7 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         dppb_key: None,
         dptls_cert: None,
         dptls_key: None,
+        pkcs11: None,
         trusted_ci: Vec::new(),
         key_sets: Vec::new(),
         plain_http: false,
