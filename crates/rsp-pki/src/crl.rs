@@ -830,6 +830,14 @@ mod tests {
         b.sign(&p.ci.key).unwrap()
     }
 
+    /// A revocation set holding the one CRL `der`, added as `name`.
+    fn set_of(der: &[u8], name: &str, trust: &TrustStore, now: OffsetDateTime) -> RevocationSet {
+        let mut set = RevocationSet::new();
+        set.add(Crl::from_der(der).unwrap(), name, trust, now)
+            .unwrap();
+        set
+    }
+
     #[test]
     fn round_trip_and_verify_on_both_curves() {
         for curve in [Curve::NistP256, Curve::BrainpoolP256r1] {
@@ -1041,14 +1049,7 @@ mod tests {
         // eUICC on the EUM CRL (verified lazily against the EUM).
         let mut b = CrlBuilder::for_issuer(&eum, Duration::days(1)).unwrap();
         b.revoke(p.euicc.cert().unwrap().serial_number());
-        let mut set = RevocationSet::new();
-        set.add(
-            Crl::from_der(&b.sign(&p.eum.key).unwrap()).unwrap(),
-            "eum.crl",
-            &trust,
-            now,
-        )
-        .unwrap();
+        let set = set_of(&b.sign(&p.eum.key).unwrap(), "eum.crl", &trust, now);
         assert_eq!(set.iter().next().unwrap().kind(), CrlIssuerKind::Eum);
         for _ in 0..2 {
             let e = set
@@ -1070,14 +1071,7 @@ mod tests {
         let mut b = CrlBuilder::for_issuer(&ci, Duration::days(1)).unwrap();
         b.this_update = now - Duration::days(10);
         b.next_update = now - Duration::days(3);
-        let mut set = RevocationSet::new();
-        set.add(
-            Crl::from_der(&b.sign(&p.ci.key).unwrap()).unwrap(),
-            "old.crl",
-            &trust,
-            now,
-        )
-        .unwrap();
+        let set = set_of(&b.sign(&p.ci.key).unwrap(), "old.crl", &trust, now);
         let e = set
             .check_euicc(&trust, &chain, now, StalePolicy::Refuse)
             .unwrap_err();
@@ -1096,14 +1090,7 @@ mod tests {
             .unwrap();
         assert_eq!(ok.stale, vec!["old.crl".to_owned()]);
         // The CI itself on its own CRL.
-        let mut set = RevocationSet::new();
-        set.add(
-            Crl::from_der(&ci_crl(&p, &[ci.serial_number()])).unwrap(),
-            "ci.crl",
-            &trust,
-            now,
-        )
-        .unwrap();
+        let set = set_of(&ci_crl(&p, &[ci.serial_number()]), "ci.crl", &trust, now);
         assert!(matches!(
             set.check_euicc(&trust, &chain, now, StalePolicy::Refuse),
             Err(PkiError::Revoked {
@@ -1113,14 +1100,12 @@ mod tests {
         ));
         // Own certificates.
         let dpauth = p.dpauth.cert().unwrap();
-        let mut set = RevocationSet::new();
-        set.add(
-            Crl::from_der(&ci_crl(&p, &[dpauth.serial_number()])).unwrap(),
+        let set = set_of(
+            &ci_crl(&p, &[dpauth.serial_number()]),
             "ci.crl",
             &trust,
             now,
-        )
-        .unwrap();
+        );
         assert!(matches!(
             set.check_issued(&trust, &dpauth, CertRole::DpAuth, now, StalePolicy::Refuse),
             Err(PkiError::Revoked {
