@@ -665,36 +665,40 @@ impl Es9Engine {
         let eid = euicc.eid.clone();
         record_in_span("eid", &eid);
 
-        // Claim the session: from here on exactly one call proceeds.
-        let claimed = self
-            .cas_session(
-                &session,
-                state::AUTHENTICATING,
-                &data,
-                Patch::Keep,
-                Patch::Set(eid.clone()),
-                None,
-            )
-            .await?;
-
         // SGP.22 v3: an LPA that asks for Remote Profile Management (operationType rpm)
         // gets the waiting RPM package; a v2 LPA never asks and never gets one.
-        let answer = match rpm_ask {
+        let (answer, session) = match rpm_ask {
             Some(iccid) => {
-                self.authenticate_rpm(
-                    &claimed,
-                    &mut data,
-                    &eid,
-                    matching_id.as_deref(),
-                    iccid.as_deref(),
-                    &ok,
-                    &euicc,
-                )
-                .await
+                // Claim the session: from here on exactly one call proceeds.
+                let claimed = self
+                    .cas_session(
+                        &session,
+                        state::AUTHENTICATING,
+                        &data,
+                        Patch::Keep,
+                        Patch::Set(eid.clone()),
+                        None,
+                    )
+                    .await?;
+                let answer = self
+                    .authenticate_rpm(
+                        &claimed,
+                        &mut data,
+                        &eid,
+                        matching_id.as_deref(),
+                        iccid.as_deref(),
+                        &ok,
+                        &euicc,
+                    )
+                    .await;
+                (answer, claimed)
             }
-            None => self
-                .authenticate_order(
-                    &claimed,
+            // A download: no claim; the order's attempt, the session's move to
+            // authenticated and the outbox row commit together at the end, conditional on
+            // the session version read above, so of two concurrent calls one proceeds.
+            None => (
+                self.authenticate_order(
+                    &session,
                     &mut data,
                     &eid,
                     matching_id.as_deref(),
@@ -703,11 +707,13 @@ impl Es9Engine {
                 )
                 .await
                 .map(Into::into),
+                session,
+            ),
         };
         match answer {
             Ok(r) => Ok(r),
             Err(f) => {
-                self.end_session(&claimed, &data).await;
+                self.end_session(&session, &data).await;
                 Err(f)
             }
         }
@@ -889,24 +895,13 @@ impl Es9Engine {
             download_attempts: smdpp_store::CounterOp::Add(1),
             ..ProfileUpdate::default()
         };
-        let profile = match self
-            .store
-            .transition(
-                &profile.iccid,
-                &Expect::states(&DOWNLOADABLE).and_version(profile.version),
-                &update,
-                &EventRecord::by(ACTOR).with_cause("authenticateClient"),
-            )
-            .await
-        {
-            Ok(p) => p,
-            Err(StoreError::Conflict { .. }) => return Err(Failure::NotReleased),
-            Err(e) => return Err(e.into()),
-        };
+        let expect = Expect::states(&DOWNLOADABLE).and_version(profile.version);
+        let event = EventRecord::by(ACTOR).with_cause("authenticateClient");
 
-        // Eligibility (section 3.1.3 steps 3 and 5, Annex F): after the attempt is counted;
-        // a failure sets the order to Error (step 5: "Set the Profile ... in 'Error' state")
-        // and stops the procedure.
+        // Eligibility (section 3.1.3 steps 3 and 5, Annex F), decided on the order as read
+        // (the attempt counter does not enter it). A failure counts the attempt, then sets
+        // the order to Error (step 5: "Set the Profile ... in 'Error' state") and stops the
+        // procedure; both are rare, so they keep their own two commits.
         let stored_metadata = self.stored_metadata(&profile).await?;
         let facts = self.package_facts(&profile).await?;
         if let Err(f) = self.check_eligibility(
@@ -914,21 +909,20 @@ impl Es9Engine {
             stored_metadata.as_ref(),
             &ok.euicc_signed1.value().euicc_info2,
         ) {
+            let profile = match self
+                .store
+                .transition(&profile.iccid, &expect, &update, &event)
+                .await
+            {
+                Ok(p) => p,
+                Err(StoreError::Conflict { .. }) => return Err(Failure::NotReleased),
+                Err(e) => return Err(e.into()),
+            };
             let notify =
                 outbox::hdpi_failed(&profile, Some(eid), point::ELIGIBILITY, &f.to_es9().code);
             self.profile_to_error(&profile, &format!("eligibility check failed: {f}"), notify)
                 .await?;
             return Err(f);
-        }
-        // Section 3.1.3 step 4: the eligibility check passed (point 1, no state change).
-        if let Some(row) = outbox::hdpi(
-            &profile,
-            Some(eid),
-            point::ELIGIBILITY,
-            FunctionExecutionStatus::success(),
-            None,
-        ) {
-            self.store.enqueue_outbox(&[row]).await?;
         }
 
         let set = self.key_set(data)?;
@@ -970,7 +964,9 @@ impl Es9Engine {
             smdp_signature2_tlv: hex::encode(&sig2_tlv),
             profile_metadata: hex::encode(&metadata),
             offered_otpk: offered_otpk.as_ref().map(hex::encode),
-            order_version: Some(profile.version),
+            // The transition below expects the version read and bumps it by one: that is
+            // the order generation of this session.
+            order_version: Some(profile.version.saturating_add(1)),
             svn: Some(hex::encode(
                 ok.euicc_signed1.value().euicc_info2.svn.as_bytes(),
             )),
@@ -982,15 +978,67 @@ impl Es9Engine {
                 .is_set(rsp_asn1::common::rsp_capability::RPM_SUPPORT),
         });
         let ttl = now_ms().saturating_add(ms(self.config.limits.session_ttl));
-        self.cas_session(
-            claimed,
-            state::AUTHENTICATED,
-            data,
-            Patch::Set(profile.iccid.clone()),
-            Patch::Keep,
-            Some(ttl),
-        )
-        .await?;
+        let session_update = SessionUpdate {
+            state: state::AUTHENTICATED.to_owned(),
+            data: data.to_bytes(),
+            eid: Patch::Set(eid.to_owned()),
+            iccid: Patch::Set(profile.iccid.clone()),
+            expires_at: Some(ttl),
+        };
+        // Section 3.1.3 step 4: the eligibility check passed (point 1, no state change),
+        // queued with the counted attempt and the session's move, in ONE commit.
+        let event = event.with_outbox(outbox::hdpi(
+            &profile,
+            Some(eid),
+            point::ELIGIBILITY,
+            FunctionExecutionStatus::success(),
+            None,
+        ));
+        match self
+            .store
+            .transition_with_session(
+                &profile.iccid,
+                &expect,
+                &update,
+                &event,
+                (&claimed.transaction_id, claimed.version, &session_update),
+                now_ms(),
+            )
+            .await
+        {
+            Ok((p, _)) if p.version == profile.version.saturating_add(1) => {}
+            Ok(_) => {
+                return Err(Failure::Internal(
+                    "the order's version did not advance by one".into(),
+                ));
+            }
+            // A conflict on the profile carries a profile state: another call moved the
+            // order (when that call was this session's own concurrent twin, the session
+            // moved too, and the answer is the twin's: the session is no longer valid).
+            Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
+                return Err(
+                    match self
+                        .store
+                        .get_session(&claimed.transaction_id, now_ms())
+                        .await?
+                    {
+                        Some(s) if s.version == claimed.version => Failure::NotReleased,
+                        _ => Failure::UnknownTransaction(
+                            "another call for this transaction is in progress or completed",
+                        ),
+                    },
+                );
+            }
+            Err(StoreError::Conflict { .. }) => {
+                return Err(Failure::UnknownTransaction(
+                    "another call for this transaction is in progress or completed",
+                ));
+            }
+            Err(StoreError::NotFound | StoreError::Expired) => {
+                return Err(Failure::UnknownTransaction("session expired"));
+            }
+            Err(e) => return Err(e.into()),
+        }
         record_in_span("iccid", &profile.iccid);
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, cc_required, "eUICC authenticated");
         Ok(AuthenticateClientResponse {
@@ -1273,16 +1321,10 @@ impl Es9Engine {
                 ));
             }
         }
-        let claimed = self
-            .cas_session(
-                &session,
-                state::BINDING,
-                &data,
-                Patch::Keep,
-                Patch::Keep,
-                None,
-            )
-            .await?;
+        // No claim: the delivery (order Downloaded, session delivered, the BPP cached, the
+        // outbox row) commits at the end, conditional on the session version read above and
+        // on the order's generation, so of two concurrent calls one delivers.
+        let claimed = session;
         match self
             .bind_and_deliver(
                 &claimed,
@@ -1457,9 +1499,13 @@ impl Es9Engine {
             eid: Patch::Set(binding.eid.clone()),
             ..ProfileUpdate::to_state(ProfileState::Downloaded)
         };
+        let writes = smdpp_store::StepWrites {
+            put_bpp: to_cache.as_ref(),
+            ..Default::default()
+        };
         match self
             .store
-            .transition_with_session(
+            .transition_with_session_and(
                 &profile.iccid,
                 &Expect::states(&DOWNLOADABLE)
                     .and_version(generation)
@@ -1476,6 +1522,7 @@ impl Es9Engine {
                         None,
                     )),
                 (&claimed.transaction_id, claimed.version, &session_update),
+                &writes,
                 now_ms(),
             )
             .await
@@ -1503,11 +1550,6 @@ impl Es9Engine {
             }
             Err(StoreError::Expired) => return Err(Failure::UnknownTransaction("session expired")),
             Err(e) => return Err(e.into()),
-        }
-        if let Some(entry) = to_cache {
-            self.sidecar
-                .put_bpp(&profile.iccid, &entry, now_ms())
-                .await?;
         }
         record_in_span("iccid", &profile.iccid);
         tracing::info!(transaction_id = %claimed.transaction_id, iccid = %profile.iccid, "BPP delivered");
@@ -1591,17 +1633,17 @@ impl Es9Engine {
             tracing::warn!(transaction_id = %tid, "PIR for another SM-DP+ OID; ignored");
             return Ok(());
         }
-        let outcome = self
-            .store
-            .record_notification(&NewNotification {
-                eid: b.eid.clone(),
-                seq_number: meta.seq_number,
-                iccid: Some(b.iccid.clone()),
-                event: "install".into(),
-                raw: raw.to_vec(),
-                received_at: now_ms(),
-            })
-            .await?;
+        // The notification is recorded (replay detection on EID and seqNumber) in the
+        // transaction of the transition below; a PIR that changes nothing records it alone.
+        let notification = NewNotification {
+            eid: b.eid.clone(),
+            seq_number: meta.seq_number,
+            iccid: Some(b.iccid.clone()),
+            event: "install".into(),
+            raw: raw.to_vec(),
+            received_at: now_ms(),
+        };
+        let record_alone = || self.store.record_notification(&notification);
         record_in_span("eid", &b.eid);
         record_in_span("iccid", &b.iccid);
         let success = matches!(d.value().final_result, FinalResult::Success(_));
@@ -1629,6 +1671,7 @@ impl Es9Engine {
                 iccid = %b.iccid,
                 "PIR: the profile is already on the order's own eUICC (errorReason 9); order not changed"
             );
+            let _ = record_alone().await?;
             if s.state != state::ENDED {
                 let _ = self
                     .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
@@ -1644,6 +1687,7 @@ impl Es9Engine {
         let mut expect = Expect::state(ProfileState::Downloaded).and_eid_unset_or(b.eid.clone());
         if !success {
             if s.state != state::DELIVERED {
+                let outcome = record_alone().await?;
                 tracing::info!(
                     transaction_id = %tid,
                     state = %s.state,
@@ -1653,12 +1697,14 @@ impl Es9Engine {
                 return Ok(());
             }
             let Some(generation) = data.delivered_order_version else {
+                let _ = record_alone().await?;
                 tracing::warn!(transaction_id = %tid, "PIR for a session without a delivered order generation; ignored");
                 return Ok(());
             };
             match self.sidecar.get_bpp(&b.iccid).await? {
                 Some(c) if c.transaction_id == s.transaction_id && c.eid == b.eid => {}
                 _ => {
+                    let _ = record_alone().await?;
                     tracing::warn!(transaction_id = %tid, "PIR of a session that is not the one that delivered the current BPP; ignored");
                     return Ok(());
                 }
@@ -1668,6 +1714,7 @@ impl Es9Engine {
             .as_ref()
             .is_none_or(|p| p.eid.as_deref() != Some(b.eid.as_str()))
         {
+            let _ = record_alone().await?;
             tracing::warn!(transaction_id = %tid, "successful PIR from an eUICC the order is not bound to; ignored");
             return Ok(());
         }
@@ -1692,21 +1739,48 @@ impl Es9Engine {
             iccid: Patch::Keep,
             expires_at: None,
         };
-        // The profile transition and the end of the session in one transaction (a session
-        // that already ended, e.g. superseded and cancelled, is not touched).
+        // What this eUICC announced, for the RPM orders that may follow.
+        let caps = smdpp_store::EuiccCapabilities {
+            eid: b.eid.clone(),
+            svn: b.svn.clone().unwrap_or_else(|| data.svn.clone()),
+            rpm_support: b.rpm_support,
+            updated_at: now_ms(),
+        };
+        // The profile transition, the end of the session, the notification, the dropped
+        // BPP cache entry and (after a success) the eUICC's capabilities in ONE transaction
+        // (a session that already ended, e.g. superseded and cancelled, is not touched:
+        // then the transition and the rest commit separately).
         let result = if s.state == state::ENDED {
-            self.store
+            match self
+                .store
                 .transition(&b.iccid, &expect, &update, &event)
                 .await
-                .map(|_| ())
+            {
+                Ok(_) => {
+                    let _ = record_alone().await?;
+                    self.sidecar.delete_bpp(&b.iccid).await?;
+                    if success && let Err(e) = self.store.put_euicc_capabilities(&caps).await {
+                        tracing::warn!(error = %e, "eUICC capabilities not recorded");
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         } else {
+            let writes = smdpp_store::StepWrites {
+                notification: Some(&notification),
+                delete_bpp: true,
+                capabilities: success.then_some(&caps),
+                ..Default::default()
+            };
             self.store
-                .transition_with_session(
+                .transition_with_session_and(
                     &b.iccid,
                     &expect,
                     &update,
                     &event,
                     (&s.transaction_id, s.version, &session_update),
+                    &writes,
                     now_ms(),
                 )
                 .await
@@ -1717,6 +1791,7 @@ impl Es9Engine {
             // A conflict on the profile carries a profile state: the order is no longer the
             // one this session delivered; end the session only.
             Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
+                let _ = record_alone().await?;
                 tracing::warn!(iccid = %b.iccid, %state, "PIR for an order not Downloaded (in this session's generation); order not changed");
                 if s.state != state::ENDED {
                     let _ = self
@@ -1727,25 +1802,13 @@ impl Es9Engine {
             }
             // The session moved on (a concurrent PIR or CancelSession handled it).
             Err(StoreError::Conflict { .. } | StoreError::NotFound | StoreError::Expired) => {
+                let _ = record_alone().await?;
                 tracing::info!(transaction_id = %tid, "PIR raced with another call of the session; order not changed");
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         }
         smdpp_server::metrics::global().download(if success { "success" } else { "failure" });
-        self.sidecar.delete_bpp(&b.iccid).await?;
-        if success {
-            // What this eUICC announced, for the RPM orders that may follow.
-            let caps = smdpp_store::EuiccCapabilities {
-                eid: b.eid.clone(),
-                svn: b.svn.clone().unwrap_or_else(|| data.svn.clone()),
-                rpm_support: b.rpm_support,
-                updated_at: now_ms(),
-            };
-            if let Err(e) = self.store.put_euicc_capabilities(&caps).await {
-                tracing::warn!(error = %e, "eUICC capabilities not recorded");
-            }
-        }
         tracing::info!(iccid = %b.iccid, %cause, "profile installation result");
         Ok(())
     }

@@ -163,20 +163,10 @@ impl Store {
     /// Records (replaces) what an eUICC announced.
     pub async fn put_euicc_capabilities(&self, c: &EuiccCapabilities) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut q =
-            Sql::new("INSERT INTO euicc_capabilities (eid, svn, rpm_support, updated_at) VALUES (");
-        q.bind(c.eid.clone())
-            .push(", ")
-            .bind(c.svn.clone())
-            .push(", ")
-            .bind(i64::from(c.rpm_support))
-            .push(", ")
-            .bind(c.updated_at)
-            .push(
-                ") ON CONFLICT (eid) DO UPDATE SET svn = excluded.svn, \
-                 rpm_support = excluded.rpm_support, updated_at = excluded.updated_at",
-            );
-        q.build()?.execute(&self.pool).await?;
+        capabilities_put_query(c)
+            .build()?
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -196,4 +186,23 @@ impl Store {
         })
         .await
     }
+}
+
+/// The upsert of what an eUICC announced (also written inside an ES9+ call's transaction,
+/// see [`Store::transition_with_session_and`]).
+pub(crate) fn capabilities_put_query(c: &EuiccCapabilities) -> Sql {
+    let mut q =
+        Sql::new("INSERT INTO euicc_capabilities (eid, svn, rpm_support, updated_at) VALUES (");
+    q.bind(c.eid.clone())
+        .push(", ")
+        .bind(c.svn.clone())
+        .push(", ")
+        .bind(i64::from(c.rpm_support))
+        .push(", ")
+        .bind(c.updated_at)
+        .push(
+            ") ON CONFLICT (eid) DO UPDATE SET svn = excluded.svn, \
+             rpm_support = excluded.rpm_support, updated_at = excluded.updated_at",
+        );
+    q
 }

@@ -48,7 +48,8 @@ pub use model::{
     CachedBpp, ClaimFilter, Counter, CounterOp, CounterValue, EpochMillis, Es2CallOutcome,
     Es2CallRecord, EventRecord, Expect, NewNotification, NewOperator, NewProfile, NewSession,
     Notification, Operator, Patch, Profile, ProfileEvent, ProfileFilter, ProfileMetadata,
-    ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, normalize_iccid, now_ms,
+    ProfileState, ProfileUpdate, RecordOutcome, Session, SessionUpdate, StepDone, StepWrites,
+    normalize_iccid, now_ms,
 };
 pub use store::audit::{
     AuditEntry, AuditFault, AuditFilter, AuditRecord, AuditReport, GENESIS_HASH, audit_hash,

@@ -717,3 +717,30 @@ impl std::fmt::Debug for CachedBpp {
             .finish_non_exhaustive()
     }
 }
+
+/// The writes of an ES9+ call that ride in the transaction of its state change
+/// ([`Store::transition_with_session_and`](crate::Store::transition_with_session_and)), so that
+/// the call commits once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepWrites<'a> {
+    /// A received notification to record (replay detection on `(eid, seq_number)`).
+    pub notification: Option<&'a NewNotification>,
+    /// The BPP to cache for the profile (replacing any).
+    pub put_bpp: Option<&'a CachedBpp>,
+    /// Drop the profile's cached BPP.
+    pub delete_bpp: bool,
+    /// What the eUICC announced, for the RPM orders that may follow.
+    pub capabilities: Option<&'a crate::EuiccCapabilities>,
+}
+
+/// What [`Store::transition_with_session_and`](crate::Store::transition_with_session_and)
+/// committed.
+#[derive(Clone, Debug)]
+pub struct StepDone {
+    /// The profile after the transition.
+    pub profile: Profile,
+    /// The session after its compare-and-set.
+    pub session: Session,
+    /// The recording of [`StepWrites::notification`], when one was given.
+    pub notification: Option<RecordOutcome>,
+}

@@ -811,6 +811,40 @@ impl Store {
         session: (&str, i64, &SessionUpdate),
         now: EpochMillis,
     ) -> Result<(Profile, Session)> {
+        let done = self
+            .transition_with_session_and(
+                iccid,
+                expect,
+                update,
+                event,
+                session,
+                &StepWrites::default(),
+                now,
+            )
+            .await?;
+        Ok((done.profile, done.session))
+    }
+
+    /// One step of an ES9+ call in ONE transaction (one commit): the profile's transition
+    /// with its event, audit record and outbox rows, the session's compare-and-set, and
+    /// the call's other writes (`writes`: the received notification, the BPP cache, what
+    /// the eUICC announced). Everything happens or nothing does. The profile row is locked
+    /// before the session row, the order every other writer of both uses (PostgreSQL row
+    /// locks; SQLite takes its one write lock at `BEGIN IMMEDIATE`).
+    ///
+    /// Errors as for [`Store::transition`] and [`Store::update_session_cas`]; a conflict on
+    /// the profile carries a profile state, one on the session a session state.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transition_with_session_and(
+        &self,
+        iccid: &str,
+        expect: &Expect,
+        update: &ProfileUpdate,
+        event: &EventRecord,
+        session: (&str, i64, &SessionUpdate),
+        writes: &StepWrites<'_>,
+        now: EpochMillis,
+    ) -> Result<StepDone> {
         let iccid = normalize_iccid(iccid)?;
         let (transaction_id, expected_version, su) = session;
         let _turn = self.write_turn().await;
@@ -831,9 +865,44 @@ impl Store {
             tx.rollback().await?;
             return Err(self.classify_session_refusal(transaction_id, now).await);
         };
-        let s = session_from_row(&row)?;
+        let session = session_from_row(&row)?;
+        let notification = match writes.notification {
+            Some(n) => Some(
+                match notification_insert_query(n)
+                    .build()?
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
+                    None => RecordOutcome::Duplicate,
+                },
+            ),
+            None => None,
+        };
+        if let Some(b) = writes.put_bpp {
+            bpp_put_query(&profile.iccid, b, now)
+                .build()?
+                .execute(&mut *tx)
+                .await?;
+        }
+        if writes.delete_bpp {
+            bpp_delete_query(&profile.iccid)
+                .build()?
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(c) = writes.capabilities {
+            crate::store::device::capabilities_put_query(c)
+                .build()?
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok((profile, s))
+        Ok(StepDone {
+            profile,
+            session,
+            notification,
+        })
     }
 
     /// [`Store::transition`] that also ends, in the same transaction, every live RSP session
@@ -1201,21 +1270,7 @@ impl Store {
     /// returned (replay detection). Atomic under concurrency.
     pub async fn record_notification(&self, n: &NewNotification) -> Result<RecordOutcome> {
         let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO notifications (eid, seq_number, iccid, event, raw, received_at) VALUES (",
-        );
-        q.bind(n.eid.clone())
-            .push(", ")
-            .bind(n.seq_number)
-            .push(", ")
-            .bind(n.iccid.clone())
-            .push(", ")
-            .bind(n.event.clone())
-            .push(", ")
-            .bind(n.raw.clone())
-            .push(", ")
-            .bind(n.received_at)
-            .push(") ON CONFLICT (eid, seq_number) DO NOTHING RETURNING id");
+        let q = notification_insert_query(n);
         Ok(match q.build()?.fetch_optional(&self.pool).await? {
             Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
             None => RecordOutcome::Duplicate,
@@ -1449,27 +1504,10 @@ impl Store {
     pub async fn put_cached_bpp(&self, iccid: &str, b: &CachedBpp, now: EpochMillis) -> Result<()> {
         let iccid = normalize_iccid(iccid)?;
         let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO service_bpp_cache (iccid, eid, euicc_otpk, transaction_id, bpp, \
-             created_at) VALUES (",
-        );
-        q.bind(iccid)
-            .push(", ")
-            .bind(b.eid.clone())
-            .push(", ")
-            .bind(b.euicc_otpk.clone())
-            .push(", ")
-            .bind(b.transaction_id.clone())
-            .push(", ")
-            .bind(b.bpp.clone())
-            .push(", ")
-            .bind(now)
-            .push(
-                ") ON CONFLICT (iccid) DO UPDATE SET eid = excluded.eid, \
-                 euicc_otpk = excluded.euicc_otpk, transaction_id = excluded.transaction_id, \
-                 bpp = excluded.bpp, created_at = excluded.created_at",
-            );
-        q.build()?.execute(&self.pool).await?;
+        bpp_put_query(&iccid, b, now)
+            .build()?
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -1498,8 +1536,64 @@ impl Store {
     pub async fn delete_cached_bpp(&self, iccid: &str) -> Result<bool> {
         let iccid = normalize_iccid(iccid)?;
         let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM service_bpp_cache WHERE iccid = ");
-        q.bind(iccid);
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        Ok(bpp_delete_query(&iccid)
+            .build()?
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
     }
+}
+
+/// The INSERT of a received notification; no row returned means `(eid, seq_number)` was
+/// already stored.
+fn notification_insert_query(n: &NewNotification) -> Sql {
+    let mut q = Sql::new(
+        "INSERT INTO notifications (eid, seq_number, iccid, event, raw, received_at) VALUES (",
+    );
+    q.bind(n.eid.clone())
+        .push(", ")
+        .bind(n.seq_number)
+        .push(", ")
+        .bind(n.iccid.clone())
+        .push(", ")
+        .bind(n.event.clone())
+        .push(", ")
+        .bind(n.raw.clone())
+        .push(", ")
+        .bind(n.received_at)
+        .push(") ON CONFLICT (eid, seq_number) DO NOTHING RETURNING id");
+    q
+}
+
+/// The upsert of the BPP cached for `iccid` (normalised).
+fn bpp_put_query(iccid: &str, b: &CachedBpp, now: EpochMillis) -> Sql {
+    let mut q = Sql::new(
+        "INSERT INTO service_bpp_cache (iccid, eid, euicc_otpk, transaction_id, bpp, \
+         created_at) VALUES (",
+    );
+    q.bind(iccid.to_owned())
+        .push(", ")
+        .bind(b.eid.clone())
+        .push(", ")
+        .bind(b.euicc_otpk.clone())
+        .push(", ")
+        .bind(b.transaction_id.clone())
+        .push(", ")
+        .bind(b.bpp.clone())
+        .push(", ")
+        .bind(now)
+        .push(
+            ") ON CONFLICT (iccid) DO UPDATE SET eid = excluded.eid, \
+             euicc_otpk = excluded.euicc_otpk, transaction_id = excluded.transaction_id, \
+             bpp = excluded.bpp, created_at = excluded.created_at",
+        );
+    q
+}
+
+/// The DELETE of the BPP cached for `iccid` (normalised).
+fn bpp_delete_query(iccid: &str) -> Sql {
+    let mut q = Sql::new("DELETE FROM service_bpp_cache WHERE iccid = ");
+    q.bind(iccid.to_owned());
+    q
 }
