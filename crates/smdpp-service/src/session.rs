@@ -4,16 +4,23 @@
 //! The state column drives the call order (SGP.22 section 3.1.2/3.1.3):
 //!
 //! ```text
-//! initiated --AuthenticateClient--> authenticating --> authenticated
-//! authenticated --GetBoundProfilePackage--> binding --> delivered
+//! initiated --AuthenticateClient--> authenticated
+//! authenticated --GetBoundProfilePackage--> delivered
 //! delivered --HandleNotification(PIR)--> ended
-//! authenticated|delivered --CancelSession--> ended
-//! any failure after a claim --> ended
+//! initiated --AuthenticateClient(RPM)--> authenticating --> rpm-delivered --result--> ended
+//! authenticated|delivered|rpm-delivered --CancelSession--> ended
+//! any failure of AuthenticateClient or GetBoundProfilePackage --> ended
 //! ```
 //!
-//! `authenticating` and `binding` are claims: a call first moves the session into them with a
-//! CAS on the version, so two concurrent calls for one transaction cannot both proceed. The
-//! blob holds no secret (challenges, public keys, signatures, metadata).
+//! A download call advances the session with ONE commit that also carries its profile
+//! change (counted attempt, delivery, installation result), its outbox rows and its other
+//! writes ([`smdpp_store::Store::transition_with_session_and`]), conditional on the session
+//! version the call read: of two concurrent calls for one transaction exactly one commits,
+//! the other gets `8.10.1/3.9` and writes nothing. `authenticating` is a claim taken first
+//! only by the RPM branch of AuthenticateClient; `binding` was the claim of
+//! GetBoundProfilePackage before it committed once, and is still understood (as in
+//! progress) in sessions written by an older version. The blob holds no secret
+//! (challenges, public keys, signatures, metadata).
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +32,7 @@ pub mod state {
     pub const AUTHENTICATING: &str = "authenticating";
     /// After AuthenticateClient.
     pub const AUTHENTICATED: &str = "authenticated";
-    /// GetBoundProfilePackage in progress (claim).
+    /// GetBoundProfilePackage in progress (the claim of older versions; no longer written).
     pub const BINDING: &str = "binding";
     /// BPP delivered, waiting for the ProfileInstallationResult.
     pub const DELIVERED: &str = "delivered";
