@@ -84,7 +84,7 @@ use crate::factory::Factory;
 use crate::failure::Failure;
 use crate::keys::{KeySet, ServerKeys};
 use crate::outbox;
-use crate::session::{EuiccBinding, SessionData, state};
+use crate::session::{EuiccBinding, Phase, SessionData, state};
 use crate::sidecar::{CachedBpp, Sidecar};
 use crate::upp::random_bytes;
 
@@ -240,6 +240,15 @@ pub fn expected_hash_cc(cc_sha256: &[u8], transaction_id: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The stored name of the session's next phase, when [`Phase::allows`] the move; a move
+/// outside the flow is refused as an invalid RSP session (`8.10.1/3.9`) and logged.
+fn advance(from: &str, to: Phase) -> Result<&'static str> {
+    Phase::advance(from, to).map_err(|e| {
+        tracing::warn!(error = %e, "session move refused");
+        Failure::UnknownTransaction("the session cannot make this move")
+    })
+}
+
 fn sig_tlv(sig: &[u8]) -> Vec<u8> {
     SignatureTlv(sig.to_vec()).encode()
 }
@@ -388,14 +397,14 @@ impl Es9Engine {
     async fn cas_session(
         &self,
         s: &Session,
-        new_state: &str,
+        to: Phase,
         data: &SessionData,
         iccid: Patch<String>,
         eid: Patch<String>,
         expires_at: Option<i64>,
     ) -> Result<Session> {
         let update = SessionUpdate {
-            state: new_state.to_owned(),
+            state: advance(&s.state, to)?.to_owned(),
             data: data.to_bytes(),
             eid,
             iccid,
@@ -421,7 +430,7 @@ impl Es9Engine {
     /// reports; a store error here is only logged).
     async fn end_session(&self, s: &Session, data: &SessionData) {
         if let Err(e) = self
-            .cas_session(s, state::ENDED, data, Patch::Keep, Patch::Keep, None)
+            .cas_session(s, Phase::Ended, data, Patch::Keep, Patch::Keep, None)
             .await
         {
             tracing::warn!(transaction_id = %s.transaction_id, error = %e, "could not end session");
@@ -673,7 +682,7 @@ impl Es9Engine {
                 let claimed = self
                     .cas_session(
                         &session,
-                        state::AUTHENTICATING,
+                        Phase::Authenticating,
                         &data,
                         Patch::Keep,
                         Patch::Set(eid.clone()),
@@ -822,7 +831,7 @@ impl Es9Engine {
         data.rpm_order = Some(order.id.clone());
         self.cas_session(
             claimed,
-            state::RPM_DELIVERED,
+            Phase::RpmDelivered,
             data,
             Patch::Set(order.iccid.clone()),
             Patch::Keep,
@@ -979,7 +988,7 @@ impl Es9Engine {
         });
         let ttl = now_ms().saturating_add(ms(self.config.limits.session_ttl));
         let session_update = SessionUpdate {
-            state: state::AUTHENTICATED.to_owned(),
+            state: advance(&claimed.state, Phase::Authenticated)?.to_owned(),
             data: data.to_bytes(),
             eid: Patch::Set(eid.to_owned()),
             iccid: Patch::Set(profile.iccid.clone()),
@@ -1485,7 +1494,7 @@ impl Es9Engine {
         data.delivered_order_version = Some(generation.saturating_add(1));
         let until = now_ms().saturating_add(ms(self.config.limits.pir_wait));
         let session_update = SessionUpdate {
-            state: state::DELIVERED.to_owned(),
+            state: advance(&claimed.state, Phase::Delivered)?.to_owned(),
             data: data.to_bytes(),
             eid: Patch::Keep,
             iccid: Patch::Keep,
@@ -1674,7 +1683,7 @@ impl Es9Engine {
             let _ = record_alone().await?;
             if s.state != state::ENDED {
                 let _ = self
-                    .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                    .cas_session(&s, Phase::Ended, &data, Patch::Keep, Patch::Keep, None)
                     .await;
             }
             return Ok(());
@@ -1767,6 +1776,7 @@ impl Es9Engine {
                 Err(e) => Err(e),
             }
         } else {
+            advance(&s.state, Phase::Ended)?;
             let writes = smdpp_store::StepWrites {
                 notification: Some(&notification),
                 delete_bpp: true,
@@ -1795,7 +1805,7 @@ impl Es9Engine {
                 tracing::warn!(iccid = %b.iccid, %state, "PIR for an order not Downloaded (in this session's generation); order not changed");
                 if s.state != state::ENDED {
                     let _ = self
-                        .cas_session(&s, state::ENDED, &data, Patch::Keep, Patch::Keep, None)
+                        .cas_session(&s, Phase::Ended, &data, Patch::Keep, Patch::Keep, None)
                         .await;
                 }
                 return Ok(());
@@ -1949,7 +1959,7 @@ impl Es9Engine {
             && let Ok(d) = SessionData::from_bytes(&s.data)
         {
             let _ = self
-                .cas_session(&s, state::ENDED, &d, Patch::Keep, Patch::Keep, None)
+                .cas_session(&s, Phase::Ended, &d, Patch::Keep, Patch::Keep, None)
                 .await;
         }
         tracing::info!(transaction_id = %tid, %summary, "RPM result");
@@ -2116,7 +2126,7 @@ impl Es9Engine {
                 event: &event,
             })
             .await?;
-        self.cas_session(session, state::ENDED, data, Patch::Keep, Patch::Keep, None)
+        self.cas_session(session, Phase::Ended, data, Patch::Keep, Patch::Keep, None)
             .await?;
         tracing::info!(transaction_id = %session.transaction_id, reason, "RPM session cancelled");
         Ok(())
@@ -2185,7 +2195,7 @@ impl Es9Engine {
         ) {
             self.cas_session(
                 &session,
-                state::ENDED,
+                Phase::Ended,
                 &data,
                 Patch::Keep,
                 Patch::Keep,
@@ -2218,7 +2228,7 @@ impl Es9Engine {
             None => {
                 self.cas_session(
                     &session,
-                    state::ENDED,
+                    Phase::Ended,
                     &data,
                     Patch::Keep,
                     Patch::Keep,
@@ -2244,7 +2254,7 @@ impl Es9Engine {
             ..ProfileUpdate::to_state(ProfileState::Error)
         };
         let session_update = SessionUpdate {
-            state: state::ENDED.to_owned(),
+            state: advance(&session.state, Phase::Ended)?.to_owned(),
             data: data.to_bytes(),
             eid: Patch::Keep,
             iccid: Patch::Keep,
@@ -2269,7 +2279,7 @@ impl Es9Engine {
             Err(StoreError::Conflict { state, .. }) if state.parse::<ProfileState>().is_ok() => {
                 self.cas_session(
                     &session,
-                    state::ENDED,
+                    Phase::Ended,
                     &data,
                     Patch::Keep,
                     Patch::Keep,

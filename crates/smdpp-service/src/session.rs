@@ -43,6 +43,120 @@ pub mod state {
     pub const ENDED: &str = "ended";
 }
 
+/// The phases of a persisted RSP session, and the only moves between them (the diagram of
+/// the module doc). Every move the ES9+ engine makes goes through [`Phase::advance`];
+/// InitiateAuthentication creates a session `initiated`, and a change of the order (ES2+
+/// cancel, deactivation) ends every live session of that order at once
+/// ([`smdpp_store::Store::transition_ending_sessions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// After InitiateAuthentication.
+    Initiated,
+    /// The RPM branch of AuthenticateClient in progress (claim); also the download claim
+    /// of older versions.
+    Authenticating,
+    /// After AuthenticateClient: an order selected, smdpSigned2 sent.
+    Authenticated,
+    /// GetBoundProfilePackage in progress (the claim of older versions; never entered now).
+    Binding,
+    /// BPP delivered, waiting for the ProfileInstallationResult.
+    Delivered,
+    /// SGP.22 v3: an RPM package delivered, waiting for its result.
+    RpmDelivered,
+    /// Finished.
+    Ended,
+}
+
+/// A move the phases do not allow (a bug in the caller, never peer input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IllegalMove {
+    /// The phase the session is in (or its unknown stored name, as `None`).
+    pub from: Option<Phase>,
+    /// The phase asked for.
+    pub to: Phase,
+}
+
+impl std::fmt::Display for IllegalMove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.from {
+            Some(from) => write!(
+                f,
+                "session cannot move from {} to {}",
+                from.as_str(),
+                self.to.as_str()
+            ),
+            None => write!(
+                f,
+                "session in an unknown state cannot move to {}",
+                self.to.as_str()
+            ),
+        }
+    }
+}
+
+impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 7] = [
+        Phase::Initiated,
+        Phase::Authenticating,
+        Phase::Authenticated,
+        Phase::Binding,
+        Phase::Delivered,
+        Phase::RpmDelivered,
+        Phase::Ended,
+    ];
+
+    /// The stored name (the `state` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Initiated => state::INITIATED,
+            Phase::Authenticating => state::AUTHENTICATING,
+            Phase::Authenticated => state::AUTHENTICATED,
+            Phase::Binding => state::BINDING,
+            Phase::Delivered => state::DELIVERED,
+            Phase::RpmDelivered => state::RPM_DELIVERED,
+            Phase::Ended => state::ENDED,
+        }
+    }
+
+    /// The phase of a stored name.
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Whether SGP.22 section 3.1.2/3.1.3 (as this server runs it) lets a session move
+    /// from `self` to `to`:
+    /// - InitiateAuthentication creates `initiated`;
+    /// - AuthenticateClient: `initiated` -> `authenticated` (download), or `initiated` ->
+    ///   `authenticating` -> `rpm-delivered` (v3 RPM);
+    /// - GetBoundProfilePackage: `authenticated` -> `delivered` (`binding` -> `delivered`
+    ///   for a claim written by an older version);
+    /// - the result (PIR or LoadRpmPackageResult), CancelSession, a failure or the
+    ///   order's change: any live phase -> `ended`.
+    pub fn allows(self, to: Phase) -> bool {
+        use Phase::*;
+        matches!(
+            (self, to),
+            (Initiated, Authenticated | Authenticating)
+                | (Authenticating, RpmDelivered | Authenticated)
+                | (Authenticated | Binding, Delivered)
+                | (
+                    Initiated | Authenticating | Authenticated | Binding | Delivered | RpmDelivered,
+                    Ended
+                )
+        )
+    }
+
+    /// The stored name to write when a session in stored state `from` moves to `to`, or
+    /// the refusal.
+    pub fn advance(from: &str, to: Phase) -> Result<&'static str, IllegalMove> {
+        match Phase::parse(from) {
+            Some(f) if f.allows(to) => Ok(to.as_str()),
+            f => Err(IllegalMove { from: f, to }),
+        }
+    }
+}
+
 /// What the eUICC side of a session established in AuthenticateClient.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EuiccBinding {
@@ -116,5 +230,59 @@ impl SessionData {
     /// Parses a stored blob.
     pub fn from_bytes(data: &[u8]) -> Result<SessionData, serde_json::Error> {
         serde_json::from_slice(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_download_path_is_allowed() {
+        for (from, to) in [
+            (Phase::Initiated, Phase::Authenticated),
+            (Phase::Authenticated, Phase::Delivered),
+            (Phase::Delivered, Phase::Ended),
+            (Phase::Initiated, Phase::Authenticating),
+            (Phase::Authenticating, Phase::RpmDelivered),
+            (Phase::RpmDelivered, Phase::Ended),
+            (Phase::Binding, Phase::Delivered),
+        ] {
+            assert!(from.allows(to), "{from:?} -> {to:?}");
+            assert_eq!(Phase::advance(from.as_str(), to), Ok(to.as_str()));
+        }
+    }
+
+    #[test]
+    fn rejects_moves_outside_the_flow() {
+        // Nothing leaves `ended`, nothing goes back, nothing skips AuthenticateClient.
+        for to in Phase::ALL {
+            assert!(!Phase::Ended.allows(to), "ended -> {to:?}");
+            assert!(!to.allows(Phase::Initiated), "{to:?} -> initiated");
+        }
+        for (from, to) in [
+            (Phase::Initiated, Phase::Delivered),
+            (Phase::Delivered, Phase::Authenticated),
+            (Phase::Authenticated, Phase::RpmDelivered),
+            (Phase::RpmDelivered, Phase::Delivered),
+            (Phase::Authenticated, Phase::Binding),
+        ] {
+            assert!(!from.allows(to), "{from:?} -> {to:?}");
+        }
+        let e = Phase::advance("ended", Phase::Delivered).unwrap_err();
+        assert_eq!(e.to_string(), "session cannot move from ended to delivered");
+        let e = Phase::advance("bogus", Phase::Ended).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "session in an unknown state cannot move to ended"
+        );
+    }
+
+    #[test]
+    fn every_phase_round_trips_its_name() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Phase::parse("Initiated"), None);
     }
 }
