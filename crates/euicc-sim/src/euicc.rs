@@ -59,6 +59,7 @@ use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use rsp_pki::{DpRole, PkiError, TrustStore, ValidatedDp};
 use time::OffsetDateTime;
 
+use crate::cert_cache::CertCache;
 use crate::error::{Es10Error, SimError};
 use crate::state::{
     EuiccState, ISD_P_AID_PREFIX, NotificationConfig, NotificationOp, NotificationRecord,
@@ -130,6 +131,10 @@ pub struct Euicc {
     eum_cert: rsp_asn1::Certificate,
     session: Option<Session>,
     retained_otk: Option<RetainedOtk>,
+    /// An opt-in cache of validated CERT.DPauth/DPpb chains and this card's trust-store key
+    /// ([`crate::cert_cache::trust_key`]); `None` (the default): every chain is validated on
+    /// every session.
+    cert_cache: Option<(CertCache, Vec<u8>)>,
     /// Deliberate misbehaviour for negative tests (all off by default).
     pub quirks: Quirks,
 }
@@ -191,8 +196,34 @@ impl Euicc {
             eum_cert,
             session: None,
             retained_otk: None,
+            cert_cache: None,
             quirks: Quirks::default(),
         })
+    }
+
+    /// Attach (or with `None` detach) a [`CertCache`] shared with other virtual cards: a
+    /// CERT.DPauth/DPpb already validated for this card's trust store is then not
+    /// re-validated (its validity period still is), while serverSignature1, smdpSignature2
+    /// and smdpSign are verified on every session as before. Off by default; for load
+    /// generators (`smdpp bench --cache-server-certs`), not for conformance tests.
+    pub fn set_cert_cache(&mut self, cache: Option<CertCache>) {
+        self.cert_cache = cache.map(|c| (c, crate::cert_cache::trust_key(&self.trust)));
+    }
+
+    /// Whether a [`CertCache`] is attached.
+    pub fn caches_server_certs(&self) -> bool {
+        self.cert_cache.is_some()
+    }
+
+    /// Validates an SM-DP+ certificate chain for `role` against the trusted CIs, through the
+    /// cache when one is attached.
+    fn validate_dp(&self, cert_der: &[u8], role: DpRole) -> Result<ValidatedDp, PkiError> {
+        match &self.cert_cache {
+            Some((cache, trust_id)) => {
+                cache.validate_dp_chain(&self.trust, trust_id, cert_der, role, now())
+            }
+            None => rsp_pki::validate_dp_chain(&self.trust, cert_der, role, now()),
+        }
     }
 
     /// A new in-memory virtual eUICC with a fresh key, certificate and (unless given) a
@@ -460,13 +491,9 @@ impl Euicc {
         if req.euicc_ci_pkid_to_be_used.as_bytes() != self.signing_ci_ski.as_slice() {
             return Err(C::CiPkUnknown);
         }
-        let dpauth = rsp_pki::validate_dp_chain(
-            &self.trust,
-            req.server_certificate.as_der(),
-            DpRole::Auth,
-            now(),
-        )
-        .map_err(|e| map_auth_pki_error(&e))?;
+        let dpauth = self
+            .validate_dp(req.server_certificate.as_der(), DpRole::Auth)
+            .map_err(|e| map_auth_pki_error(&e))?;
         verify_raw(
             dpauth.curve,
             &dpauth.public_key,
@@ -567,18 +594,14 @@ impl Euicc {
             .as_ref()
             .and_then(|s| s.auth.as_ref())
             .ok_or(C::NoSessionContext)?;
-        let dppb = rsp_pki::validate_dp_chain(
-            &self.trust,
-            req.smdp_certificate.as_der(),
-            DpRole::Pb,
-            now(),
-        )
-        .map_err(|e| match e {
-            PkiError::UnsupportedCurve { .. } | PkiError::CurveMismatch { .. } => {
-                C::UnsupportedCurve
-            }
-            _ => C::InvalidCertificate,
-        })?;
+        let dppb = self
+            .validate_dp(req.smdp_certificate.as_der(), DpRole::Pb)
+            .map_err(|e| match e {
+                PkiError::UnsupportedCurve { .. } | PkiError::CurveMismatch { .. } => {
+                    C::UnsupportedCurve
+                }
+                _ => C::InvalidCertificate,
+            })?;
         rsp_pki::check_same_smdp_oid(&auth.dpauth.cert, &dppb.cert)
             .map_err(|_| C::InvalidCertificate)?;
         if dppb.ci_ski != auth.dpauth.ci_ski {

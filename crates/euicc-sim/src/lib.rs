@@ -4,6 +4,8 @@
 //!   pending notifications, one sequence counter), saved atomically as JSON.
 //! - [`euicc`]: [`Euicc`], the ES10a/b/c functions with the checks a card performs, as typed
 //!   messages or DER ([`Euicc::handle_es10`]).
+//! - [`cert_cache`]: [`CertCache`], an opt-in cache of validated CERT.DPauth/DPpb chains
+//!   shared by the virtual cards of a load run (signatures are still verified every time).
 //! - [`apdu`]: [`ApduCard`], the same card behind ISO 7816 APDUs (SELECT, MANAGE CHANNEL,
 //!   STORE DATA chaining, segmented LoadBoundProfilePackage, GET RESPONSE).
 //! - [`lpac`]: a driver for lpac's `stdio` APDU backend (JSON lines).
@@ -16,6 +18,7 @@
 //! - [`cli`]: the `smdpp euicc ...` subcommands.
 
 pub mod apdu;
+pub mod cert_cache;
 pub mod cli;
 pub mod error;
 pub mod euicc;
@@ -28,6 +31,7 @@ pub mod usim;
 pub mod util;
 
 pub use apdu::ApduCard;
+pub use cert_cache::{CertCache, CertCacheStats};
 pub use error::{Es10Error, SimError};
 pub use euicc::{Euicc, Quirks};
 pub use state::{EuiccState, Provisioning};

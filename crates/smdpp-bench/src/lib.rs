@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use euicc_sim::lpa::{Es9Client, Lpa, Transport};
-use euicc_sim::{Euicc, Provisioning};
+use euicc_sim::{CertCache, Euicc, Provisioning};
 use rsp_crypto::Curve;
 use serde::Serialize;
 use smdpp_service::cli::{DataArgs, ServeArgs};
@@ -119,10 +119,22 @@ pub struct BenchArgs {
     /// Size of the default profile package, bytes (the crypto floor assumes 20 KiB).
     #[arg(long, default_value_t = 20 * 1024)]
     pub profile_bytes: usize,
-    /// The server's process ID, for its CPU time (default: the process listening on the
-    /// URL's port, when the host is this machine).
+    /// A server process ID, for its CPU time; repeat it for several nodes (`--server-pid P1
+    /// --server-pid P2 ...`): each node's CPU is reported and summed. Default: the process
+    /// listening on the URL's port, when the host is this machine.
+    #[arg(long = "server-pid", value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub server_pid: Vec<u32>,
+    /// The PostgreSQL server's postmaster PID: the CPU of that process tree (the postmaster,
+    /// every backend and auxiliary process below it, including those that exited during the
+    /// run) is reported as database CPU and added to the server's.
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub postgres_pid: Option<u32>,
+    /// Let the virtual cards cache the SM-DP+ certificate chains they validated (CERT.DPauth
+    /// and CERT.DPpb, once per exact certificate, shared by all devices), so that the load
+    /// generator costs less; serverSignature1, smdpSignature2 and smdpSign are still verified
+    /// on every download. Default: every card check on every download.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub cache_server_certs: bool,
     /// Downloads' worth of crypto for the floor (0: skip the floor).
     #[arg(long, default_value_t = 500)]
     pub floor_iterations: u32,
@@ -157,7 +169,9 @@ impl BenchArgs {
             pki: None,
             upp: None,
             profile_bytes: 20 * 1024,
-            server_pid: None,
+            server_pid: Vec::new(),
+            postgres_pid: None,
+            cache_server_certs: false,
             floor_iterations: 500,
             timeout_secs: 60,
             insecure: false,
@@ -168,17 +182,28 @@ impl BenchArgs {
     }
 }
 
-/// CPU time of one process over the timed phase.
+/// CPU time of one process (or of several, summed) over the timed phase.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CpuFigures {
-    /// The process.
-    pub pid: u32,
+    /// The process, or the processes summed (server nodes; the postmaster for the database).
+    pub pids: Vec<u32>,
     /// CPU seconds (user + system) during the timed phase.
     pub cpu_s: f64,
     /// CPU milliseconds per completed download.
     pub per_download_ms: f64,
     /// Average cores busy: `cpu_s` over the wall time.
     pub cores: f64,
+}
+
+/// The virtual cards' certificate cache over the run (`--cache-server-certs`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CertCacheFigures {
+    /// Chain validations answered from the cache (validity re-checked).
+    pub hits: u64,
+    /// Chain validations done in full.
+    pub misses: u64,
+    /// Distinct certificates cached.
+    pub entries: usize,
 }
 
 /// The crypto floor measured in this run.
@@ -234,10 +259,30 @@ pub struct BenchReport {
     pub latency: Vec<LatencySummary>,
     /// Failed downloads by error key.
     pub errors: ErrorTally,
-    /// Server CPU, when the server process is known and is not this process.
+    /// Whether the virtual cards cached the DP certificate chains (`--cache-server-certs`).
+    pub cache_server_certs: bool,
+    /// The cards' certificate cache counters, with `--cache-server-certs`.
+    pub cert_cache: Option<CertCacheFigures>,
+    /// Server CPU, when the server process is known and is not this process: the sum over
+    /// the nodes.
     pub server_cpu: Option<CpuFigures>,
+    /// Each server node's CPU (one entry per `--server-pid`, or the detected listener).
+    pub server_nodes: Vec<CpuFigures>,
     /// Why there is no server CPU figure, if there is none.
     pub server_cpu_note: Option<String>,
+    /// `downloads_per_s / server_cpu.cores`: complete downloads per second per core the
+    /// server nodes used.
+    pub downloads_per_node_core: Option<f64>,
+    /// The PostgreSQL process tree's CPU (`--postgres-pid`).
+    pub database_cpu: Option<CpuFigures>,
+    /// Processes of the PostgreSQL tree seen at the end of the run (postmaster included).
+    pub database_processes: Option<usize>,
+    /// Why there is no database CPU figure although `--postgres-pid` was given.
+    pub database_cpu_note: Option<String>,
+    /// Server plus database CPU per complete download, milliseconds.
+    pub server_and_database_cpu_per_download_ms: Option<f64>,
+    /// `server_and_database_cpu_per_download_ms / floor.per_download_ms`.
+    pub server_and_database_cpu_over_floor: Option<f64>,
     /// This process's CPU (the virtual devices and LPAs).
     pub client_cpu: Option<CpuFigures>,
     /// The crypto floor measured after the timed phase.
@@ -280,6 +325,26 @@ fn validate(args: &BenchArgs) -> Result<()> {
     if args.client_threads == Some(0) {
         bail!("--client-threads must be at least 1");
     }
+    for (i, p) in args.server_pid.iter().enumerate() {
+        if args.server_pid[..i].contains(p) {
+            bail!("--server-pid {p} is given twice");
+        }
+        if !procfs::process_exists(*p) {
+            bail!("--server-pid {p}: no such process (or not readable in /proc)");
+        }
+    }
+    if let Some(p) = args.postgres_pid {
+        if args.server_pid.contains(&p) {
+            bail!("--postgres-pid {p} is also a --server-pid");
+        }
+        match procfs::comm(p) {
+            None => bail!("--postgres-pid {p}: no such process (or not readable in /proc)"),
+            Some(c) if c != "postgres" => bail!(
+                "--postgres-pid {p}: process {p} is {c:?}, not a PostgreSQL server (\"postgres\")"
+            ),
+            Some(_) => {}
+        }
+    }
     Ok(())
 }
 
@@ -298,7 +363,7 @@ fn progress(msg: &str) {
 }
 
 fn cpu_figures(
-    pid: u32,
+    pids: Vec<u32>,
     before: Option<Duration>,
     after: Option<Duration>,
     completed: u64,
@@ -307,7 +372,7 @@ fn cpu_figures(
     let used = after?.checked_sub(before?)?;
     let cpu_s = used.as_secs_f64();
     Some(CpuFigures {
-        pid,
+        pids,
         cpu_s,
         per_download_ms: if completed > 0 {
             cpu_s * 1e3 / completed as f64
@@ -320,6 +385,45 @@ fn cpu_figures(
             cpu_s / wall.as_secs_f64()
         },
     })
+}
+
+/// Per-node and total server CPU from each node's CPU time read before and after the timed
+/// phase (`(pid, before, after)`). A node that could not be read both times has no figure;
+/// the total is then `None` and the note names it.
+pub fn server_figures(
+    nodes: &[(u32, Option<Duration>, Option<Duration>)],
+    completed: u64,
+    wall: Duration,
+) -> (Vec<CpuFigures>, Option<CpuFigures>, Option<String>) {
+    let mut per_node = Vec::with_capacity(nodes.len());
+    let mut missing = Vec::new();
+    let mut total = Duration::ZERO;
+    for &(pid, before, after) in nodes {
+        match (
+            cpu_figures(vec![pid], before, after, completed, wall),
+            before,
+            after,
+        ) {
+            (Some(f), Some(b), Some(a)) => {
+                total += a.saturating_sub(b);
+                per_node.push(f);
+            }
+            _ => missing.push(pid.to_string()),
+        }
+    }
+    if nodes.is_empty() {
+        return (per_node, None, None);
+    }
+    if !missing.is_empty() {
+        let note = format!(
+            "server process {} could not be read before and after the run",
+            missing.join(", ")
+        );
+        return (per_node, None, Some(note));
+    }
+    let pids = nodes.iter().map(|n| n.0).collect();
+    let total = cpu_figures(pids, Some(Duration::ZERO), Some(total), completed, wall);
+    (per_node, total, None)
 }
 
 /// Runs the benchmark on the current tokio runtime (multi-threaded) and returns the report.
@@ -397,9 +501,12 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         settings.pki_dir.display()
     ));
     let t0 = Instant::now();
+    let cert_cache = args.cache_server_certs.then(CertCache::new);
     let mut euiccs = Vec::with_capacity(devices);
     for _ in 0..devices {
-        euiccs.push(Euicc::generate(&prov, None).map_err(|e| anyhow!("issuing a device: {e}"))?);
+        let mut e = Euicc::generate(&prov, None).map_err(|e| anyhow!("issuing a device: {e}"))?;
+        e.set_cert_cache(cert_cache.clone());
+        euiccs.push(e);
     }
     let devices_s = t0.elapsed().as_secs_f64();
     let transport = match (tls, args.insecure) {
@@ -422,32 +529,35 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
 
     // Whose CPU to measure.
     let own_pid = std::process::id();
-    let (server_pid, mut server_cpu_note) = match args.server_pid {
-        Some(p) => (Some(p), None),
-        None if is_local_host(&host) => match procfs::listener_pid(port) {
-            Some(p) => (Some(p), None),
+    let (mut server_pids, mut server_cpu_note) = if !args.server_pid.is_empty() {
+        (args.server_pid.clone(), None)
+    } else if is_local_host(&host) {
+        match procfs::listener_pid(port) {
+            Some(p) => (vec![p], None),
             None => (
-                None,
+                Vec::new(),
                 Some(format!(
                     "no process of this user found listening on port {port}; pass --server-pid"
                 )),
             ),
-        },
-        None => (
-            None,
-            Some("the server is not on this machine (or pass --server-pid)".to_owned()),
-        ),
-    };
-    let server_pid = match server_pid {
-        Some(p) if p == own_pid => {
-            server_cpu_note = Some(
-                "the server runs inside the load generator's process: CPU not separable".into(),
-            );
-            None
         }
-        other => other,
+    } else {
+        (
+            Vec::new(),
+            Some("the server is not on this machine (or pass --server-pid)".to_owned()),
+        )
     };
+    if server_pids.contains(&own_pid) {
+        server_cpu_note =
+            Some("the server runs inside the load generator's process: CPU not separable".into());
+        server_pids.clear();
+    }
     let tps = procfs::clock_ticks_per_second();
+    let read_nodes = |pids: &[u32]| -> Vec<Option<Duration>> {
+        pids.iter()
+            .map(|&p| procfs::process_cpu(Some(p), tps))
+            .collect()
+    };
 
     // 5. The timed phase.
     progress(&format!(
@@ -456,7 +566,10 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
     ));
     let queue = Arc::new(Queue::new(ids));
     let smdp_address: Arc<str> = Arc::from(address.as_str());
-    let server_before = server_pid.and_then(|p| procfs::process_cpu(Some(p), tps));
+    let db_before = args
+        .postgres_pid
+        .and_then(|p| procfs::process_tree_cpu(p, tps));
+    let server_before = read_nodes(&server_pids);
     let client_before = procfs::process_cpu(None, tps);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(devices);
@@ -477,11 +590,11 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         }
     }
     let wall = started.elapsed();
-    let server_after = server_pid.and_then(|p| procfs::process_cpu(Some(p), tps));
+    let server_after = read_nodes(&server_pids);
     let client_after = procfs::process_cpu(None, tps);
-    if server_pid.is_some() && server_after.is_none() && server_cpu_note.is_none() {
-        server_cpu_note = Some("the server process could not be read after the run".into());
-    }
+    let db_after = args
+        .postgres_pid
+        .and_then(|p| procfs::process_tree_cpu(p, tps));
 
     // Merge.
     let mut per_call: [Vec<Duration>; 4] = Default::default();
@@ -507,9 +620,42 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         .collect();
     latency.push(summarize("download", &mut whole));
 
-    let server_cpu =
-        server_pid.and_then(|p| cpu_figures(p, server_before, server_after, completed, wall));
-    let client_cpu = cpu_figures(own_pid, client_before, client_after, completed, wall);
+    let nodes: Vec<(u32, Option<Duration>, Option<Duration>)> = server_pids
+        .iter()
+        .zip(server_before)
+        .zip(server_after)
+        .map(|((&p, b), a)| (p, b, a))
+        .collect();
+    let (server_nodes, server_cpu, note) = server_figures(&nodes, completed, wall);
+    if server_cpu_note.is_none() {
+        server_cpu_note = note;
+    }
+    let client_cpu = cpu_figures(vec![own_pid], client_before, client_after, completed, wall);
+    let (database_cpu, database_processes, database_cpu_note) = match args.postgres_pid {
+        None => (None, None, None),
+        Some(p) => match (db_before, db_after) {
+            (Some((b, _)), Some((a, n))) => (
+                cpu_figures(vec![p], Some(b), Some(a), completed, wall),
+                Some(n),
+                None,
+            ),
+            _ => (
+                None,
+                None,
+                Some(format!(
+                    "the PostgreSQL process {p} could not be read before and after the run"
+                )),
+            ),
+        },
+    };
+    let cert_cache = cert_cache.map(|c| {
+        let s = c.stats();
+        CertCacheFigures {
+            hits: s.hits,
+            misses: s.misses,
+            entries: s.entries,
+        }
+    });
 
     // 6. The floor, with the server idle.
     let floor = if args.floor_iterations > 0 {
@@ -543,7 +689,25 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         _ => None,
     };
 
+    let server_and_database_cpu_per_download_ms = match (&server_cpu, &database_cpu) {
+        (Some(s), Some(d)) if completed > 0 => Some(s.per_download_ms + d.per_download_ms),
+        _ => None,
+    };
+    let server_and_database_cpu_over_floor = match (server_and_database_cpu_per_download_ms, &floor)
+    {
+        (Some(sd), Some(f)) if f.per_download_ms > 0.0 => Some(sd / f.per_download_ms),
+        _ => None,
+    };
     let wall_s = wall.as_secs_f64();
+    let downloads_per_s = if wall_s > 0.0 {
+        completed as f64 / wall_s
+    } else {
+        0.0
+    };
+    let downloads_per_node_core = server_cpu
+        .as_ref()
+        .filter(|s| s.cores > 0.0)
+        .map(|s| downloads_per_s / s.cores);
     Ok(BenchReport {
         url: args.url.clone(),
         smdp_address: address,
@@ -557,15 +721,20 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
         completed,
         failed,
         wall_s,
-        downloads_per_s: if wall_s > 0.0 {
-            completed as f64 / wall_s
-        } else {
-            0.0
-        },
+        downloads_per_s,
         latency,
         errors,
+        cache_server_certs: args.cache_server_certs,
+        cert_cache,
         server_cpu,
+        server_nodes,
         server_cpu_note,
+        downloads_per_node_core,
+        database_cpu,
+        database_processes,
+        database_cpu_note,
+        server_and_database_cpu_per_download_ms,
+        server_and_database_cpu_over_floor,
         client_cpu,
         floor,
         server_cpu_over_floor,
@@ -617,17 +786,83 @@ impl std::fmt::Display for BenchReport {
                 writeln!(f, "    {v:>7}  {k}")?;
             }
         }
-        match &self.server_cpu {
-            Some(s) => writeln!(
+        match &self.cert_cache {
+            Some(c) => writeln!(
                 f,
-                "  server CPU:         {:.3} ms/download ({:.2} s, {:.2} cores, pid {})",
-                s.per_download_ms, s.cpu_s, s.cores, s.pid
+                "  cards: cache the DP chains (--cache-server-certs): CERT.DPauth/DPpb validated once per certificate ({} full validations, {} cache hits); server signatures verified on every download",
+                c.misses, c.hits
             )?,
             None => writeln!(
                 f,
-                "  server CPU:         n/a ({})",
-                self.server_cpu_note.as_deref().unwrap_or("unknown")
+                "  cards: every card check on every download (no certificate cache)"
             )?,
+        }
+        let pids = |p: &[u32]| p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        match &self.server_cpu {
+            Some(s) if s.pids.len() > 1 => {
+                writeln!(
+                    f,
+                    "  server CPU:         {:.3} ms/download ({:.2} s, {:.2} cores, {} nodes)",
+                    s.per_download_ms,
+                    s.cpu_s,
+                    s.cores,
+                    s.pids.len()
+                )?;
+                for n in &self.server_nodes {
+                    writeln!(
+                        f,
+                        "    node pid {:<10} {:.3} ms/download ({:.2} s, {:.2} cores)",
+                        pids(&n.pids),
+                        n.per_download_ms,
+                        n.cpu_s,
+                        n.cores
+                    )?;
+                }
+            }
+            Some(s) => writeln!(
+                f,
+                "  server CPU:         {:.3} ms/download ({:.2} s, {:.2} cores, pid {})",
+                s.per_download_ms,
+                s.cpu_s,
+                s.cores,
+                pids(&s.pids)
+            )?,
+            None => {
+                writeln!(
+                    f,
+                    "  server CPU:         n/a ({})",
+                    self.server_cpu_note.as_deref().unwrap_or("unknown")
+                )?;
+                for n in &self.server_nodes {
+                    writeln!(
+                        f,
+                        "    node pid {:<10} {:.3} ms/download ({:.2} s, {:.2} cores)",
+                        pids(&n.pids),
+                        n.per_download_ms,
+                        n.cpu_s,
+                        n.cores
+                    )?;
+                }
+            }
+        }
+        if let Some(d) = self.downloads_per_node_core {
+            writeln!(f, "  downloads/s per node-core: {d:.1}")?;
+        }
+        match (&self.database_cpu, &self.database_cpu_note) {
+            (Some(d), _) => writeln!(
+                f,
+                "  database CPU:       {:.3} ms/download ({:.2} s, {:.2} cores, postgres pid {} and its {} processes)",
+                d.per_download_ms,
+                d.cpu_s,
+                d.cores,
+                pids(&d.pids),
+                self.database_processes.unwrap_or(0).saturating_sub(1)
+            )?,
+            (None, Some(n)) => writeln!(f, "  database CPU:       n/a ({n})")?,
+            (None, None) => {}
+        }
+        if let Some(sd) = self.server_and_database_cpu_per_download_ms {
+            writeln!(f, "  server + database CPU: {sd:.3} ms/download")?;
         }
         if let Some(c) = &self.client_cpu {
             writeln!(
@@ -651,9 +886,13 @@ impl std::fmt::Display for BenchReport {
             None => writeln!(f, "  crypto floor:       not measured")?,
         }
         match self.server_cpu_over_floor {
-            Some(r) => write!(f, "  server CPU / crypto floor: {r:.2}x"),
-            None => write!(f, "  server CPU / crypto floor: n/a"),
+            Some(r) => write!(f, "  server CPU / crypto floor: {r:.2}x")?,
+            None => write!(f, "  server CPU / crypto floor: n/a")?,
         }
+        if let Some(r) = self.server_and_database_cpu_over_floor {
+            write!(f, "\n  server + database CPU / crypto floor: {r:.2}x")?;
+        }
+        Ok(())
     }
 }
 
@@ -710,6 +949,212 @@ mod tests {
         assert!(parse_url("https://").is_err());
         assert!(parse_url("https://h/gsma/rsp2").is_err());
         assert!(parse_url("https://user@h").is_err());
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<BenchArgs, String> {
+        use clap::Parser;
+        let mut argv = vec!["bench", "--url", "https://127.0.0.1:8443"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+            .map(|c| c.bench)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The first line of a clap error.
+    fn first_line(e: &str) -> &str {
+        e.lines().next().unwrap_or("")
+    }
+
+    #[test]
+    fn new_flags_parse_and_default_off() {
+        let a = parse(&[]).unwrap();
+        assert!(a.server_pid.is_empty() && a.postgres_pid.is_none() && !a.cache_server_certs);
+        let d = BenchArgs::new("https://127.0.0.1:8443");
+        assert!(d.server_pid.is_empty() && d.postgres_pid.is_none() && !d.cache_server_certs);
+        let a = parse(&[
+            "--server-pid",
+            "11",
+            "--server-pid",
+            "12",
+            "--server-pid",
+            "13",
+        ])
+        .unwrap();
+        assert_eq!(a.server_pid, [11, 12, 13]);
+        let a = parse(&[
+            "--server-pid",
+            "11",
+            "--postgres-pid",
+            "7",
+            "--cache-server-certs",
+        ])
+        .unwrap();
+        assert_eq!((a.server_pid, a.postgres_pid), (vec![11], Some(7)));
+        assert!(a.cache_server_certs);
+    }
+
+    #[test]
+    fn rejects_garbage_pids_with_clap_messages() {
+        let e = parse(&["--server-pid", "abc"]).unwrap_err();
+        assert_eq!(
+            first_line(&e),
+            "error: invalid value 'abc' for '--server-pid <PID>': invalid digit found in string"
+        );
+        let e = parse(&["--server-pid", "0"]).unwrap_err();
+        assert_eq!(
+            first_line(&e),
+            "error: invalid value '0' for '--server-pid <PID>': 0 is not in 1..=4294967295"
+        );
+        let e = parse(&["--server-pid", "-3"]).unwrap_err();
+        assert!(
+            first_line(&e).starts_with("error: unexpected argument '-3'"),
+            "{e}"
+        );
+        let e = parse(&["--postgres-pid", "5x"]).unwrap_err();
+        assert_eq!(
+            first_line(&e),
+            "error: invalid value '5x' for '--postgres-pid <PID>': invalid digit found in string"
+        );
+        let e = parse(&["--postgres-pid", "1", "--postgres-pid", "2"]).unwrap_err();
+        assert_eq!(
+            first_line(&e),
+            "error: the argument '--postgres-pid <PID>' cannot be used multiple times"
+        );
+        let e = parse(&["--cache-server-certs=yes"]).unwrap_err();
+        assert_eq!(
+            first_line(&e),
+            "error: unexpected value 'yes' for '--cache-server-certs' found; no more were expected"
+        );
+    }
+
+    #[test]
+    fn rejects_pids_that_are_not_the_processes_asked_for() {
+        let own = std::process::id();
+        let mut a = BenchArgs::new("https://127.0.0.1:8443");
+        a.server_pid = vec![own, own];
+        assert_eq!(
+            validate(&a).unwrap_err().to_string(),
+            format!("--server-pid {own} is given twice")
+        );
+        // A PID that no process has (above the kernel's pid_max).
+        a.server_pid = vec![own, 4_194_305];
+        assert_eq!(
+            validate(&a).unwrap_err().to_string(),
+            "--server-pid 4194305: no such process (or not readable in /proc)"
+        );
+        a.server_pid = vec![own];
+        a.postgres_pid = Some(own);
+        assert_eq!(
+            validate(&a).unwrap_err().to_string(),
+            format!("--postgres-pid {own} is also a --server-pid")
+        );
+        a.server_pid.clear();
+        a.postgres_pid = Some(4_194_305);
+        assert_eq!(
+            validate(&a).unwrap_err().to_string(),
+            "--postgres-pid 4194305: no such process (or not readable in /proc)"
+        );
+        // This test process is not a postmaster.
+        a.postgres_pid = Some(own);
+        let comm = procfs::comm(own).unwrap();
+        assert_eq!(
+            validate(&a).unwrap_err().to_string(),
+            format!(
+                "--postgres-pid {own}: process {own} is {comm:?}, not a PostgreSQL server (\"postgres\")"
+            )
+        );
+    }
+
+    /// Kills and reaps a child process when dropped.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn server_figures_of_three_real_processes() {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            return;
+        }
+        let tps = procfs::clock_ticks_per_second();
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::write(&run, b"").unwrap();
+        let spin = format!("while [ -e '{}' ]; do :; done", run.display());
+        // Two busy "nodes" and an idle one.
+        let spawn = |script: &str| {
+            Reap(
+                std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let nodes = [spawn(&spin), spawn(&spin), spawn("exec sleep 60")];
+        let pids: Vec<u32> = nodes.iter().map(|n| n.0.id()).collect();
+        let read = || -> Vec<Option<Duration>> {
+            pids.iter()
+                .map(|&p| procfs::process_cpu(Some(p), tps))
+                .collect()
+        };
+        let before = read();
+        let started = Instant::now();
+        // Until each busy node has used at least 0.3 s of CPU (at most 60 s).
+        let mut after = read();
+        while started.elapsed() < Duration::from_secs(60)
+            && after[..2]
+                .iter()
+                .zip(&before)
+                .any(|(a, b)| a.unwrap() - b.unwrap() < Duration::from_millis(300))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            after = read();
+        }
+        let wall = started.elapsed();
+        std::fs::remove_file(&run).unwrap();
+        let readings: Vec<_> = pids
+            .iter()
+            .zip(before.iter().zip(&after))
+            .map(|(&p, (&b, &a))| (p, b, a))
+            .collect();
+        let (per_node, total, note) = server_figures(&readings, 100, wall);
+        assert_eq!(note, None);
+        assert_eq!(per_node.len(), 3);
+        let total = total.unwrap();
+        assert_eq!(total.pids, pids);
+        let sum: f64 = per_node.iter().map(|n| n.cpu_s).sum();
+        assert!((total.cpu_s - sum).abs() < 1e-9, "{total:?} {per_node:?}");
+        assert!(
+            per_node[0].cpu_s >= 0.3 && per_node[1].cpu_s >= 0.3,
+            "{per_node:?}"
+        );
+        assert!(per_node[2].cpu_s < 0.05, "{per_node:?}");
+        assert!((total.per_download_ms - sum * 1e3 / 100.0).abs() < 1e-9);
+        assert!((total.cores - sum / wall.as_secs_f64()).abs() < 1e-9);
+        // A node gone before the second reading: its figure and the total are missing.
+        let mut gone = readings.clone();
+        gone[1].2 = None;
+        let (per_node, total, note) = server_figures(&gone, 100, wall);
+        assert_eq!(per_node.len(), 2);
+        assert!(total.is_none());
+        assert_eq!(
+            note.unwrap(),
+            format!(
+                "server process {} could not be read before and after the run",
+                pids[1]
+            )
+        );
+        assert_eq!(server_figures(&[], 1, wall), (Vec::new(), None, None));
     }
 
     #[test]

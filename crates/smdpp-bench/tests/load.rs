@@ -130,6 +130,38 @@ async fn four_devices_twelve_downloads_over_https() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_caching_the_dp_chains_validate_each_certificate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, true).await;
+    // Default: no cache, every card check each time.
+    let report = run_async(args(&server.url, &data)).await.unwrap();
+    check_report(&report, 12);
+    assert!(!report.cache_server_certs && report.cert_cache.is_none());
+    assert!(
+        report
+            .to_string()
+            .contains("every card check on every download")
+    );
+    // With the flag: DPauth and DPpb validated in full once for the whole run (4 devices
+    // share the cache), every other download's chains are hits.
+    let mut a = args(&server.url, &data);
+    a.cache_server_certs = true;
+    let report = run_async(a).await.unwrap();
+    check_report(&report, 12);
+    assert!(report.cache_server_certs);
+    let c = report.cert_cache.as_ref().unwrap();
+    assert_eq!(c.entries, 2, "{c:?}");
+    assert_eq!(c.hits + c.misses, 24, "{c:?}");
+    assert!(c.misses >= 2 && c.misses <= 8, "{c:?}");
+    let text = report.to_string();
+    assert!(text.contains("cards: cache the DP chains"), "{text}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["cert_cache"]["entries"], 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_with_more_devices_than_downloads() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
