@@ -45,6 +45,14 @@ export SMDPP_REQUIRE_PG=1
 echo "== cargo test --workspace"
 cargo test --workspace --locked "$@"
 
+# The download suites again with DPauth/DPpb/DPtls on a throwaway SoftHSM2 token, both
+# curves (crates/smdpp-service/tests/common/hsm.rs, docs/SECURITY-DESIGN.md).
+echo "== download suites with the keys on SoftHSM2"
+softhsm_dir=$(mktemp -d)
+SMDPP_TEST_KEY_CUSTODY=softhsm SOFTHSM2_CONF="$softhsm_dir/softhsm2.conf" \
+  cargo test -p smdpp-service --locked --test es9 --test lpa --test conformance_es9
+rm -rf "$softhsm_dir"
+
 # Every fuzz target builds and runs briefly without a finding (docs/FUZZING.md has the
 # campaign); SMDPP_SKIP_FUZZ_SMOKE=1 skips it when iterating on the tests.
 if [ "${SMDPP_SKIP_FUZZ_SMOKE:-0}" != 1 ]; then

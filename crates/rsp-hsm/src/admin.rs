@@ -264,3 +264,23 @@ fn public_point(token: &Token, label: &str) -> Result<Option<Vec<u8>>, HsmError>
         _ => None,
     }))
 }
+
+/// Destroys every key object labelled `label` (private, public and secret keys); returns
+/// how many there were. Used by `smdpp bench hsm` to remove its throwaway keys.
+pub fn destroy(token: &Token, label: &str) -> Result<usize, HsmError> {
+    let mut n = 0;
+    for class in [
+        ObjectClass::PRIVATE_KEY,
+        ObjectClass::PUBLIC_KEY,
+        ObjectClass::SECRET_KEY,
+    ] {
+        for h in token.find(class, label)? {
+            token
+                .session()
+                .destroy_object(h)
+                .map_err(HsmError::call("C_DestroyObject"))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

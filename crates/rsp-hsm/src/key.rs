@@ -116,6 +116,7 @@ impl HsmKey {
             .session()
             .sign(&Mechanism::Ecdsa, self.handle, digest)
             .map_err(HsmError::call("C_Sign"))?;
+        self.token.count_signature();
         <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| HsmError::BadKey {
             label: self.label.clone(),
             reason: "the token returned a signature that is not 64 bytes",
@@ -141,6 +142,7 @@ impl HsmKey {
                 ],
             )
             .map_err(HsmError::call("C_DeriveKey"))?;
+        self.token.count_derivation();
         let value = session.get_attributes(secret, &[AttributeType::Value]);
         let destroyed = session.destroy_object(secret);
         let mut attrs = value.map_err(HsmError::call("C_GetAttributeValue"))?;

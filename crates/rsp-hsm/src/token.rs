@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -95,6 +96,9 @@ pub struct Token {
     module: PathBuf,
     pool: Mutex<Vec<Session>>,
     returned: Condvar,
+    pool_capacity: usize,
+    signatures: AtomicU64,
+    derivations: AtomicU64,
 }
 
 impl std::fmt::Debug for Token {
@@ -200,6 +204,9 @@ impl Token {
             module: config.module.clone(),
             pool: Mutex::new(sessions),
             returned: Condvar::new(),
+            pool_capacity: size,
+            signatures: AtomicU64::new(0),
+            derivations: AtomicU64::new(0),
         }))
     }
 
@@ -216,6 +223,30 @@ impl Token {
     /// The module context (for management calls).
     pub fn context(&self) -> &Pkcs11 {
         &self.ctx
+    }
+
+    /// Signatures (`C_Sign`) the token has made for this process through this handle.
+    /// Tests use it to prove that a key really is on the token, not a software fallback.
+    pub fn signatures(&self) -> u64 {
+        self.signatures.load(Ordering::Relaxed)
+    }
+
+    /// Key agreements (`C_DeriveKey` with `CKM_ECDH1_DERIVE`) made through this handle.
+    pub fn derivations(&self) -> u64 {
+        self.derivations.load(Ordering::Relaxed)
+    }
+
+    /// The number of sessions in the pool (at most this many operations run at once).
+    pub fn pool_size(&self) -> usize {
+        self.pool_capacity
+    }
+
+    pub(crate) fn count_signature(&self) {
+        self.signatures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_derivation(&self) {
+        self.derivations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Checks a session out of the pool, waiting while all are in use.

@@ -176,8 +176,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_MINUTE")]
     pub limit_refusals_per_minute: Option<u32>,
     /// RSP sessions open before their BPP is delivered, across all nodes (default 100000;
-    /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1.
-    #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS")]
+    /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1. A negative
+    /// value is refused (it used to mean "no bound" silently).
+    #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS", value_parser = clap::value_parser!(i64).range(0..))]
     pub max_open_sessions: Option<i64>,
     /// Refused MatchingIDs / Confirmation Codes allowed per EID per minute before that
     /// eUICC's calls are refused with 1.2/5.1 (default 10; 0: no limit).
@@ -526,6 +527,9 @@ impl ServeArgs {
         smdpp_core::activation_code::validate_address(&smdp_address)
             .map_err(|e| anyhow!("smdp address: {e}"))?;
         let d = Limits::default();
+        if let Some(n) = f.max_open_sessions.filter(|n| *n < 0) {
+            bail!("max_open_sessions = {n}: must be 0 (no bound) or a positive number of sessions");
+        }
         let limits = Limits {
             session_ttl: Duration::from_secs(
                 self.session_ttl_secs

@@ -45,6 +45,7 @@ pub mod factory;
 pub mod factory_cli;
 pub mod failure;
 pub mod generate;
+pub mod hsm_bench;
 pub mod hsm_cli;
 pub mod keys;
 pub mod operator_cli;

@@ -1048,7 +1048,50 @@ async fn rejects_expired_order(dir: &Path, db: &Db) {
     e.server.stop().await;
 }
 
+/// The key custody switch is in effect (`SMDPP_TEST_KEY_CUSTODY=softhsm`, see
+/// `common/hsm.rs`): the server's DPauth, DPpb and DPtls keys are `pkcs11:object=` references
+/// to objects on the token whose public keys are the test PKI's, and a download makes the
+/// token sign (serverSignature1, smdpSignature2, smdpSign, the TLS handshakes). With the
+/// switch off the same download runs on software keys and no token is configured. A silent
+/// fallback to software keys fails here.
+async fn key_custody(dir: &Path, db: &Db, curve: Curve) {
+    let before = hsm::signatures();
+    let e = env(dir, db, curve).await;
+    let upp = std::fs::read(TS48).unwrap();
+    let (mid, _) = e.server.add(&upp, None, None).await;
+    let card = Card::from_pki(&e.pki);
+    download(&e, &card, &upp, &mid, None).await;
+    let s = &e.server.settings;
+    if hsm::assert_in_effect(s, before, 4) {
+        let t = hsm::token();
+        for (reference, pem) in [
+            (&s.dpauth_key, e.pki.dpauth.key.to_pkcs8_pem()),
+            (&s.dppb_key, e.pki.dppb.key.to_pkcs8_pem()),
+        ] {
+            let label = reference.as_ref().unwrap().to_str().unwrap();
+            let label = label.strip_prefix("pkcs11:object=").unwrap();
+            let on_token = rsp_hsm::HsmKey::open(std::sync::Arc::clone(&t.token), label).unwrap();
+            assert_eq!(on_token.curve(), curve);
+            assert_eq!(
+                on_token.public_key(),
+                SoftwareKey::from_pem(&pem).unwrap().public_key()
+            );
+        }
+    }
+    e.server.stop().await;
+}
+
+async fn key_custody_p256(dir: &Path, db: &Db) {
+    key_custody(dir, db, Curve::NistP256).await;
+}
+
+async fn key_custody_brainpool(dir: &Path, db: &Db) {
+    key_custody(dir, db, Curve::BrainpoolP256r1).await;
+}
+
 both_backends!(
+    key_custody_p256,
+    key_custody_brainpool,
     rerun_of_an_installed_activation_code_still_installs,
     rejects_cancel_with_wrong_smdp_oid,
     rejects_eid_link_without_confirmation_code,

@@ -18,7 +18,7 @@ use common::*;
 use euicc_sim::lpa::{DownloadOptions, Lpa};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use rsp_crypto::Curve;
+use rsp_crypto::{Curve, KeyCustody};
 use rsp_pki::TestPki;
 use rustls::pki_types::PrivateKeyDer;
 use serde_json::{Value, json};
@@ -50,6 +50,15 @@ impl Receiver {
     /// A receiver whose server certificate (for 127.0.0.1) is issued by a CA written to
     /// `dir/receiver-ca.pem`, and which accepts only `client_leaf`.
     async fn new(dir: &Path, client_leaf: Vec<u8>) -> Receiver {
+        Receiver::with_versions(dir, client_leaf, rustls::DEFAULT_VERSIONS).await
+    }
+
+    /// [`Receiver::new`] speaking only the TLS `versions`.
+    async fn with_versions(
+        dir: &Path,
+        client_leaf: Vec<u8>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Receiver {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -64,7 +73,7 @@ impl Receiver {
         std::fs::write(&ca_file, ca.pem()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_client_cert_verifier(Arc::new(PinnedClient {
                 leaf: client_leaf,
@@ -990,6 +999,113 @@ async fn check_operators_names_undeliverable(dir: &Path, db: &Db) {
         ]
     );
     store.close().await;
+}
+
+// ------------------------------------------------ the client key on a PKCS#11 token
+
+/// The outbox's TLS client key on SoftHSM2 (`client_key = pkcs11:object=LABEL`, the path
+/// `OutboxWorker::new_with_token` takes): HandleDownloadProgressInfo reaches a real HTTPS
+/// receiver that REQUIRES a client certificate, accepts only ours (pinned) and verifies the
+/// handshake signature with it, over TLS 1.2 (SGP.22 section 2.6.6, the ES2+ transport) and
+/// TLS 1.3. The key never exists as a file: it is generated in memory, imported into the
+/// token (non-extractable) and dropped; the token's signature counter shows each handshake
+/// was signed there. The server's own DPauth/DPpb/DPtls stay software keys here.
+///
+/// SoftHSM2 reads `SOFTHSM2_CONF` at initialisation and a test cannot set its own
+/// environment, so the test runs itself again in a child process with a private token
+/// directory (the child does the work).
+#[test]
+fn outbox_client_key_on_softhsm() {
+    const CHILD: &str = "SMDPP_OUTBOX_HSM_CHILD";
+    let name = "outbox_client_key_on_softhsm";
+    if std::env::var_os(CHILD).is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(outbox_client_key_on_softhsm_child());
+        return;
+    }
+    if rsp_hsm::softhsm::SoftHsm::skip() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SOFTHSM2_CONF", scratch.path().join("softhsm2.conf"))
+        .env(CHILD, "1")
+        .env_remove(hsm::CUSTODY_ENV)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {name} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+async fn outbox_client_key_on_softhsm_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let t = hsm::token();
+    // The client identity: a P-256 key made here, imported into the token, and a
+    // certificate for it; only the certificate is written to disk.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["smdp.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let on_token = hsm::import_pem(
+        "outbox-client",
+        &zeroize::Zeroizing::new(key.serialize_pem()),
+    );
+    assert_eq!(
+        on_token.public_key(),
+        rsp_crypto::SoftwareKey::from_pem(&key.serialize_pem())
+            .unwrap()
+            .public_key()
+    );
+    drop(key);
+    let cert_file = dir.join("outbox-client.pem");
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    for (name, version) in [
+        ("tls12", &rustls::version::TLS12),
+        ("tls13", &rustls::version::TLS13),
+    ] {
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let rx = Receiver::with_versions(&sub, cert.der().to_vec(), &[version]).await;
+        let (_pki, mut s) = pki_settings(&sub, &Db::sqlite(&sub), Curve::NistP256);
+        s.pkcs11 = Some(t.settings.clone());
+        s.limits.outbox = OutboxConfig {
+            client_cert: Some(cert_file.clone()),
+            client_key: Some(PathBuf::from("pkcs11:object=outbox-client")),
+            ..fast_outbox(rx.ca_file.clone())
+        };
+        let server = Server::start_lpa(s).await;
+        assert!(
+            server.settings.dpauth_key.is_none(),
+            "DPauth stays a file here"
+        );
+        let op = client_cert("operator-a.example");
+        add_operator(server.store(), "op-a", &op.cert_der, Some(rx.base_url()))
+            .await
+            .unwrap();
+        let before = t.token.signatures();
+        let ids = queue_hdpi(server.store(), "op-a", 2).await;
+        let rows = all_delivered(server.store()).await;
+        assert_eq!(rows.len(), 2, "{name}");
+        assert_eq!(
+            received_ids(&rx),
+            ids.into_iter().collect::<HashSet<_>>(),
+            "{name}"
+        );
+        let signed = t.token.signatures() - before;
+        assert!(signed >= 1, "{name}: the token signed {signed} handshakes");
+        server.stop().await;
+    }
 }
 
 both_backends!(

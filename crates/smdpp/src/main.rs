@@ -194,6 +194,9 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         iterations: u32,
     },
+    /// ECDSA signatures and ECDH with keys on a PKCS#11 token (same flags as serve) against
+    /// software keys, on 1 and several threads: what the token's session pool gives.
+    Hsm(smdpp_service::hsm_bench::HsmBenchArgs),
     /// Write a synthetic subscriber inventory (CSV, test PLMN 001/01) for import benchmarks:
     /// `smdpp bench gen-inventory --rows 1000000 inv.csv`, then `smdpp profiles import`.
     GenInventory {
@@ -335,6 +338,13 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             println!("{}", smdpp_bench::factory::run_factory_bench(iterations)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: Some(BenchCommand::Hsm(args)),
+            ..
+        } => {
+            print!("{}", smdpp_service::hsm_bench::run(&args)?);
             Ok(())
         }
         Command::Bench {

@@ -541,6 +541,83 @@ fn rejects_unknown_tls_backend() {
     );
 }
 
+/// The `--limit-*` flags (and `--max-open-sessions`) take a whole number: a garbage value,
+/// from the flag or from its environment variable, stops `serve` with clap's message
+/// naming the flag, before anything is opened.
+fn assert_limit_rejected(flag: &str, env: &str, value: &str, reason: &str) {
+    let upper = flag
+        .trim_start_matches("--")
+        .replace('-', "_")
+        .to_uppercase();
+    let message = format!("invalid value '{value}' for '{flag} <{upper}>': {reason}");
+    let arg = format!("{flag}={value}");
+    assert_fails(&["serve", &arg], 2, &[&message]);
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env(env, value)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{env}={value}: {stderr}");
+    assert!(
+        stderr.contains(&message),
+        "{env}={value}: {message:?} not in {stderr:?}"
+    );
+}
+
+#[test]
+fn rejects_bad_limit_refusals_per_eid_per_minute() {
+    let (flag, env) = (
+        "--limit-refusals-per-eid-per-minute",
+        "SMDPP_LIMIT_REFUSALS_PER_EID_PER_MINUTE",
+    );
+    assert_limit_rejected(flag, env, "ten", "invalid digit found in string");
+    assert_limit_rejected(flag, env, "-1", "-1 is not in 0..=4294967295");
+    assert_limit_rejected(
+        flag,
+        env,
+        "4294967296",
+        "4294967296 is not in 0..=4294967295",
+    );
+    assert_limit_rejected(flag, env, "", "cannot parse integer from empty string");
+}
+
+#[test]
+fn rejects_bad_limit_refusals_per_minute() {
+    let (flag, env) = (
+        "--limit-refusals-per-minute",
+        "SMDPP_LIMIT_REFUSALS_PER_MINUTE",
+    );
+    assert_limit_rejected(flag, env, "20/min", "invalid digit found in string");
+    assert_limit_rejected(flag, env, "-1", "-1 is not in 0..=4294967295");
+}
+
+#[test]
+fn rejects_bad_limit_initiate_per_minute() {
+    let (flag, env) = (
+        "--limit-initiate-per-minute",
+        "SMDPP_LIMIT_INITIATE_PER_MINUTE",
+    );
+    assert_limit_rejected(flag, env, "off", "invalid digit found in string");
+    assert_limit_rejected(flag, env, "1.5", "invalid digit found in string");
+}
+
+#[test]
+fn rejects_bad_max_open_sessions() {
+    let (flag, env) = ("--max-open-sessions", "SMDPP_MAX_OPEN_SESSIONS");
+    assert_limit_rejected(flag, env, "many", "invalid digit found in string");
+    assert_limit_rejected(flag, env, "-5", "-5 is not in 0..9223372036854775807");
+    // The configuration file's value is checked too.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("smdpp.toml");
+    std::fs::write(&cfg, "max_open_sessions = -5\n").unwrap();
+    assert_fails(
+        &["serve", "--config", cfg.to_str().unwrap()],
+        1,
+        &["max_open_sessions = -5: must be 0 (no bound) or a positive number of sessions"],
+    );
+}
+
 // ----------------------------------------------------------------- many nodes
 
 /// A process that is not `smdpp` (haproxy), killed on drop.

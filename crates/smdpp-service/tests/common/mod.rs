@@ -55,6 +55,8 @@ use smdpp_service::sidecar::Sidecar;
 use smdpp_store::{Profile, Store};
 use tokio::sync::oneshot;
 
+pub mod hsm;
+
 pub const TS48: &str = "/work/shared/profiles/ts48/TS48v5_SAIP2.3_NoBERTLV.der";
 
 // ------------------------------------------------------------------ databases
@@ -182,7 +184,10 @@ impl Server {
         self.settings.smdp_address.clone()
     }
 
-    pub async fn start_on(settings: Settings, listener: tokio::net::TcpListener) -> Server {
+    /// With `SMDPP_TEST_KEY_CUSTODY=softhsm` the keys of `settings` are moved onto the
+    /// process's SoftHSM2 token first ([`hsm::apply`]).
+    pub async fn start_on(mut settings: Settings, listener: tokio::net::TcpListener) -> Server {
+        hsm::apply(&mut settings);
         let prepared = prepare(settings.clone()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let tls_cert = settings
