@@ -923,20 +923,34 @@ async fn raw_database_file_reveals_no_secret(dir: &Path, db: &Db) {
     }
 
     let db_file = dir.join("smdpp.db");
-    let mut files = vec![db_file.clone()];
-    for suffix in ["-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", db_file.display()));
-        if p.exists() {
-            files.push(p);
+    // The file with its WAL, read as one snapshot: the last connection of a closing pool
+    // checkpoints the WAL into the file and deletes it, possibly while it is being read;
+    // then the file alone is read again.
+    let snapshot = || -> Option<Vec<(PathBuf, Vec<u8>)>> {
+        let mut files = vec![(db_file.clone(), std::fs::read(&db_file).ok()?)];
+        for suffix in ["-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", db_file.display()));
+            if p.exists() {
+                let bytes = std::fs::read(&p).ok()?;
+                files.push((p, bytes));
+            }
         }
-    }
+        Some(files)
+    };
+    let files = (0..20)
+        .find_map(|_| {
+            snapshot().or_else(|| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                None
+            })
+        })
+        .expect("the database file could not be read");
     let mut all = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
+    for (f, bytes) in &files {
         for (what, n) in &needles {
-            assert!(!find(&bytes, n), "{} contains {what}", f.display());
+            assert!(!find(bytes, n), "{} contains {what}", f.display());
         }
-        all.extend_from_slice(&bytes);
+        all.extend_from_slice(bytes);
     }
     // The scan reads the data: what is stored in the clear is found.
     for s in &subs {

@@ -82,8 +82,9 @@ async fn serve_purges_expired_sessions_and_old_es2_calls_periodically() {
         store.record_es2_call(&recent).await.unwrap(),
         Es2CallOutcome::Inserted
     );
+    // (No check that EXPIRED is still there: the purge runs every 100 ms and may already
+    // have deleted it; `put_session` returned its row, so it was inserted.)
     // `get_session(_, 0)` sees a row whatever its expiry: it tells whether the row exists.
-    assert!(store.get_session("EXPIRED", 0).await.unwrap().is_some());
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

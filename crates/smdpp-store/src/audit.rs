@@ -34,8 +34,9 @@
 //! its seq with it, so no gap appears. No code path updates or deletes an `audit_log` row.
 
 use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, Result, Store};
 use crate::StoreError;
@@ -311,13 +312,10 @@ fn record_from_row(row: &AnyRow) -> Result<AuditRecord> {
 
 /// Appends `entry` to the chain inside `tx` (see the module docs); it becomes visible, with
 /// its seq, when `tx` commits and vanishes with it on rollback.
-pub(crate) async fn append_tx(
-    tx: &mut Transaction<'static, Any>,
-    entry: &AuditEntry,
-) -> Result<AuditRecord> {
+pub(crate) async fn append_tx(tx: &mut AnyConnection, entry: &AuditEntry) -> Result<AuditRecord> {
     let head = Sql::new("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
         .build()?
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::corrupt("audit head row missing"))?;
     let seq: i64 = head.try_get("seq")?;
@@ -360,10 +358,10 @@ pub(crate) async fn append_tx(
         .push(", ")
         .bind(hash.clone())
         .push(")");
-    q.build()?.execute(&mut **tx).await?;
+    q.build()?.execute(&mut *tx).await?;
     let mut q = Sql::new("UPDATE audit_head SET hash = ");
     q.bind(hash.clone()).push(" WHERE id = 1");
-    q.build()?.execute(&mut **tx).await?;
+    q.build()?.execute(&mut *tx).await?;
     Ok(AuditRecord {
         seq,
         at,
@@ -407,11 +405,15 @@ impl Store {
     /// not a profile state change: operator, type, key and webhook management, ES2+ calls,
     /// console actions, ...).
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let rec = append_tx(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(rec)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let rec = append_tx(&mut tx, entry).await?;
+            tx.commit().await?;
+            Ok(rec)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The records matching `filter`, oldest first (with a limit: the most recent `limit`
@@ -462,10 +464,10 @@ impl Store {
     }
 }
 
-async fn verify_in(tx: &mut Transaction<'static, Any>) -> Result<AuditReport> {
+async fn verify_in(tx: &mut AnyConnection) -> Result<AuditReport> {
     let head = Sql::new("SELECT seq, hash FROM audit_head WHERE id = 1")
         .build()?
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     let (head_seq, head_hash): (i64, String) = match head {
         Some(r) => (r.try_get("seq")?, r.try_get("hash")?),
@@ -489,7 +491,7 @@ async fn verify_in(tx: &mut Transaction<'static, Any>) -> Result<AuditReport> {
         q.bind(last_seq)
             .push(" ORDER BY seq LIMIT ")
             .bind(VERIFY_PAGE);
-        let rows = q.build()?.fetch_all(&mut **tx).await?;
+        let rows = q.build()?.fetch_all(&mut *tx).await?;
         if rows.is_empty() {
             break;
         }

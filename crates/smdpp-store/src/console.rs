@@ -86,39 +86,47 @@ fn user_from_row(row: &AnyRow) -> Result<ConsoleUser> {
 impl Store {
     /// Adds a console user; a taken username is [`StoreError::Duplicate`].
     pub async fn insert_console_user(&self, u: &ConsoleUser) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO console_users (username, password_hash, role, operator_id, created_at) \
-             VALUES (",
-        );
-        q.bind(u.username.clone())
-            .push(", ")
-            .bind(u.password_hash.clone())
-            .push(", ")
-            .bind(u.role.clone())
-            .push(", ")
-            .bind(u.operator_id.clone())
-            .push(", ")
-            .bind(u.created_at)
-            .push(")");
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "INSERT INTO console_users (username, password_hash, role, operator_id, created_at) \
+                 VALUES (",
+            );
+            q.bind(u.username.clone())
+                .push(", ")
+                .bind(u.password_hash.clone())
+                .push(", ")
+                .bind(u.role.clone())
+                .push(", ")
+                .bind(u.operator_id.clone())
+                .push(", ")
+                .bind(u.created_at)
+                .push(")");
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Replaces a user's password hash and ends all their sessions; `false` if no such user.
     pub async fn set_console_password(&self, username: &str, password_hash: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let mut q = Sql::new("UPDATE console_users SET password_hash = ");
-        q.bind(password_hash.to_owned())
-            .push(" WHERE username = ")
-            .bind(username.to_owned());
-        let changed = q.build()?.execute(&mut *tx).await?.rows_affected() == 1;
-        let mut d = Sql::new("DELETE FROM console_sessions WHERE username = ");
-        d.bind(username.to_owned());
-        d.build()?.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(changed)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let mut q = Sql::new("UPDATE console_users SET password_hash = ");
+            q.bind(password_hash.to_owned())
+                .push(" WHERE username = ")
+                .bind(username.to_owned());
+            let changed = q.build()?.execute(&mut *tx).await?.rows_affected() == 1;
+            let mut d = Sql::new("DELETE FROM console_sessions WHERE username = ");
+            d.bind(username.to_owned());
+            d.build()?.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(changed)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// One user, `None` if unknown.
@@ -143,16 +151,20 @@ impl Store {
 
     /// Removes a user and their sessions; `false` if there was none.
     pub async fn delete_console_user(&self, username: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let mut d = Sql::new("DELETE FROM console_sessions WHERE username = ");
-        d.bind(username.to_owned());
-        d.build()?.execute(&mut *tx).await?;
-        let mut q = Sql::new("DELETE FROM console_users WHERE username = ");
-        q.bind(username.to_owned());
-        let gone = q.build()?.execute(&mut *tx).await?.rows_affected() == 1;
-        tx.commit().await?;
-        Ok(gone)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let mut d = Sql::new("DELETE FROM console_sessions WHERE username = ");
+            d.bind(username.to_owned());
+            d.build()?.execute(&mut *tx).await?;
+            let mut q = Sql::new("DELETE FROM console_users WHERE username = ");
+            q.bind(username.to_owned());
+            let gone = q.build()?.execute(&mut *tx).await?.rows_affected() == 1;
+            tx.commit().await?;
+            Ok(gone)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Records a session (the SHA-256 of its token, hex) and removes sessions that expired
@@ -165,29 +177,33 @@ impl Store {
         csrf: &str,
         expires_at: EpochMillis,
     ) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let mut d = Sql::new("DELETE FROM console_sessions WHERE expires_at <= ");
-        d.bind(now - 86_400_000);
-        d.build()?.execute(&mut *tx).await?;
-        let mut q = Sql::new(
-            "INSERT INTO console_sessions (token_sha256, username, csrf, created_at, expires_at) \
-             VALUES (",
-        );
-        q.bind(token_sha256.to_owned())
-            .push(", ")
-            .bind(username.to_owned())
-            .push(", ")
-            .bind(csrf.to_owned())
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(expires_at)
-            .push(")");
-        q.build()?.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let now = now_ms();
+            let mut tx = turn.begin().await?;
+            let mut d = Sql::new("DELETE FROM console_sessions WHERE expires_at <= ");
+            d.bind(now - 86_400_000);
+            d.build()?.execute(&mut *tx).await?;
+            let mut q = Sql::new(
+                "INSERT INTO console_sessions (token_sha256, username, csrf, created_at, expires_at) \
+                 VALUES (",
+            );
+            q.bind(token_sha256.to_owned())
+                .push(", ")
+                .bind(username.to_owned())
+                .push(", ")
+                .bind(csrf.to_owned())
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(expires_at)
+                .push(")");
+            q.build()?.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The session whose token hashes to `token_sha256`, with its user, expired or not (the
@@ -211,10 +227,14 @@ impl Store {
 
     /// Ends a session (log-out); `false` if it did not exist.
     pub async fn delete_console_session(&self, token_sha256: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM console_sessions WHERE token_sha256 = ");
-        q.bind(token_sha256.to_owned());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM console_sessions WHERE token_sha256 = ");
+            q.bind(token_sha256.to_owned());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Profiles counted by (state, profile type), optionally of one operator.
@@ -260,15 +280,19 @@ impl Store {
     /// Puts a failed outbox row back in the queue for an attempt now (attempts start
     /// again from zero); `false` if the row is not failed (or unknown).
     pub async fn requeue_outbox(&self, id: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "UPDATE outbox SET state = 'pending', attempts = 0, lease_until = NULL, \
-             lease_token = NULL, finished_at = NULL, next_attempt_at = ",
-        );
-        q.bind(now_ms())
-            .push(" WHERE state = 'failed' AND id = ")
-            .bind(id.to_owned());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "UPDATE outbox SET state = 'pending', attempts = 0, lease_until = NULL, \
+                 lease_token = NULL, finished_at = NULL, next_attempt_at = ",
+            );
+            q.bind(now_ms())
+                .push(" WHERE state = 'failed' AND id = ")
+                .bind(id.to_owned());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Profile transitions into `to` per minute since `since` (minute start in ms, count),

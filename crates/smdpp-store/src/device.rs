@@ -76,78 +76,83 @@ impl Store {
     /// never backwards (see the module documentation).
     pub async fn apply_device_report(&self, r: &DeviceReport<'_>) -> Result<DeviceOutcome> {
         let iccid = normalize_iccid(r.iccid)?;
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let mut q = Sql::new("SELECT state, eid FROM profiles WHERE iccid = ");
-        q.bind(iccid.clone()).push(self.backend.for_update());
-        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
-            tx.rollback().await?;
-            return Ok(DeviceOutcome::NotFound);
-        };
-        let state: String = row.try_get("state")?;
-        let state: ProfileState = state
-            .parse()
-            .map_err(|_| StoreError::corrupt("profile state"))?;
-        let eid: Option<String> = row.try_get("eid")?;
-        if eid.as_deref() != Some(r.eid) {
-            tx.rollback().await?;
-            return Ok(DeviceOutcome::OtherEid);
-        }
-        let mut q = Sql::new("SELECT eid, last_seq FROM profile_device WHERE iccid = ");
-        q.bind(iccid.clone());
-        if let Some(row) = q.build()?.fetch_optional(&mut *tx).await? {
-            let dev_eid: String = row.try_get("eid")?;
-            let last_seq: i64 = row.try_get("last_seq")?;
-            if dev_eid == r.eid && last_seq >= r.seq_number {
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let mut q = Sql::new("SELECT state, eid FROM profiles WHERE iccid = ");
+            q.bind(iccid.clone()).push(self.backend.for_update());
+            let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
                 tx.rollback().await?;
-                return Ok(DeviceOutcome::Stale { last_seq });
-            }
-        }
-        if !r.from.contains(&state) {
-            tx.rollback().await?;
-            return Ok(DeviceOutcome::WrongState(state));
-        }
-        let profile = match self
-            .transition_in(
-                &mut tx,
-                &iccid,
-                &Expect::states(r.from).and_eid_unset_or(r.eid),
-                r.update,
-                r.event,
-            )
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
+                return Ok(DeviceOutcome::NotFound);
+            };
+            let state: String = row.try_get("state")?;
+            let state: ProfileState = state
+                .parse()
+                .map_err(|_| StoreError::corrupt("profile state"))?;
+            let eid: Option<String> = row.try_get("eid")?;
+            if eid.as_deref() != Some(r.eid) {
                 tx.rollback().await?;
-                return Err(e);
+                return Ok(DeviceOutcome::OtherEid);
             }
-        };
-        let now = now_ms();
-        if r.forget_device {
-            for table in ["profile_device", "service_bpp_cache"] {
-                let mut q = Sql::new(&format!("DELETE FROM {table} WHERE iccid = "));
-                q.bind(iccid.clone());
+            let mut q = Sql::new("SELECT eid, last_seq FROM profile_device WHERE iccid = ");
+            q.bind(iccid.clone());
+            if let Some(row) = q.build()?.fetch_optional(&mut *tx).await? {
+                let dev_eid: String = row.try_get("eid")?;
+                let last_seq: i64 = row.try_get("last_seq")?;
+                if dev_eid == r.eid && last_seq >= r.seq_number {
+                    tx.rollback().await?;
+                    return Ok(DeviceOutcome::Stale { last_seq });
+                }
+            }
+            if !r.from.contains(&state) {
+                tx.rollback().await?;
+                return Ok(DeviceOutcome::WrongState(state));
+            }
+            let profile = match self
+                .transition_in(
+                    &mut tx,
+                    &iccid,
+                    &Expect::states(r.from).and_eid_unset_or(r.eid),
+                    r.update,
+                    r.event,
+                )
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            let now = now_ms();
+            if r.forget_device {
+                for table in ["profile_device", "service_bpp_cache"] {
+                    let mut q = Sql::new(&format!("DELETE FROM {table} WHERE iccid = "));
+                    q.bind(iccid.clone());
+                    q.build()?.execute(&mut *tx).await?;
+                }
+            } else {
+                let mut q = Sql::new(
+                    "INSERT INTO profile_device (iccid, eid, last_seq, updated_at) VALUES (",
+                );
+                q.bind(iccid.clone())
+                    .push(", ")
+                    .bind(r.eid.to_owned())
+                    .push(", ")
+                    .bind(r.seq_number)
+                    .push(", ")
+                    .bind(now)
+                    .push(
+                        ") ON CONFLICT (iccid) DO UPDATE SET eid = excluded.eid, \
+                         last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+                    );
                 q.build()?.execute(&mut *tx).await?;
             }
-        } else {
-            let mut q =
-                Sql::new("INSERT INTO profile_device (iccid, eid, last_seq, updated_at) VALUES (");
-            q.bind(iccid.clone())
-                .push(", ")
-                .bind(r.eid.to_owned())
-                .push(", ")
-                .bind(r.seq_number)
-                .push(", ")
-                .bind(now)
-                .push(
-                    ") ON CONFLICT (iccid) DO UPDATE SET eid = excluded.eid, \
-                     last_seq = excluded.last_seq, updated_at = excluded.updated_at",
-                );
-            q.build()?.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(DeviceOutcome::Applied(Box::new(profile)))
         }
-        tx.commit().await?;
-        Ok(DeviceOutcome::Applied(Box::new(profile)))
+        .await;
+        turn.finish(result).await
     }
 
     /// The highest seqNumber applied to the profile's state, with the EID that sent it.
@@ -162,12 +167,16 @@ impl Store {
 
     /// Records (replaces) what an eUICC announced.
     pub async fn put_euicc_capabilities(&self, c: &EuiccCapabilities) -> Result<()> {
-        let _turn = self.write_turn().await;
-        capabilities_put_query(c)
-            .build()?
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            capabilities_put_query(c)
+                .build()?
+                .execute(turn.conn())
+                .await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// What an eUICC announced last, if it ever authenticated here.

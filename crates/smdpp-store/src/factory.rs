@@ -192,7 +192,9 @@ pub enum ImportOutcome {
 pub struct ImportTx {
     tx: Transaction<'static, Any>,
     backend: crate::Backend,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// On SQLite: the writer, held until the import ends (declared after `tx`, so the
+    /// transaction ends before the writer is released).
+    _turn: Option<tokio::sync::OwnedMutexGuard<crate::writer::Batch>>,
 }
 
 impl std::fmt::Debug for ImportTx {
@@ -257,66 +259,74 @@ impl Store {
 
     /// Inserts a profile type; [`StoreError::Duplicate`] if the name is taken.
     pub async fn insert_profile_type(&self, t: &ProfileType) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("INSERT INTO profile_types (");
-        q.push(TYPE_COLS).push(") VALUES (");
-        q.bind(t.name.clone())
-            .push(", ")
-            .bind(t.template.clone())
-            .push(", ")
-            .bind(t.service_provider_name.clone())
-            .push(", ")
-            .bind(t.profile_name.clone())
-            .push(", ")
-            .bind(t.profile_class)
-            .push(", ")
-            .bind(t.icon_type)
-            .push(", ")
-            .bind(t.icon.clone())
-            .push(", ")
-            .bind(t.notification_events)
-            .push(", ")
-            .bind(t.ppr_bits)
-            .push(", ")
-            .bind(t.cc_attempt_limit)
-            .push(", ")
-            .bind(t.download_attempt_limit)
-            .push(", ")
-            .bind(t.created_at)
-            .push(", ")
-            .bind(t.on_delete.as_str())
-            .push(")");
-        match q.build()?.execute(&self.pool).await {
-            Ok(_) => Ok(()),
-            Err(e) => match StoreError::from(e) {
-                StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
-                    key: "profile type name".into(),
-                }),
-                other => Err(other),
-            },
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("INSERT INTO profile_types (");
+            q.push(TYPE_COLS).push(") VALUES (");
+            q.bind(t.name.clone())
+                .push(", ")
+                .bind(t.template.clone())
+                .push(", ")
+                .bind(t.service_provider_name.clone())
+                .push(", ")
+                .bind(t.profile_name.clone())
+                .push(", ")
+                .bind(t.profile_class)
+                .push(", ")
+                .bind(t.icon_type)
+                .push(", ")
+                .bind(t.icon.clone())
+                .push(", ")
+                .bind(t.notification_events)
+                .push(", ")
+                .bind(t.ppr_bits)
+                .push(", ")
+                .bind(t.cc_attempt_limit)
+                .push(", ")
+                .bind(t.download_attempt_limit)
+                .push(", ")
+                .bind(t.created_at)
+                .push(", ")
+                .bind(t.on_delete.as_str())
+                .push(")");
+            match q.build()?.execute(turn.conn()).await {
+                Ok(_) => Ok(()),
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
+                        key: "profile type name".into(),
+                    }),
+                    other => Err(other),
+                },
+            }
         }
+        .await;
+        turn.finish(result).await
     }
 
     /// Replaces the metadata of type `name` (service provider name, profile name, icon,
     /// PPRs, on-delete policy) with those of `t`; `false` when there is no such type. The
     /// template, limits and notification operations are not changed (`smdpp types update`).
     pub async fn update_profile_type_metadata(&self, name: &str, t: &ProfileType) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE profile_types SET service_provider_name = ");
-        q.bind(t.service_provider_name.clone())
-            .push(", profile_name = ")
-            .bind(t.profile_name.clone())
-            .push(", icon_type = ")
-            .bind(t.icon_type)
-            .push(", icon = ")
-            .bind(t.icon.clone())
-            .push(", ppr_bits = ")
-            .bind(t.ppr_bits)
-            .push(", on_delete = ")
-            .bind(t.on_delete.as_str())
-            .push(" WHERE name = ")
-            .bind(name.to_owned());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE profile_types SET service_provider_name = ");
+            q.bind(t.service_provider_name.clone())
+                .push(", profile_name = ")
+                .bind(t.profile_name.clone())
+                .push(", icon_type = ")
+                .bind(t.icon_type)
+                .push(", icon = ")
+                .bind(t.icon.clone())
+                .push(", ppr_bits = ")
+                .bind(t.ppr_bits)
+                .push(", on_delete = ")
+                .bind(t.on_delete.as_str())
+                .push(" WHERE name = ")
+                .bind(name.to_owned());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The profile type `name`.
@@ -338,14 +348,18 @@ impl Store {
     /// Replaces a type's sealed template if it is still `old` (compare-and-set, for
     /// re-sealing under a new DEK); whether it was replaced.
     pub async fn replace_type_template(&self, name: &str, old: &[u8], new: &[u8]) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE profile_types SET template = ");
-        q.bind(new.to_vec())
-            .push(" WHERE name = ")
-            .bind(name.to_owned())
-            .push(" AND template = ")
-            .bind(old.to_vec());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE profile_types SET template = ");
+            q.bind(new.to_vec())
+                .push(" WHERE name = ")
+                .bind(name.to_owned())
+                .push(" AND template = ")
+                .bind(old.to_vec());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Number of profiles per state for one type (states with none are left out).
@@ -388,60 +402,72 @@ impl Store {
     /// Stores a new wrapped DEK; [`StoreError::Duplicate`] if its id exists (another node
     /// created one first: reload and retry).
     pub async fn insert_vault_dek(&self, d: &DekRecord) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut q =
-            Sql::new("INSERT INTO vault_deks (dek_id, kek_id, wrapped, created_at) VALUES (");
-        q.bind(d.dek_id)
-            .push(", ")
-            .bind(d.kek_id.clone())
-            .push(", ")
-            .bind(d.wrapped.clone())
-            .push(", ")
-            .bind(now_ms())
-            .push(")");
-        match q.build()?.execute(&self.pool).await {
-            Ok(_) => Ok(()),
-            Err(e) => match StoreError::from(e) {
-                StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
-                    key: "dek_id".into(),
-                }),
-                other => Err(other),
-            },
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q =
+                Sql::new("INSERT INTO vault_deks (dek_id, kek_id, wrapped, created_at) VALUES (");
+            q.bind(d.dek_id)
+                .push(", ")
+                .bind(d.kek_id.clone())
+                .push(", ")
+                .bind(d.wrapped.clone())
+                .push(", ")
+                .bind(now_ms())
+                .push(")");
+            match q.build()?.execute(turn.conn()).await {
+                Ok(_) => Ok(()),
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Duplicate { .. } => Err(StoreError::Duplicate {
+                        key: "dek_id".into(),
+                    }),
+                    other => Err(other),
+                },
+            }
         }
+        .await;
+        turn.finish(result).await
     }
 
     /// Replaces the wrapping of every DEK in `records` (a KEK re-wrap), in one transaction.
     /// Each record's DEK must exist.
     pub async fn rewrap_vault_deks(&self, records: &[DekRecord]) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        for d in records {
-            let mut q = Sql::new("UPDATE vault_deks SET kek_id = ");
-            q.bind(d.kek_id.clone())
-                .push(", wrapped = ")
-                .bind(d.wrapped.clone())
-                .push(" WHERE dek_id = ")
-                .bind(d.dek_id);
-            if q.build()?.execute(&mut *tx).await?.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Err(StoreError::NotFound);
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            for d in records {
+                let mut q = Sql::new("UPDATE vault_deks SET kek_id = ");
+                q.bind(d.kek_id.clone())
+                    .push(", wrapped = ")
+                    .bind(d.wrapped.clone())
+                    .push(" WHERE dek_id = ")
+                    .bind(d.dek_id);
+                if q.build()?.execute(&mut *tx).await?.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Err(StoreError::NotFound);
+                }
             }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        turn.finish(result).await
     }
 
     /// Deletes a DEK record; `false` when it does not exist or a secrets record still uses
     /// it (the foreign key of `profile_secrets.dek_id` refuses the delete).
     pub async fn delete_vault_dek(&self, dek_id: i64) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM vault_deks WHERE dek_id = ");
-        q.bind(dek_id);
-        match q.build()?.execute(&self.pool).await {
-            Ok(r) => Ok(r.rows_affected() > 0),
-            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Ok(false),
-            Err(e) => Err(e.into()),
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM vault_deks WHERE dek_id = ");
+            q.bind(dek_id);
+            match q.build()?.execute(turn.conn()).await {
+                Ok(r) => Ok(r.rows_affected() > 0),
+                Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => Ok(false),
+                Err(e) => Err(e.into()),
+            }
         }
+        .await;
+        turn.finish(result).await
     }
 
     // ---------------------------------------------------------------- secrets
@@ -477,22 +503,26 @@ impl Store {
     /// Replaces sealed blobs if they are still the ones read (compare-and-set on the old
     /// blob), in one transaction; returns how many were replaced.
     pub async fn reseal_secrets(&self, updates: &[(SealedSecrets, Vec<u8>, i64)]) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let mut n = 0;
-        for (old, sealed, dek_id) in updates {
-            let mut q = Sql::new("UPDATE profile_secrets SET sealed = ");
-            q.bind(sealed.clone())
-                .push(", dek_id = ")
-                .bind(*dek_id)
-                .push(" WHERE iccid = ")
-                .bind(old.iccid.clone())
-                .push(" AND sealed = ")
-                .bind(old.sealed.clone());
-            n += q.build()?.execute(&mut *tx).await?.rows_affected();
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let mut n = 0;
+            for (old, sealed, dek_id) in updates {
+                let mut q = Sql::new("UPDATE profile_secrets SET sealed = ");
+                q.bind(sealed.clone())
+                    .push(", dek_id = ")
+                    .bind(*dek_id)
+                    .push(" WHERE iccid = ")
+                    .bind(old.iccid.clone())
+                    .push(" AND sealed = ")
+                    .bind(old.sealed.clone());
+                n += q.build()?.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(n)
         }
-        tx.commit().await?;
-        Ok(n)
+        .await;
+        turn.finish(result).await
     }
 
     /// A page of `(iccid, upp)` of profiles that hold a stored UPP, by ICCID after `after`.
@@ -529,14 +559,18 @@ impl Store {
     /// The profile's version is not bumped: the package's content is unchanged, only its
     /// protection at rest.
     pub async fn replace_stored_upp(&self, iccid: &str, old: &[u8], new: &[u8]) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE profiles SET upp = ");
-        q.bind(new.to_vec())
-            .push(" WHERE iccid = ")
-            .bind(iccid.to_owned())
-            .push(" AND upp = ")
-            .bind(old.to_vec());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE profiles SET upp = ");
+            q.bind(new.to_vec())
+                .push(" WHERE iccid = ")
+                .bind(iccid.to_owned())
+                .push(" AND upp = ")
+                .bind(old.to_vec());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     // ---------------------------------------------------------------- import
@@ -544,11 +578,15 @@ impl Store {
     /// Starts an import transaction (see [`ImportTx`]). On SQLite it holds this process's
     /// write turn and the database write lock until committed or dropped.
     pub async fn begin_import(&self) -> Result<ImportTx> {
-        let turn = match &self.write_gate {
-            Some(m) => Some(std::sync::Arc::clone(m).lock_owned().await),
-            None => None,
+        let (tx, turn) = match &self.writer {
+            // The writer connection, with no batch open: the import is a transaction of
+            // its own, committed when the caller says so.
+            Some(w) => {
+                let turn = w.exclusive().await?;
+                (w.pool().begin_with("BEGIN IMMEDIATE").await?, Some(turn))
+            }
+            None => (self.pool.begin().await?, None),
         };
-        let tx = self.begin_write().await?;
         Ok(ImportTx {
             tx,
             backend: self.backend,

@@ -13,6 +13,12 @@
 //! starting from the same state, exactly one wins; the others get
 //! [`StoreError::Conflict`] and nothing is written for them.
 //!
+//! Every write runs in a write turn (`writer` module): on SQLite one writer connection,
+//! separate from the `query_only` read pool, takes the writes in FIFO order and commits
+//! the ones queued together in one transaction (group commit, each write in a savepoint of
+//! its own); a write method returns only once its write is durable. On PostgreSQL a turn
+//! is a pooled connection and each write commits on its own.
+//!
 //! Tables (see `migrations/`): `profiles`, `profile_events` (append-only),
 //! `rsp_sessions` (opaque session blobs owned by the core) and
 //! `notifications` (unique on `(eid, seq_number)` for replay detection), and for ES2+
@@ -42,6 +48,7 @@ mod error;
 mod model;
 mod sql;
 mod store;
+mod writer;
 
 pub use error::StoreError;
 pub use model::{
@@ -68,3 +75,4 @@ pub use store::outbox::{NewOutboxRow, OutboxKind, OutboxRow, OutboxState};
 pub use store::rpm::{NewRpmOrder, RpmFinish, RpmOrder, RpmOrderState};
 pub use store::webhooks::Webhook;
 pub use store::{Backend, SqliteSynchronous, Store, StoreOptions};
+pub use writer::WriterStats;

@@ -23,11 +23,12 @@
 //! and never when it rolls back; delivery is the outbox's (durable, retried, at least once,
 //! same id on every attempt).
 
+use sqlx::AnyConnection;
 use std::fmt;
 use std::str::FromStr;
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::outbox::{NewOutboxRow, OutboxKind};
 use super::{Result, Store};
@@ -198,31 +199,35 @@ impl Store {
                 "generator range must hold at least one profile".into(),
             ));
         }
-        let _turn = self.write_turn().await;
-        let (dek, sealed) = match &g.op_sealed {
-            Some((d, s)) => (Some(*d), Some(s.clone())),
-            None => (None, None),
-        };
-        let mut q = Sql::new(
-            "INSERT INTO profile_generators (profile_type, policy, op_dek_id, op_sealed, \
-             next_index, size, created_at) VALUES (",
-        );
-        q.bind(g.profile_type.clone())
-            .push(", ")
-            .bind(g.policy.clone())
-            .push(", ")
-            .bind(dek)
-            .push(", ")
-            .bind(sealed)
-            .push(", ")
-            .bind(g.next_index)
-            .push(", ")
-            .bind(g.size)
-            .push(", ")
-            .bind(now_ms())
-            .push(")");
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let (dek, sealed) = match &g.op_sealed {
+                Some((d, s)) => (Some(*d), Some(s.clone())),
+                None => (None, None),
+            };
+            let mut q = Sql::new(
+                "INSERT INTO profile_generators (profile_type, policy, op_dek_id, op_sealed, \
+                 next_index, size, created_at) VALUES (",
+            );
+            q.bind(g.profile_type.clone())
+                .push(", ")
+                .bind(g.policy.clone())
+                .push(", ")
+                .bind(dek)
+                .push(", ")
+                .bind(sealed)
+                .push(", ")
+                .bind(g.next_index)
+                .push(", ")
+                .bind(g.size)
+                .push(", ")
+                .bind(now_ms())
+                .push(")");
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The generator of `profile_type`, if it has one.
@@ -251,41 +256,54 @@ impl Store {
     /// callers (processes, nodes) ever get the same index. `Ok(None)`: the range is
     /// exhausted; [`StoreError::NotFound`]: the type has no generator.
     pub async fn take_generator_index(&self, profile_type: &str) -> Result<Option<i64>> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "UPDATE profile_generators SET next_index = next_index + 1 WHERE profile_type = ",
-        );
-        q.bind(profile_type.to_owned())
-            .push(" AND next_index < size RETURNING next_index");
-        match q.build()?.fetch_optional(&self.pool).await? {
-            Some(row) => {
-                let next: i64 = row.try_get("next_index")?;
-                Ok(Some(next - 1))
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "UPDATE profile_generators SET next_index = next_index + 1 WHERE profile_type = ",
+            );
+            q.bind(profile_type.to_owned())
+                .push(" AND next_index < size RETURNING next_index");
+            match q.build()?.fetch_optional(turn.conn()).await? {
+                Some(row) => {
+                    let next: i64 = row.try_get("next_index")?;
+                    Ok(Some(next - 1))
+                }
+                None => {
+                    let mut q =
+                        Sql::new("SELECT 1 AS one FROM profile_generators WHERE profile_type = ");
+                    q.bind(profile_type.to_owned());
+                    match q.build()?.fetch_optional(turn.conn()).await? {
+                        Some(_) => Ok(None),
+                        None => Err(StoreError::NotFound),
+                    }
+                }
             }
-            None => match self.get_generator(profile_type).await? {
-                Some(_) => Ok(None),
-                None => Err(StoreError::NotFound),
-            },
         }
+        .await;
+        turn.finish(result).await
     }
 
     // ------------------------------------------------------------------ core networks
 
     /// Adds a core network. [`StoreError::Duplicate`] when the name is taken.
     pub async fn insert_core_network(&self, c: &CoreNetworkRow) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut q =
-            Sql::new("INSERT INTO core_networks (name, kind, address, created_at) VALUES (");
-        q.bind(c.name.clone())
-            .push(", ")
-            .bind(c.kind.clone())
-            .push(", ")
-            .bind(c.address.clone())
-            .push(", ")
-            .bind(now_ms())
-            .push(")");
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q =
+                Sql::new("INSERT INTO core_networks (name, kind, address, created_at) VALUES (");
+            q.bind(c.name.clone())
+                .push(", ")
+                .bind(c.kind.clone())
+                .push(", ")
+                .bind(c.address.clone())
+                .push(", ")
+                .bind(now_ms())
+                .push(")");
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// A core network by name.
@@ -308,18 +326,23 @@ impl Store {
     /// Removes a core network no profile type uses. `Ok(false)`: no such network;
     /// [`StoreError::Conflict`] (state `in-use`) when a type is bound to it.
     pub async fn delete_core_network(&self, name: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("SELECT profile_type FROM type_core_network WHERE core_network = ");
-        q.bind(name.to_owned()).push(" LIMIT 1");
-        if q.build()?.fetch_optional(&self.pool).await?.is_some() {
-            return Err(StoreError::Conflict {
-                state: "in-use".into(),
-                version: 0,
-            });
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q =
+                Sql::new("SELECT profile_type FROM type_core_network WHERE core_network = ");
+            q.bind(name.to_owned()).push(" LIMIT 1");
+            if q.build()?.fetch_optional(turn.conn()).await?.is_some() {
+                return Err(StoreError::Conflict {
+                    state: "in-use".into(),
+                    version: 0,
+                });
+            }
+            let mut q = Sql::new("DELETE FROM core_networks WHERE name = ");
+            q.bind(name.to_owned());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() > 0)
         }
-        let mut q = Sql::new("DELETE FROM core_networks WHERE name = ");
-        q.bind(name.to_owned());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        .await;
+        turn.finish(result).await
     }
 
     /// Binds a profile type to a core network (replacing an earlier binding).
@@ -334,24 +357,28 @@ impl Store {
                 "on_deactivate must be delete or block".into(),
             ));
         }
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO type_core_network (profile_type, core_network, provision_at, \
-             on_deactivate) VALUES (",
-        );
-        q.bind(t.profile_type.clone())
-            .push(", ")
-            .bind(t.core_network.clone())
-            .push(", ")
-            .bind(t.provision_at.as_str())
-            .push(", ")
-            .bind(t.on_deactivate.clone())
-            .push(
-                ") ON CONFLICT (profile_type) DO UPDATE SET core_network = excluded.core_network, \
-                 provision_at = excluded.provision_at, on_deactivate = excluded.on_deactivate",
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "INSERT INTO type_core_network (profile_type, core_network, provision_at, \
+                 on_deactivate) VALUES (",
             );
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+            q.bind(t.profile_type.clone())
+                .push(", ")
+                .bind(t.core_network.clone())
+                .push(", ")
+                .bind(t.provision_at.as_str())
+                .push(", ")
+                .bind(t.on_deactivate.clone())
+                .push(
+                    ") ON CONFLICT (profile_type) DO UPDATE SET core_network = excluded.core_network, \
+                     provision_at = excluded.provision_at, on_deactivate = excluded.on_deactivate",
+                );
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The core network binding of a profile type, if any.
@@ -491,7 +518,7 @@ impl CoreAction {
 /// The outbox rows of `signal` for the profile `iccid` (already updated in `tx`), queued by
 /// the event insertion in the same transaction (see the module documentation).
 pub(crate) async fn signal_rows(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     event_id: i64,
     iccid: &str,
     signal: Signal,
@@ -503,7 +530,7 @@ pub(crate) async fn signal_rows(
          LEFT JOIN profile_secrets s ON s.iccid = p.iccid WHERE p.iccid = ",
     );
     q.bind(iccid.to_owned());
-    let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
+    let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
         return Ok(Vec::new());
     };
     let operator_id: Option<String> = row.try_get("operator_id")?;
@@ -523,7 +550,7 @@ pub(crate) async fn signal_rows(
              FROM type_core_network WHERE profile_type = ",
         );
         q.bind(t.clone());
-        if let Some(r) = q.build()?.fetch_optional(&mut **tx).await? {
+        if let Some(r) = q.build()?.fetch_optional(&mut *tx).await? {
             let binding = type_core_from_row(&r)?;
             let action = if signal == binding.provision_at {
                 Some("provision".to_owned())

@@ -12,11 +12,12 @@
 //! dies mid-send loses nothing: its lease runs out and the row is sent again with the same
 //! id (at-least-once).
 
+use sqlx::AnyConnection;
 use std::fmt;
 use std::str::FromStr;
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Result, Store};
 use crate::StoreError;
@@ -197,7 +198,7 @@ pub(crate) fn outbox_from_row(row: &AnyRow) -> Result<OutboxRow> {
 
 /// Inserts `rows` as pending, due at `now`, inside `tx`.
 pub(crate) async fn insert_rows(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     rows: &[NewOutboxRow],
     now: EpochMillis,
 ) -> Result<()> {
@@ -222,7 +223,7 @@ pub(crate) async fn insert_rows(
             .push(", ")
             .bind(now)
             .push(")");
-        q.build()?.execute(&mut **tx).await?;
+        q.build()?.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -233,14 +234,18 @@ impl Store {
     /// [`EventRecord::with_outbox`](crate::EventRecord::with_outbox) instead so both commit
     /// together. A duplicate id fails with [`StoreError::Duplicate`] and nothing is written.
     pub async fn enqueue_outbox(&self, rows: &[NewOutboxRow]) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        if let Err(e) = insert_rows(&mut tx, rows, now_ms()).await {
-            tx.rollback().await?;
-            return Err(e);
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            if let Err(e) = insert_rows(&mut tx, rows, now_ms()).await {
+                tx.rollback().await?;
+                return Err(e);
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        turn.finish(result).await
     }
 
     /// Leases up to `limit` pending rows due at `now` (oldest first) for `lease_ms`, under
@@ -253,31 +258,35 @@ impl Store {
         lease_ms: i64,
         token: &str,
     ) -> Result<Vec<OutboxRow>> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE outbox SET lease_until = ");
-        q.bind(now.saturating_add(lease_ms))
-            .push(", lease_token = ")
-            .bind(token.to_owned())
-            .push(" WHERE seq IN (SELECT seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= ")
-            .bind(now)
-            .push(" AND (lease_until IS NULL OR lease_until <= ")
-            .bind(now)
-            .push(") ORDER BY seq LIMIT ")
-            .bind(i64::from(limit.clamp(1, 1000)))
-            .push(self.backend.skip_locked())
-            .push(") AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ")
-            .bind(now)
-            .push(") RETURNING ")
-            .push(OUTBOX_COLS);
-        let mut rows = q
-            .build()?
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(outbox_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        rows.sort_by_key(|r| r.seq);
-        Ok(rows)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE outbox SET lease_until = ");
+            q.bind(now.saturating_add(lease_ms))
+                .push(", lease_token = ")
+                .bind(token.to_owned())
+                .push(" WHERE seq IN (SELECT seq FROM outbox WHERE state = 'pending' AND next_attempt_at <= ")
+                .bind(now)
+                .push(" AND (lease_until IS NULL OR lease_until <= ")
+                .bind(now)
+                .push(") ORDER BY seq LIMIT ")
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .push(self.backend.skip_locked())
+                .push(") AND state = 'pending' AND (lease_until IS NULL OR lease_until <= ")
+                .bind(now)
+                .push(") RETURNING ")
+                .push(OUTBOX_COLS);
+            let mut rows = q
+                .build()?
+                .fetch_all(turn.conn())
+                .await?
+                .iter()
+                .map(outbox_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            rows.sort_by_key(|r| r.seq);
+            Ok(rows)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Records a successful delivery of a row leased under `token`. `false` when the lease
@@ -324,13 +333,17 @@ impl Store {
     }
 
     async fn finish_leased(&self, mut q: Sql, id: &str, token: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        q.push(" WHERE id = ")
-            .bind(id.to_owned())
-            .push(" AND state = 'pending' AND lease_token = ")
-            .bind(token.to_owned());
-        let done = q.build()?.execute(&self.pool).await?;
-        Ok(done.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            q.push(" WHERE id = ")
+                .bind(id.to_owned())
+                .push(" AND state = 'pending' AND lease_token = ")
+                .bind(token.to_owned());
+            let done = q.build()?.execute(turn.conn()).await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Lists outbox rows, optionally in one state, in insertion order (at most `limit`).

@@ -6,6 +6,7 @@
 //! profile event (from and to the profile's current state: RPM does not move the SM-DP+
 //! state itself; the eUICC's notifications do) and its outbox rows in the same transaction.
 
+use sqlx::AnyConnection;
 use std::fmt;
 use std::str::FromStr;
 
@@ -207,44 +208,48 @@ impl Store {
     /// does not exist.
     pub async fn insert_rpm_order(&self, o: &NewRpmOrder, event: &EventRecord) -> Result<RpmOrder> {
         let iccid = normalize_iccid(&o.iccid)?;
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let state = match profile_state_in(&mut tx, &iccid, self.backend.for_update()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tx.rollback().await?;
-                return Err(e);
-            }
-        };
-        let now = now_ms();
-        let mut q = Sql::new("INSERT INTO rpm_orders (");
-        q.push(RPM_COLS).push(") VALUES (");
-        q.bind(o.id.clone())
-            .push(", ")
-            .bind(o.operator_id.clone())
-            .push(", ")
-            .bind(iccid.clone())
-            .push(", ")
-            .bind(o.eid.clone())
-            .push(", ")
-            .bind(o.package.clone())
-            .push(", ")
-            .bind(o.commands.clone())
-            .push(", ")
-            .bind(o.origin.clone())
-            .push(", ")
-            .bind(RpmOrderState::Pending.as_str())
-            .push(", NULL, NULL, NULL, NULL, NULL, ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", 0) RETURNING ")
-            .push(RPM_COLS);
-        let row = q.build()?.fetch_one(&mut *tx).await?;
-        let order = rpm_from_row(&row)?;
-        insert_event(&mut tx, &iccid, now, Some(state), state, event).await?;
-        tx.commit().await?;
-        Ok(order)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let state = match profile_state_in(&mut tx, &iccid, self.backend.for_update()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            let now = now_ms();
+            let mut q = Sql::new("INSERT INTO rpm_orders (");
+            q.push(RPM_COLS).push(") VALUES (");
+            q.bind(o.id.clone())
+                .push(", ")
+                .bind(o.operator_id.clone())
+                .push(", ")
+                .bind(iccid.clone())
+                .push(", ")
+                .bind(o.eid.clone())
+                .push(", ")
+                .bind(o.package.clone())
+                .push(", ")
+                .bind(o.commands.clone())
+                .push(", ")
+                .bind(o.origin.clone())
+                .push(", ")
+                .bind(RpmOrderState::Pending.as_str())
+                .push(", NULL, NULL, NULL, NULL, NULL, ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", 0) RETURNING ")
+                .push(RPM_COLS);
+            let row = q.build()?.fetch_one(&mut *tx).await?;
+            let order = rpm_from_row(&row)?;
+            insert_event(&mut tx, &iccid, now, Some(state), state, event).await?;
+            tx.commit().await?;
+            Ok(order)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The RPM order `id`.
@@ -313,83 +318,87 @@ impl Store {
         euicc_curve: &str,
         euicc_key: &[u8],
     ) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE rpm_orders SET state = ");
-        q.bind(RpmOrderState::Delivered.as_str())
-            .push(", transaction_id = ")
-            .bind(transaction_id.to_owned())
-            .push(", euicc_curve = ")
-            .bind(euicc_curve.to_owned())
-            .push(", euicc_key = ")
-            .bind(euicc_key.to_vec())
-            .push(", updated_at = ")
-            .bind(now_ms())
-            .push(", version = version + 1 WHERE id = ")
-            .bind(id.to_owned())
-            .push(" AND version = ")
-            .bind(version);
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() == 1)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE rpm_orders SET state = ");
+            q.bind(RpmOrderState::Delivered.as_str())
+                .push(", transaction_id = ")
+                .bind(transaction_id.to_owned())
+                .push(", euicc_curve = ")
+                .bind(euicc_curve.to_owned())
+                .push(", euicc_key = ")
+                .bind(euicc_key.to_vec())
+                .push(", updated_at = ")
+                .bind(now_ms())
+                .push(", version = version + 1 WHERE id = ")
+                .bind(id.to_owned())
+                .push(" AND version = ")
+                .bind(version);
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() == 1)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Ends (or re-opens) an order: `from` → `to`, with the result, and the profile event and
     /// its outbox rows, in one transaction. `Ok(None)` when the order is not in one of `from`
     /// (or carries another transactionId): nothing written.
     pub async fn finish_rpm_order(&self, f: &RpmFinish<'_>) -> Result<Option<RpmOrder>> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        let mut q = Sql::new("UPDATE rpm_orders SET state = ");
-        q.bind(f.to.as_str())
-            .push(", updated_at = ")
-            .bind(now)
-            .push(", version = version + 1");
-        if let Some(r) = f.result {
-            q.push(", result = ").bind(r.to_vec());
-        }
-        if let Some(s) = f.summary {
-            q.push(", result_summary = ").bind(s.to_owned());
-        }
-        q.push(" WHERE id = ")
-            .bind(f.id.to_owned())
-            .push(" AND state IN (");
-        for (i, s) in f.from.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let now = now_ms();
+            let mut q = Sql::new("UPDATE rpm_orders SET state = ");
+            q.bind(f.to.as_str())
+                .push(", updated_at = ")
+                .bind(now)
+                .push(", version = version + 1");
+            if let Some(r) = f.result {
+                q.push(", result = ").bind(r.to_vec());
             }
-            q.bind(s.as_str());
-        }
-        q.push(")");
-        if let Some(t) = f.transaction_id {
-            q.push(" AND transaction_id = ").bind(t.to_owned());
-        }
-        q.push(" RETURNING ").push(RPM_COLS);
-        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let order = rpm_from_row(&row)?;
-        let state = match profile_state_in(&mut tx, &order.iccid, "").await {
-            Ok(s) => s,
-            Err(e) => {
+            if let Some(s) = f.summary {
+                q.push(", result_summary = ").bind(s.to_owned());
+            }
+            q.push(" WHERE id = ")
+                .bind(f.id.to_owned())
+                .push(" AND state IN (");
+            for (i, s) in f.from.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind(s.as_str());
+            }
+            q.push(")");
+            if let Some(t) = f.transaction_id {
+                q.push(" AND transaction_id = ").bind(t.to_owned());
+            }
+            q.push(" RETURNING ").push(RPM_COLS);
+            let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
                 tx.rollback().await?;
-                return Err(e);
-            }
-        };
-        insert_event(&mut tx, &order.iccid, now, Some(state), state, f.event).await?;
-        tx.commit().await?;
-        Ok(Some(order))
+                return Ok(None);
+            };
+            let order = rpm_from_row(&row)?;
+            let state = match profile_state_in(&mut tx, &order.iccid, "").await {
+                Ok(s) => s,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            insert_event(&mut tx, &order.iccid, now, Some(state), state, f.event).await?;
+            tx.commit().await?;
+            Ok(Some(order))
+        }
+        .await;
+        turn.finish(result).await
     }
 }
 
 /// The state of profile `iccid` inside `tx`.
-async fn profile_state_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    iccid: &str,
-    lock: &str,
-) -> Result<ProfileState> {
+async fn profile_state_in(tx: &mut AnyConnection, iccid: &str, lock: &str) -> Result<ProfileState> {
     let mut q = Sql::new("SELECT state FROM profiles WHERE iccid = ");
     q.bind(iccid.to_owned()).push(lock);
-    let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
+    let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
         return Err(StoreError::NotFound);
     };
     let s: String = row.try_get("state")?;

@@ -28,19 +28,23 @@ impl Store {
     /// An empty name, or one longer than 128 bytes, is [`StoreError::InvalidInput`].
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
         check_name(name)?;
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("INSERT INTO server_settings (name, value, updated_at) VALUES (");
-        q.bind(name.to_owned())
-            .push(", ")
-            .bind(value.to_owned())
-            .push(", ")
-            .bind(now_ms())
-            .push(
-                ") ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                 updated_at = excluded.updated_at",
-            );
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("INSERT INTO server_settings (name, value, updated_at) VALUES (");
+            q.bind(name.to_owned())
+                .push(", ")
+                .bind(value.to_owned())
+                .push(", ")
+                .bind(now_ms())
+                .push(
+                    ") ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+                     updated_at = excluded.updated_at",
+                );
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The value recorded under `name`, `None` if there is none.

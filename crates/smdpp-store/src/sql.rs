@@ -63,10 +63,10 @@ impl Sql {
         Ok(sqlx::query_with(AssertSqlSafe(self.text), self.args))
     }
 
-    /// Runs the query on `pool` and maps every row it returns.
-    pub(crate) async fn fetch_all<T>(
+    /// Runs the query on `pool` (a pool or a connection) and maps every row it returns.
+    pub(crate) async fn fetch_all<'e, T>(
         self,
-        pool: &sqlx::AnyPool,
+        pool: impl sqlx::Executor<'e, Database = Any>,
         map: impl FnMut(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         self.build()?
@@ -77,10 +77,10 @@ impl Sql {
             .collect()
     }
 
-    /// Runs the query on `pool` and maps the one row it may return.
-    pub(crate) async fn fetch_optional<T>(
+    /// Runs the query on `pool` (a pool or a connection) and maps the one row it may return.
+    pub(crate) async fn fetch_optional<'e, T>(
         self,
-        pool: &sqlx::AnyPool,
+        pool: impl sqlx::Executor<'e, Database = Any>,
         map: impl FnOnce(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
         self.build()?

@@ -10,11 +10,12 @@ use std::time::Duration;
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AssertSqlSafe, Connection, Pool, Row, SqlSafeStr, Transaction};
+use sqlx::{Any, AssertSqlSafe, Connection, Pool, Row, SqlSafeStr};
 
 use crate::StoreError;
 use crate::model::*;
 use crate::sql::Sql;
+use crate::writer::{WriteTurn, Writer, WriterStats};
 
 #[path = "audit.rs"]
 pub(crate) mod audit;
@@ -155,7 +156,8 @@ impl FromStr for SqliteSynchronous {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Maximum pooled connections (forced to 1 for in-memory SQLite).
+    /// Maximum pooled connections (default: two per core, 4 to 32; forced to 1 for in-memory
+    /// SQLite). On SQLite these are the read connections; the writer has its own.
     pub max_connections: u32,
     /// How long a pool checkout may wait.
     pub acquire_timeout: Duration,
@@ -169,7 +171,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            max_connections: 8,
+            max_connections: default_pool_size(),
             acquire_timeout: Duration::from_secs(30),
             busy_timeout: Duration::from_secs(10),
             sqlite_synchronous: SqliteSynchronous::default(),
@@ -177,18 +179,31 @@ impl Default for StoreOptions {
     }
 }
 
+/// Pool size for this machine: two connections per core (a call waits on the database
+/// about as long as it computes), at least 4 and at most 32. On SQLite these are the read
+/// connections (writes have their own); on PostgreSQL each is a server backend, so several
+/// nodes on one server stay well below its `max_connections` (100 by default).
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores * 2).unwrap_or(32).clamp(4, 32)
+}
+
 /// Handle to the SM-DP+ database. Cheap to clone (shares one pool).
 ///
-/// On SQLite, which has a single writer per database, every write of this process first
-/// takes an in-process FIFO lock (`write_gate`) and then the SQLite write lock: writers wait
-/// their turn in order instead of polling the file lock in SQLite's busy handler (which
-/// sleeps 1 to 100 ms between attempts and let 200 concurrent devices see p99 latencies of
-/// a second). Readers never take it (WAL readers do not block the writer).
+/// On SQLite, which has a single writer per database, every write of this process runs on
+/// one writer connection, in FIFO order: writers wait their turn instead of polling the
+/// file lock in SQLite's busy handler (which sleeps 1 to 100 ms between attempts and let
+/// 200 concurrent devices see p99 latencies of a second), and the writes that queue during
+/// one commit share the next one (group commit, see [`crate::writer`]). Reads use a pool of
+/// other connections (WAL readers do not block the writer, nor it them).
 #[derive(Clone)]
 pub struct Store {
+    /// Every connection on PostgreSQL; on SQLite the read connections (`query_only`).
     pool: Pool<Any>,
     backend: Backend,
-    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The SQLite writer and its group commit (see [`crate::writer`]); `None` on
+    /// PostgreSQL and for an in-memory SQLite database (one connection for everything).
+    writer: Option<Arc<Writer>>,
 }
 
 impl fmt::Debug for Store {
@@ -402,7 +417,7 @@ fn expect_clause(q: &mut Sql, e: &Expect) {
 }
 
 pub(crate) async fn insert_event(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     iccid: &str,
     at: EpochMillis,
     from: Option<ProfileState>,
@@ -426,7 +441,7 @@ pub(crate) async fn insert_event(
         .push(", ")
         .bind(ev.actor.clone())
         .push(") RETURNING id");
-    let row = q.build()?.fetch_one(&mut **tx).await?;
+    let row = q.build()?.fetch_one(&mut *tx).await?;
     let event_id: i64 = row.try_get("id")?;
     // Every state change also goes into the audit trail, in this same transaction.
     let entry = audit::state_change_entry(
@@ -480,6 +495,37 @@ fn session_cas_query(
     Ok(q)
 }
 
+/// Why a session CAS matched no row: `NotFound`, `Expired` or `Conflict` (read-only, on
+/// the writer's connection, so that it sees the writes of the open batch).
+async fn classify_session_refusal(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    now: EpochMillis,
+) -> StoreError {
+    let mut q = Sql::new(concat!(
+        "SELECT ",
+        session_cols!(),
+        " FROM rsp_sessions WHERE transaction_id = "
+    ));
+    q.bind(transaction_id.to_string());
+    let row = match q.build() {
+        Ok(b) => b.fetch_optional(conn).await,
+        Err(e) => return e,
+    };
+    match row {
+        Err(e) => e.into(),
+        Ok(None) => StoreError::NotFound,
+        Ok(Some(row)) => match session_from_row(&row) {
+            Err(e) => e,
+            Ok(s) if s.expires_at <= now => StoreError::Expired,
+            Ok(s) => StoreError::Conflict {
+                state: s.state,
+                version: s.version,
+            },
+        },
+    }
+}
+
 /// Percent-encodes the characters that would break a `sqlite://` URL path.
 fn encode_sqlite_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -490,6 +536,40 @@ fn encode_sqlite_path(path: &str) -> String {
         }
     }
     out
+}
+
+/// The per-connection settings of a SQLite pool.
+#[derive(Clone, Copy)]
+struct SqlitePragmas {
+    busy_ms: u64,
+    synchronous: SqliteSynchronous,
+}
+
+impl SqlitePragmas {
+    /// Sets the pragmas on every connection of `opts`; `read_only` connections are
+    /// `query_only` (the store writes through its writer connection only).
+    fn apply(self, opts: AnyPoolOptions, read_only: bool) -> AnyPoolOptions {
+        opts.after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                let mut pragmas = vec![
+                    format!("PRAGMA busy_timeout = {}", self.busy_ms),
+                    "PRAGMA foreign_keys = ON".to_owned(),
+                    // Deleted and overwritten content is zeroed, not left in free pages: a
+                    // package stored in the clear by an older version and sealed in place,
+                    // or a deleted session, leaves nothing readable in the file.
+                    "PRAGMA secure_delete = ON".to_owned(),
+                    format!("PRAGMA synchronous = {}", self.synchronous.as_str()),
+                ];
+                if read_only {
+                    pragmas.push("PRAGMA query_only = ON".to_owned());
+                }
+                for p in pragmas {
+                    sqlx::query(AssertSqlSafe(p)).fetch_all(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+    }
 }
 
 impl Store {
@@ -521,89 +601,93 @@ impl Store {
         // the process installed a different driver set via `install_drivers`.
         sqlx::any::install_default_drivers();
 
-        let mut pool_opts = AnyPoolOptions::new()
+        let pool_opts = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .acquire_timeout(options.acquire_timeout);
-        let synchronous = options.sqlite_synchronous;
+            .acquire_timeout(options.acquire_timeout)
+            // No ping before every checkout: a SQLite connection is a file handle in this
+            // process and cannot go stale; on PostgreSQL the ping is a round trip per
+            // checkout, and a connection the server dropped fails its next statement
+            // instead (the error reaches the caller, the connection leaves the pool).
+            .test_before_acquire(false);
 
-        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
-        } else if url.starts_with("sqlite:") {
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let url = if url.contains("mode=") {
-                url.to_string()
-            } else if url.contains('?') {
-                format!("{url}&mode=rwc")
-            } else {
-                format!("{url}?mode=rwc")
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = pool_opts.connect(url).await?;
+            let store = Store {
+                pool,
+                backend: Backend::Postgres,
+                writer: None,
             };
-            if in_memory {
-                // Each connection to an in-memory database would see its own
-                // empty database; keep exactly one and never recycle it.
-                pool_opts = pool_opts
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None);
-            } else {
-                // journal_mode is persistent; set it once, before the pool exists.
-                let mut conn = AnyConnection::connect(&url).await?;
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .fetch_all(&mut conn)
-                    .await?;
-                conn.close().await?;
-            }
-            let busy_ms = u64::try_from(options.busy_timeout.as_millis()).unwrap_or(u64::MAX);
-            pool_opts = pool_opts
-                // A SQLite connection is a file handle in this process: it cannot go stale
-                // like a network connection, so the ping before every checkout (a round
-                // trip to the connection's worker thread) buys nothing.
-                .test_before_acquire(false)
-                .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        sqlx::query(AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}")))
-                            .fetch_all(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        // Deleted and overwritten content is zeroed, not left in free pages:
-                        // a package stored in the clear by an older version and sealed in
-                        // place, or a deleted session, leaves nothing readable in the file.
-                        sqlx::query("PRAGMA secure_delete = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query(AssertSqlSafe(format!(
-                            "PRAGMA synchronous = {}",
-                            synchronous.as_str()
-                        )))
-                        .execute(&mut *conn)
-                        .await?;
-                        Ok(())
-                    })
-                });
-            (Backend::Sqlite, url)
-        } else {
+            store.migrate(&store.pool).await?;
+            return Ok(store);
+        }
+        if !url.starts_with("sqlite:") {
             return Err(StoreError::InvalidInput(
                 "database URL must start with sqlite:, postgres:// or postgresql://".into(),
             ));
+        }
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let url = if url.contains("mode=") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
         };
-
-        let pool = pool_opts.connect(&url).await?;
-        let write_gate = match backend {
-            Backend::Sqlite => Some(Arc::new(tokio::sync::Mutex::new(()))),
-            Backend::Postgres => None,
+        let pragmas = SqlitePragmas {
+            busy_ms: u64::try_from(options.busy_timeout.as_millis()).unwrap_or(u64::MAX),
+            synchronous: options.sqlite_synchronous,
         };
-        let store = Store {
+        if in_memory {
+            // Each connection to an in-memory database would see its own empty database:
+            // keep exactly one, never recycled, for reads and writes alike.
+            let pool = pragmas
+                .apply(pool_opts, false)
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect(&url)
+                .await?;
+            let store = Store {
+                pool,
+                backend: Backend::Sqlite,
+                writer: None,
+            };
+            store.migrate(&store.pool).await?;
+            return Ok(store);
+        }
+        // journal_mode is persistent; set it once, before the pools exist.
+        let mut conn = AnyConnection::connect(&url).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_all(&mut conn)
+            .await?;
+        conn.close().await?;
+        let writer_pool = pragmas
+            .apply(
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false),
+                false,
+            )
+            .connect(&url)
+            .await?;
+        let writer = Writer::new(writer_pool);
+        // The schema first, on the writer: the read connections cannot write.
+        Store::migrate_with(Backend::Sqlite, writer.pool()).await?;
+        let pool = pragmas.apply(pool_opts, true).connect(&url).await?;
+        Ok(Store {
             pool,
-            backend,
-            write_gate,
-        };
-        store.migrate().await?;
-        Ok(store)
+            backend: Backend::Sqlite,
+            writer: Some(Arc::new(writer)),
+        })
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self, pool: &Pool<Any>) -> Result<()> {
+        Store::migrate_with(self.backend, pool).await
+    }
+
+    async fn migrate_with(backend: Backend, pool: &Pool<Any>) -> Result<()> {
         let migrations = MIGRATIONS
             .iter()
             .map(|(version, description, template)| {
@@ -611,15 +695,19 @@ impl Store {
                     *version,
                     Cow::Borrowed(*description),
                     MigrationType::Simple,
-                    AssertSqlSafe(self.backend.render_migration(template)).into_sql_str(),
+                    AssertSqlSafe(backend.render_migration(template)).into_sql_str(),
                     false,
                 )
             })
             .collect();
-        Migrator::with_migrations(migrations)
-            .run(&self.pool)
-            .await?;
+        Migrator::with_migrations(migrations).run(pool).await?;
         Ok(())
+    }
+
+    /// What the SQLite writer did (turns and the commits they shared); `None` on
+    /// PostgreSQL and for an in-memory database (no group commit there).
+    pub fn writer_stats(&self) -> Option<WriterStats> {
+        self.writer.as_ref().map(|w| w.stats())
     }
 
     /// Which engine this store runs on.
@@ -643,23 +731,13 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Waits for this process's turn to write (SQLite; nothing on PostgreSQL). Hold the
-    /// guard until the write (or the write transaction) is finished.
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.write_gate {
-            Some(m) => Some(m.lock().await),
-            None => None,
+    /// Waits for this process's turn to write (see [`crate::writer`]). Every write method
+    /// runs its statements on the turn and ends with [`WriteTurn::finish`].
+    async fn write_turn(&self) -> Result<WriteTurn<'_>> {
+        match &self.writer {
+            Some(w) => WriteTurn::batched(w).await,
+            None => WriteTurn::pooled(&self.pool).await,
         }
-    }
-
-    /// Starts a write transaction. On SQLite `BEGIN IMMEDIATE` takes the write
-    /// lock up front (waiting up to `busy_timeout`), so a read-then-write
-    /// transaction can never fail half-way with `SQLITE_BUSY`.
-    async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
     }
 
     // ---------------------------------------------------------------- profiles
@@ -668,49 +746,53 @@ impl Store {
     /// transaction. Fails with [`StoreError::Duplicate`] if the ICCID or the
     /// MatchingID is taken.
     pub async fn insert_profile(&self, p: &NewProfile, event: &EventRecord) -> Result<Profile> {
-        let _turn = self.write_turn().await;
-        let iccid = normalize_iccid(&p.iccid)?;
-        let now = now_ms();
-        let mut q = Sql::new(
-            "INSERT INTO profiles (iccid, operator_id, profile_type, state, matching_id, eid, \
-             cc_hash, cc_attempts, cc_attempt_limit, download_attempts, download_attempt_limit, \
-             upp, error_cause, smds_address, created_at, updated_at, expires_at, version) VALUES (",
-        );
-        q.bind(iccid.clone())
-            .push(", ")
-            .bind(p.operator_id.clone())
-            .push(", ")
-            .bind(p.profile_type.clone())
-            .push(", ")
-            .bind(p.state.as_str())
-            .push(", ")
-            .bind(p.matching_id.clone())
-            .push(", ")
-            .bind(p.eid.clone())
-            .push(", ")
-            .bind(p.cc_hash.clone())
-            .push(", 0, ")
-            .bind(p.cc_attempt_limit)
-            .push(", 0, ")
-            .bind(p.download_attempt_limit)
-            .push(", ")
-            .bind(p.upp.clone())
-            .push(", NULL, ")
-            .bind(p.smds_address.clone())
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(p.expires_at)
-            .push(concat!(", 0) RETURNING ", profile_cols!()));
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let iccid = normalize_iccid(&p.iccid)?;
+            let now = now_ms();
+            let mut q = Sql::new(
+                "INSERT INTO profiles (iccid, operator_id, profile_type, state, matching_id, eid, \
+                 cc_hash, cc_attempts, cc_attempt_limit, download_attempts, download_attempt_limit, \
+                 upp, error_cause, smds_address, created_at, updated_at, expires_at, version) VALUES (",
+            );
+            q.bind(iccid.clone())
+                .push(", ")
+                .bind(p.operator_id.clone())
+                .push(", ")
+                .bind(p.profile_type.clone())
+                .push(", ")
+                .bind(p.state.as_str())
+                .push(", ")
+                .bind(p.matching_id.clone())
+                .push(", ")
+                .bind(p.eid.clone())
+                .push(", ")
+                .bind(p.cc_hash.clone())
+                .push(", 0, ")
+                .bind(p.cc_attempt_limit)
+                .push(", 0, ")
+                .bind(p.download_attempt_limit)
+                .push(", ")
+                .bind(p.upp.clone())
+                .push(", NULL, ")
+                .bind(p.smds_address.clone())
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(p.expires_at)
+                .push(concat!(", 0) RETURNING ", profile_cols!()));
 
-        let mut tx = self.begin_write().await?;
-        let row = q.build()?.fetch_one(&mut *tx).await?;
-        let profile = profile_from_row(&row)?;
-        insert_event(&mut tx, &iccid, now, None, profile.state, event).await?;
-        tx.commit().await?;
-        Ok(profile)
+            let mut tx = turn.begin().await?;
+            let row = q.build()?.fetch_one(&mut *tx).await?;
+            let profile = profile_from_row(&row)?;
+            insert_event(&mut tx, &iccid, now, None, profile.state, event).await?;
+            tx.commit().await?;
+            Ok(profile)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Fetches a profile by ICCID (normalised first).
@@ -782,21 +864,25 @@ impl Store {
         event: &EventRecord,
     ) -> Result<Profile> {
         let iccid = normalize_iccid(iccid)?;
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let profile = match self
-            .transition_in(&mut tx, &iccid, expect, update, event)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                // Explicitly, so that the SQLite write lock is released before our turn is.
-                tx.rollback().await?;
-                return Err(e);
-            }
-        };
-        tx.commit().await?;
-        Ok(profile)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let profile = match self
+                .transition_in(&mut tx, &iccid, expect, update, event)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    // Explicitly, so that the SQLite write lock is released before our turn is.
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            tx.commit().await?;
+            Ok(profile)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// [`Store::transition`] and [`Store::update_session_cas`] in ONE transaction (one
@@ -847,62 +933,66 @@ impl Store {
     ) -> Result<StepDone> {
         let iccid = normalize_iccid(iccid)?;
         let (transaction_id, expected_version, su) = session;
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let profile = match self
-            .transition_in(&mut tx, &iccid, expect, update, event)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                // Explicitly, so that the SQLite write lock is released before our turn is.
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let profile = match self
+                .transition_in(&mut tx, &iccid, expect, update, event)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    // Explicitly, so that the SQLite write lock is released before our turn is.
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            let q = session_cas_query(transaction_id, expected_version, su, now)?;
+            let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
                 tx.rollback().await?;
-                return Err(e);
-            }
-        };
-        let q = session_cas_query(transaction_id, expected_version, su, now)?;
-        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
-            tx.rollback().await?;
-            return Err(self.classify_session_refusal(transaction_id, now).await);
-        };
-        let session = session_from_row(&row)?;
-        let notification = match writes.notification {
-            Some(n) => Some(
-                match notification_insert_query(n)
+                return Err(classify_session_refusal(turn.conn(), transaction_id, now).await);
+            };
+            let session = session_from_row(&row)?;
+            let notification = match writes.notification {
+                Some(n) => Some(
+                    match notification_insert_query(n)
+                        .build()?
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    {
+                        Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
+                        None => RecordOutcome::Duplicate,
+                    },
+                ),
+                None => None,
+            };
+            if let Some(b) = writes.put_bpp {
+                bpp_put_query(&profile.iccid, b, now)
                     .build()?
-                    .fetch_optional(&mut *tx)
-                    .await?
-                {
-                    Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
-                    None => RecordOutcome::Duplicate,
-                },
-            ),
-            None => None,
-        };
-        if let Some(b) = writes.put_bpp {
-            bpp_put_query(&profile.iccid, b, now)
-                .build()?
-                .execute(&mut *tx)
-                .await?;
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if writes.delete_bpp {
+                bpp_delete_query(&profile.iccid)
+                    .build()?
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(c) = writes.capabilities {
+                crate::store::device::capabilities_put_query(c)
+                    .build()?
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(StepDone {
+                profile,
+                session,
+                notification,
+            })
         }
-        if writes.delete_bpp {
-            bpp_delete_query(&profile.iccid)
-                .build()?
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(c) = writes.capabilities {
-            crate::store::device::capabilities_put_query(c)
-                .build()?
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(StepDone {
-            profile,
-            session,
-            notification,
-        })
+        .await;
+        turn.finish(result).await
     }
 
     /// [`Store::transition`] that also ends, in the same transaction, every live RSP session
@@ -919,39 +1009,43 @@ impl Store {
         now: EpochMillis,
     ) -> Result<(Profile, u64)> {
         let iccid = normalize_iccid(iccid)?;
-        let _turn = self.write_turn().await;
-        let mut tx = self.begin_write().await?;
-        let profile = match self
-            .transition_in(&mut tx, &iccid, expect, update, event)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                // Explicitly, so that the SQLite write lock is released before our turn is.
-                tx.rollback().await?;
-                return Err(e);
-            }
-        };
-        let mut q = Sql::new("UPDATE rsp_sessions SET version = version + 1, updated_at = ");
-        q.bind(now)
-            .push(", state = ")
-            .bind(ended_state.to_owned())
-            .push(" WHERE iccid = ")
-            .bind(iccid.clone())
-            .push(" AND state <> ")
-            .bind(ended_state.to_owned())
-            .push(" AND expires_at > ")
-            .bind(now);
-        let ended = q.build()?.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok((profile, ended))
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut tx = turn.begin().await?;
+            let profile = match self
+                .transition_in(&mut tx, &iccid, expect, update, event)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    // Explicitly, so that the SQLite write lock is released before our turn is.
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            };
+            let mut q = Sql::new("UPDATE rsp_sessions SET version = version + 1, updated_at = ");
+            q.bind(now)
+                .push(", state = ")
+                .bind(ended_state.to_owned())
+                .push(" WHERE iccid = ")
+                .bind(iccid.clone())
+                .push(" AND state <> ")
+                .bind(ended_state.to_owned())
+                .push(" AND expires_at > ")
+                .bind(now);
+            let ended = q.build()?.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok((profile, ended))
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The body of [`Store::transition`] inside `tx` (rolled back by the caller's drop on
     /// error).
     async fn transition_in(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut AnyConnection,
         iccid: &str,
         expect: &Expect,
         update: &ProfileUpdate,
@@ -965,7 +1059,7 @@ impl Store {
 /// transaction that reserves what it inserted).
 pub(crate) async fn transition_tx(
     backend: Backend,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     iccid: &str,
     expect: &Expect,
     update: &ProfileUpdate,
@@ -974,7 +1068,7 @@ pub(crate) async fn transition_tx(
     {
         let mut q = Sql::new("SELECT state, version, eid FROM profiles WHERE iccid = ");
         q.bind(iccid.to_owned()).push(backend.for_update());
-        let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
+        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
             return Err(StoreError::NotFound);
         };
         let cur_state: String = row.try_get("state")?;
@@ -996,7 +1090,7 @@ pub(crate) async fn transition_tx(
         q.push(" WHERE iccid = ").bind(iccid.to_owned());
         q.push(" AND version = ").bind(cur_version);
         q.push(concat!(" RETURNING ", profile_cols!()));
-        let Some(row) = q.build()?.fetch_optional(&mut **tx).await? else {
+        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
             // Unreachable while the lock above is held; kept as a guard.
             return Err(StoreError::Conflict {
                 state: cur_state.to_string(),
@@ -1024,49 +1118,53 @@ impl Store {
         update: &ProfileUpdate,
         event: &EventRecord,
     ) -> Result<Option<Profile>> {
-        let _turn = self.write_turn().await;
-        match update.state {
-            Some(s) if s != ProfileState::Available => {}
-            _ => {
-                return Err(StoreError::InvalidInput(
-                    "claim_available needs a target state other than available".into(),
-                ));
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            match update.state {
+                Some(s) if s != ProfileState::Available => {}
+                _ => {
+                    return Err(StoreError::InvalidInput(
+                        "claim_available needs a target state other than available".into(),
+                    ));
+                }
             }
-        }
-        let now = now_ms();
-        let mut q = Sql::new("UPDATE profiles SET ");
-        profile_set_clause(&mut q, update, now);
-        q.push(" WHERE iccid = (SELECT iccid FROM profiles WHERE state = 'available'");
-        if let Some(t) = &filter.profile_type {
-            q.push(" AND profile_type = ").bind(t.clone());
-        }
-        if let Some(o) = &filter.operator_id {
-            q.push(" AND operator_id = ").bind(o.clone());
-        }
-        q.push(" ORDER BY created_at, iccid LIMIT 1")
-            .push(self.backend.skip_locked())
-            .push(concat!(
-                ") AND state = 'available' RETURNING ",
-                profile_cols!()
-            ));
+            let now = now_ms();
+            let mut q = Sql::new("UPDATE profiles SET ");
+            profile_set_clause(&mut q, update, now);
+            q.push(" WHERE iccid = (SELECT iccid FROM profiles WHERE state = 'available'");
+            if let Some(t) = &filter.profile_type {
+                q.push(" AND profile_type = ").bind(t.clone());
+            }
+            if let Some(o) = &filter.operator_id {
+                q.push(" AND operator_id = ").bind(o.clone());
+            }
+            q.push(" ORDER BY created_at, iccid LIMIT 1")
+                .push(self.backend.skip_locked())
+                .push(concat!(
+                    ") AND state = 'available' RETURNING ",
+                    profile_cols!()
+                ));
 
-        let mut tx = self.begin_write().await?;
-        let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let profile = profile_from_row(&row)?;
-        insert_event(
-            &mut tx,
-            &profile.iccid,
-            now,
-            Some(ProfileState::Available),
-            profile.state,
-            event,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(profile))
+            let mut tx = turn.begin().await?;
+            let Some(row) = q.build()?.fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let profile = profile_from_row(&row)?;
+            insert_event(
+                &mut tx,
+                &profile.iccid,
+                now,
+                Some(ProfileState::Available),
+                profile.state,
+                event,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(profile))
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Atomically adds one to a counter if the profile satisfies `expect`,
@@ -1078,53 +1176,62 @@ impl Store {
         which: Counter,
         expect: &Expect,
     ) -> Result<CounterValue> {
-        let _turn = self.write_turn().await;
-        let iccid = normalize_iccid(iccid)?;
-        let (col, sql) = match which {
-            Counter::CcAttempts => (
-                "cc_attempts",
-                "UPDATE profiles SET cc_attempts = cc_attempts + 1, version = version + 1, \
-                 updated_at = ",
-            ),
-            Counter::DownloadAttempts => (
-                "download_attempts",
-                "UPDATE profiles SET download_attempts = download_attempts + 1, \
-                 version = version + 1, updated_at = ",
-            ),
-        };
-        let limit_col = match which {
-            Counter::CcAttempts => "cc_attempt_limit",
-            Counter::DownloadAttempts => "download_attempt_limit",
-        };
-        let mut q = Sql::new(sql);
-        q.bind(now_ms()).push(" WHERE iccid = ").bind(iccid.clone());
-        expect_clause(&mut q, expect);
-        q.push(" RETURNING ")
-            .push(col)
-            .push(" AS value, ")
-            .push(limit_col)
-            .push(" AS lim, version, state");
-        // A single UPDATE statement is atomic on both engines.
-        match q.build()?.fetch_optional(&self.pool).await? {
-            Some(row) => {
-                let state: String = row.try_get("state")?;
-                Ok(CounterValue {
-                    value: row.try_get("value")?,
-                    limit: row.try_get("lim")?,
-                    version: row.try_get("version")?,
-                    state: state
-                        .parse()
-                        .map_err(|_| StoreError::corrupt("profile state"))?,
-                })
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let iccid = normalize_iccid(iccid)?;
+            let (col, sql) = match which {
+                Counter::CcAttempts => (
+                    "cc_attempts",
+                    "UPDATE profiles SET cc_attempts = cc_attempts + 1, version = version + 1, \
+                     updated_at = ",
+                ),
+                Counter::DownloadAttempts => (
+                    "download_attempts",
+                    "UPDATE profiles SET download_attempts = download_attempts + 1, \
+                     version = version + 1, updated_at = ",
+                ),
+            };
+            let limit_col = match which {
+                Counter::CcAttempts => "cc_attempt_limit",
+                Counter::DownloadAttempts => "download_attempt_limit",
+            };
+            let mut q = Sql::new(sql);
+            q.bind(now_ms()).push(" WHERE iccid = ").bind(iccid.clone());
+            expect_clause(&mut q, expect);
+            q.push(" RETURNING ")
+                .push(col)
+                .push(" AS value, ")
+                .push(limit_col)
+                .push(" AS lim, version, state");
+            // A single UPDATE statement is atomic on both engines.
+            match q.build()?.fetch_optional(turn.conn()).await? {
+                Some(row) => {
+                    let state: String = row.try_get("state")?;
+                    Ok(CounterValue {
+                        value: row.try_get("value")?,
+                        limit: row.try_get("lim")?,
+                        version: row.try_get("version")?,
+                        state: state
+                            .parse()
+                            .map_err(|_| StoreError::corrupt("profile state"))?,
+                    })
+                }
+                None => {
+                    // Why not, read on the writer's connection (it sees the open batch).
+                    let mut q = Sql::new("SELECT state, version FROM profiles WHERE iccid = ");
+                    q.bind(iccid.clone());
+                    match q.build()?.fetch_optional(turn.conn()).await? {
+                        None => Err(StoreError::NotFound),
+                        Some(row) => Err(StoreError::Conflict {
+                            state: row.try_get("state")?,
+                            version: row.try_get("version")?,
+                        }),
+                    }
+                }
             }
-            None => match self.get_profile(&iccid).await? {
-                None => Err(StoreError::NotFound),
-                Some(p) => Err(StoreError::Conflict {
-                    state: p.state.to_string(),
-                    version: p.version,
-                }),
-            },
         }
+        .await;
+        turn.finish(result).await
     }
 
     /// History of a profile, oldest first.
@@ -1143,29 +1250,33 @@ impl Store {
     /// Inserts a new session (version 0). [`StoreError::Duplicate`] if the
     /// transaction ID exists.
     pub async fn put_session(&self, s: &NewSession) -> Result<Session> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO rsp_sessions (transaction_id, state, eid, iccid, data, created_at, \
-             updated_at, expires_at, version) VALUES (",
-        );
-        q.bind(s.transaction_id.clone())
-            .push(", ")
-            .bind(s.state.clone())
-            .push(", ")
-            .bind(s.eid.clone())
-            .push(", ")
-            .bind(s.iccid.clone())
-            .push(", ")
-            .bind(s.data.clone())
-            .push(", ")
-            .bind(s.created_at)
-            .push(", ")
-            .bind(s.created_at)
-            .push(", ")
-            .bind(s.expires_at)
-            .push(concat!(", 0) RETURNING ", session_cols!()));
-        let row = q.build()?.fetch_one(&self.pool).await?;
-        session_from_row(&row)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "INSERT INTO rsp_sessions (transaction_id, state, eid, iccid, data, created_at, \
+                 updated_at, expires_at, version) VALUES (",
+            );
+            q.bind(s.transaction_id.clone())
+                .push(", ")
+                .bind(s.state.clone())
+                .push(", ")
+                .bind(s.eid.clone())
+                .push(", ")
+                .bind(s.iccid.clone())
+                .push(", ")
+                .bind(s.data.clone())
+                .push(", ")
+                .bind(s.created_at)
+                .push(", ")
+                .bind(s.created_at)
+                .push(", ")
+                .bind(s.expires_at)
+                .push(concat!(", 0) RETURNING ", session_cols!()));
+            let row = q.build()?.fetch_one(turn.conn()).await?;
+            session_from_row(&row)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Fetches a live session; `None` if it does not exist or has expired
@@ -1195,54 +1306,40 @@ impl Store {
         update: &SessionUpdate,
         now: EpochMillis,
     ) -> Result<Session> {
-        let _turn = self.write_turn().await;
-        let q = session_cas_query(transaction_id, expected_version, update, now)?;
-        if let Some(row) = q.build()?.fetch_optional(&self.pool).await? {
-            return session_from_row(&row);
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let q = session_cas_query(transaction_id, expected_version, update, now)?;
+            if let Some(row) = q.build()?.fetch_optional(turn.conn()).await? {
+                return session_from_row(&row);
+            }
+            Err(classify_session_refusal(turn.conn(), transaction_id, now).await)
         }
-        Err(self.classify_session_refusal(transaction_id, now).await)
-    }
-
-    /// Why a session CAS matched no row: `NotFound`, `Expired` or `Conflict` (read-only).
-    async fn classify_session_refusal(&self, transaction_id: &str, now: EpochMillis) -> StoreError {
-        let mut q = Sql::new(concat!(
-            "SELECT ",
-            session_cols!(),
-            " FROM rsp_sessions WHERE transaction_id = "
-        ));
-        q.bind(transaction_id.to_string());
-        let row = match q.build() {
-            Ok(b) => b.fetch_optional(&self.pool).await,
-            Err(e) => return e,
-        };
-        match row {
-            Err(e) => e.into(),
-            Ok(None) => StoreError::NotFound,
-            Ok(Some(row)) => match session_from_row(&row) {
-                Err(e) => e,
-                Ok(s) if s.expires_at <= now => StoreError::Expired,
-                Ok(s) => StoreError::Conflict {
-                    state: s.state,
-                    version: s.version,
-                },
-            },
-        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Deletes a session; returns whether it existed.
     pub async fn delete_session(&self, transaction_id: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM rsp_sessions WHERE transaction_id = ");
-        q.bind(transaction_id.to_string());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM rsp_sessions WHERE transaction_id = ");
+            q.bind(transaction_id.to_string());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() > 0)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Deletes every session with `expires_at <= now`; returns how many.
     pub async fn purge_expired(&self, now: EpochMillis) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM rsp_sessions WHERE expires_at <= ");
-        q.bind(now);
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM rsp_sessions WHERE expires_at <= ");
+            q.bind(now);
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Sessions not yet expired in one of `states` (the engine's bound on open sessions).
@@ -1269,12 +1366,16 @@ impl Store {
     /// which case nothing is written and [`RecordOutcome::Duplicate`] is
     /// returned (replay detection). Atomic under concurrency.
     pub async fn record_notification(&self, n: &NewNotification) -> Result<RecordOutcome> {
-        let _turn = self.write_turn().await;
-        let q = notification_insert_query(n);
-        Ok(match q.build()?.fetch_optional(&self.pool).await? {
-            Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
-            None => RecordOutcome::Duplicate,
-        })
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let q = notification_insert_query(n);
+            Ok(match q.build()?.fetch_optional(turn.conn()).await? {
+                Some(row) => RecordOutcome::Inserted(row.try_get("id")?),
+                None => RecordOutcome::Duplicate,
+            })
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Notifications from one EID, by sequence number.
@@ -1293,30 +1394,34 @@ impl Store {
     /// Inserts an operator. [`StoreError::Duplicate`] if the id or the certificate
     /// fingerprint is already registered.
     pub async fn insert_operator(&self, o: &NewOperator) -> Result<Operator> {
-        let _turn = self.write_turn().await;
-        if o.id.is_empty() || o.id.len() > 64 {
-            return Err(StoreError::InvalidInput(
-                "operator id must be 1 to 64 characters".into(),
-            ));
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            if o.id.is_empty() || o.id.len() > 64 {
+                return Err(StoreError::InvalidInput(
+                    "operator id must be 1 to 64 characters".into(),
+                ));
+            }
+            let mut q = Sql::new(
+                "INSERT INTO operators (id, cert_sha256, cert_subject, callback_url, callback_ca, \
+                 created_at) VALUES (",
+            );
+            q.bind(o.id.clone())
+                .push(", ")
+                .bind(o.cert_sha256.clone())
+                .push(", ")
+                .bind(o.cert_subject.clone())
+                .push(", ")
+                .bind(o.callback_url.clone())
+                .push(", ")
+                .bind(o.callback_ca.clone())
+                .push(", ")
+                .bind(now_ms())
+                .push(concat!(") RETURNING ", operator_cols!()));
+            let row = q.build()?.fetch_one(turn.conn()).await?;
+            operator_from_row(&row)
         }
-        let mut q = Sql::new(
-            "INSERT INTO operators (id, cert_sha256, cert_subject, callback_url, callback_ca, \
-             created_at) VALUES (",
-        );
-        q.bind(o.id.clone())
-            .push(", ")
-            .bind(o.cert_sha256.clone())
-            .push(", ")
-            .bind(o.cert_subject.clone())
-            .push(", ")
-            .bind(o.callback_url.clone())
-            .push(", ")
-            .bind(o.callback_ca.clone())
-            .push(", ")
-            .bind(now_ms())
-            .push(concat!(") RETURNING ", operator_cols!()));
-        let row = q.build()?.fetch_one(&self.pool).await?;
-        operator_from_row(&row)
+        .await;
+        turn.finish(result).await
     }
 
     /// Fetches an operator by id.
@@ -1379,46 +1484,54 @@ impl Store {
     /// case the existing record is returned and nothing is written. Atomic under
     /// concurrency.
     pub async fn record_es2_call(&self, c: &Es2CallRecord) -> Result<Es2CallOutcome> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO es2_calls (operator_id, function_call_id, function_name, \
-             request_sha256, response, created_at) VALUES (",
-        );
-        q.bind(c.operator_id.clone())
-            .push(", ")
-            .bind(c.function_call_id.clone())
-            .push(", ")
-            .bind(c.function_name.clone())
-            .push(", ")
-            .bind(c.request_sha256.clone())
-            .push(", ")
-            .bind(c.response.clone())
-            .push(", ")
-            .bind(c.created_at)
-            .push(") ON CONFLICT (operator_id, function_call_id) DO NOTHING RETURNING operator_id");
-        if q.build()?.fetch_optional(&self.pool).await?.is_some() {
-            return Ok(Es2CallOutcome::Inserted);
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "INSERT INTO es2_calls (operator_id, function_call_id, function_name, \
+                 request_sha256, response, created_at) VALUES (",
+            );
+            q.bind(c.operator_id.clone())
+                .push(", ")
+                .bind(c.function_call_id.clone())
+                .push(", ")
+                .bind(c.function_name.clone())
+                .push(", ")
+                .bind(c.request_sha256.clone())
+                .push(", ")
+                .bind(c.response.clone())
+                .push(", ")
+                .bind(c.created_at)
+                .push(") ON CONFLICT (operator_id, function_call_id) DO NOTHING RETURNING operator_id");
+            if q.build()?.fetch_optional(turn.conn()).await?.is_some() {
+                return Ok(Es2CallOutcome::Inserted);
+            }
+            match self
+                .get_es2_call(&c.operator_id, &c.function_call_id)
+                .await?
+            {
+                Some(r) => Ok(Es2CallOutcome::Existing(r)),
+                // Deleted in between (a purge): report it as stored by someone else is wrong,
+                // so ask the caller to retry.
+                None => Err(StoreError::Conflict {
+                    state: "es2_call".into(),
+                    version: 0,
+                }),
+            }
         }
-        match self
-            .get_es2_call(&c.operator_id, &c.function_call_id)
-            .await?
-        {
-            Some(r) => Ok(Es2CallOutcome::Existing(r)),
-            // Deleted in between (a purge): report it as stored by someone else is wrong,
-            // so ask the caller to retry.
-            None => Err(StoreError::Conflict {
-                state: "es2_call".into(),
-                version: 0,
-            }),
-        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Deletes ES2+ call records older than `before`; returns how many.
     pub async fn purge_es2_calls(&self, before: EpochMillis) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM es2_calls WHERE created_at < ");
-        q.bind(before);
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM es2_calls WHERE created_at < ");
+            q.bind(before);
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Sets the response of a stored ES2+ call (one recorded with an empty response as a
@@ -1429,28 +1542,36 @@ impl Store {
         function_call_id: &str,
         response: &str,
     ) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("UPDATE es2_calls SET response = ");
-        q.bind(response.to_string())
-            .push(" WHERE operator_id = ")
-            .bind(operator_id.to_string())
-            .push(" AND function_call_id = ")
-            .bind(function_call_id.to_string());
-        if q.build()?.execute(&self.pool).await?.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("UPDATE es2_calls SET response = ");
+            q.bind(response.to_string())
+                .push(" WHERE operator_id = ")
+                .bind(operator_id.to_string())
+                .push(" AND function_call_id = ")
+                .bind(function_call_id.to_string());
+            if q.build()?.execute(turn.conn()).await?.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        turn.finish(result).await
     }
 
     /// Deletes a stored ES2+ call (e.g. a reservation whose execution failed transiently, so
     /// that a retry may execute it); returns whether it existed.
     pub async fn delete_es2_call(&self, operator_id: &str, function_call_id: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM es2_calls WHERE operator_id = ");
-        q.bind(operator_id.to_string())
-            .push(" AND function_call_id = ")
-            .bind(function_call_id.to_string());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM es2_calls WHERE operator_id = ");
+            q.bind(operator_id.to_string())
+                .push(" AND function_call_id = ")
+                .bind(function_call_id.to_string());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() > 0)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     // ------------------------------------------ service tables (migration 0002)
@@ -1458,25 +1579,29 @@ impl Store {
     /// Inserts or replaces the display metadata of a profile (one statement).
     pub async fn put_profile_metadata(&self, iccid: &str, m: &ProfileMetadata) -> Result<()> {
         let iccid = normalize_iccid(iccid)?;
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new(
-            "INSERT INTO service_profile_metadata (iccid, service_provider_name, profile_name, \
-             profile_class) VALUES (",
-        );
-        q.bind(iccid)
-            .push(", ")
-            .bind(m.service_provider_name.clone())
-            .push(", ")
-            .bind(m.profile_name.clone())
-            .push(", ")
-            .bind(m.profile_class)
-            .push(
-                ") ON CONFLICT (iccid) DO UPDATE SET \
-                 service_provider_name = excluded.service_provider_name, \
-                 profile_name = excluded.profile_name, profile_class = excluded.profile_class",
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new(
+                "INSERT INTO service_profile_metadata (iccid, service_provider_name, profile_name, \
+                 profile_class) VALUES (",
             );
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+            q.bind(iccid)
+                .push(", ")
+                .bind(m.service_provider_name.clone())
+                .push(", ")
+                .bind(m.profile_name.clone())
+                .push(", ")
+                .bind(m.profile_class)
+                .push(
+                    ") ON CONFLICT (iccid) DO UPDATE SET \
+                     service_provider_name = excluded.service_provider_name, \
+                     profile_name = excluded.profile_name, profile_class = excluded.profile_class",
+                );
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The display metadata of a profile, if stored.
@@ -1503,12 +1628,16 @@ impl Store {
     /// Stores (replacing) the BPP cached for a profile (one statement).
     pub async fn put_cached_bpp(&self, iccid: &str, b: &CachedBpp, now: EpochMillis) -> Result<()> {
         let iccid = normalize_iccid(iccid)?;
-        let _turn = self.write_turn().await;
-        bpp_put_query(&iccid, b, now)
-            .build()?
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            bpp_put_query(&iccid, b, now)
+                .build()?
+                .execute(turn.conn())
+                .await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The BPP cached for a profile.
@@ -1535,13 +1664,17 @@ impl Store {
     /// Drops the BPP cached for a profile; returns whether there was one.
     pub async fn delete_cached_bpp(&self, iccid: &str) -> Result<bool> {
         let iccid = normalize_iccid(iccid)?;
-        let _turn = self.write_turn().await;
-        Ok(bpp_delete_query(&iccid)
-            .build()?
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            Ok(bpp_delete_query(&iccid)
+                .build()?
+                .execute(turn.conn())
+                .await?
+                .rows_affected()
+                > 0)
+        }
+        .await;
+        turn.finish(result).await
     }
 }
 
@@ -1596,4 +1729,142 @@ fn bpp_delete_query(iccid: &str) -> Sql {
     let mut q = Sql::new("DELETE FROM service_bpp_cache WHERE iccid = ");
     q.bind(iccid.to_owned());
     q
+}
+
+#[cfg(test)]
+mod writer_tests {
+    //! The group commit of [`crate::writer`] on a real SQLite file.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    async fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open_sqlite(&dir.path().join("w.db"), &StoreOptions::default())
+            .await
+            .unwrap()
+    }
+
+    fn note(eid: &str, seq: i64) -> NewNotification {
+        NewNotification {
+            eid: eid.to_owned(),
+            seq_number: seq,
+            iccid: None,
+            event: "install".to_owned(),
+            raw: vec![1, 2, 3],
+            received_at: now_ms(),
+        }
+    }
+
+    /// Concurrent writers share commits, every one of them is stored, and a duplicate among
+    /// them fails alone (its savepoint is rolled back, the others' writes are kept).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_commits_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let before = store.writer_stats().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200_i64 {
+            let s = store.clone();
+            // Every tenth write repeats the one before it: a duplicate (eid, seq).
+            let seq = if i % 10 == 9 { i - 1 } else { i };
+            tasks.push(tokio::spawn(async move {
+                s.record_notification(&note("E1", seq)).await
+            }));
+        }
+        let mut inserted = 0;
+        let mut duplicates = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                RecordOutcome::Inserted(_) => inserted += 1,
+                RecordOutcome::Duplicate => duplicates += 1,
+            }
+        }
+        assert_eq!((inserted, duplicates), (180, 20));
+        let stored = store.list_notifications("E1").await.unwrap();
+        assert_eq!(stored.len(), 180);
+        let stats = store.writer_stats().unwrap();
+        let turns = stats.turns - before.turns;
+        let commits = stats.commits - before.commits;
+        assert_eq!(turns, 200);
+        eprintln!("{turns} writes in {commits} commits");
+        assert!(
+            commits < turns,
+            "{commits} commits for {turns} writes: no batching"
+        );
+        // Reopened (a new process would see the same): all of it is in the file.
+        store.close().await;
+        let again = open(&dir).await;
+        assert_eq!(again.list_notifications("E1").await.unwrap().len(), 180);
+    }
+
+    /// A turn dropped without `finish` (its future cancelled half-way) leaves nothing: the
+    /// next turn rolls its savepoint back and commits only its own write.
+    #[tokio::test]
+    async fn a_dropped_turn_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        {
+            let mut turn = store.write_turn().await.unwrap();
+            notification_insert_query(&note("E2", 1))
+                .build()
+                .unwrap()
+                .execute(turn.conn())
+                .await
+                .unwrap();
+            // Dropped here, never finished.
+        }
+        assert!(matches!(
+            store.record_notification(&note("E2", 2)).await.unwrap(),
+            RecordOutcome::Inserted(_)
+        ));
+        let seqs: Vec<i64> = store
+            .list_notifications("E2")
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.seq_number)
+            .collect();
+        assert_eq!(seqs, [2]);
+    }
+
+    /// A failed write method rolls back what it wrote before failing, and the batch goes on.
+    #[tokio::test]
+    async fn a_failed_turn_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let mut turn = store.write_turn().await.unwrap();
+        let result: Result<()> = async {
+            notification_insert_query(&note("E3", 1))
+                .build()?
+                .execute(turn.conn())
+                .await?;
+            Err(StoreError::InvalidInput("refused after a write".into()))
+        }
+        .await;
+        assert!(turn.finish(result).await.is_err());
+        assert!(matches!(
+            store.record_notification(&note("E3", 2)).await.unwrap(),
+            RecordOutcome::Inserted(_)
+        ));
+        let seqs: Vec<i64> = store
+            .list_notifications("E3")
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.seq_number)
+            .collect();
+        assert_eq!(seqs, [2]);
+    }
+
+    /// The read connections are `query_only`: a write that bypassed the writer would fail.
+    #[tokio::test]
+    async fn rejects_writes_on_read_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let err = sqlx::query("DELETE FROM notifications")
+            .execute(&store.pool)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
 }

@@ -11,8 +11,9 @@
 //! [`matching_webhook_ids`] (inside a transaction) and [`Store::webhooks_for_event`] say
 //! which webhooks an event of a profile goes to.
 
+use sqlx::AnyConnection;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Result, Store};
 use crate::StoreError;
@@ -102,7 +103,7 @@ fn normalize_events(events: &str) -> Result<String> {
 /// limited to an operator never hears of a profile without one). By id.
 /// [`StoreError::InvalidInput`] when `event` cannot be an event name.
 pub(crate) async fn matching_webhook_ids(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     operator_id: Option<&str>,
     event: &str,
 ) -> Result<Vec<String>> {
@@ -126,7 +127,7 @@ pub(crate) async fn matching_webhook_ids(
     }
     q.push(" ORDER BY id");
     q.build()?
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| Ok(r.try_get("id")?))
@@ -145,28 +146,32 @@ impl Store {
             ));
         }
         let events = normalize_events(&w.events)?;
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("INSERT INTO webhooks (");
-        q.push(WEBHOOK_COLS)
-            .push(") VALUES (")
-            .bind(w.id.clone())
-            .push(", ")
-            .bind(w.url.clone())
-            .push(", ")
-            .bind(events)
-            .push(", ")
-            .bind(w.operator_id.clone())
-            .push(", ")
-            .bind(w.dek_id)
-            .push(", ")
-            .bind(w.secret_sealed.clone())
-            .push(", ")
-            .bind(w.ca.clone())
-            .push(", ")
-            .bind(now_ms())
-            .push(")");
-        q.build()?.execute(&self.pool).await?;
-        Ok(())
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("INSERT INTO webhooks (");
+            q.push(WEBHOOK_COLS)
+                .push(") VALUES (")
+                .bind(w.id.clone())
+                .push(", ")
+                .bind(w.url.clone())
+                .push(", ")
+                .bind(events)
+                .push(", ")
+                .bind(w.operator_id.clone())
+                .push(", ")
+                .bind(w.dek_id)
+                .push(", ")
+                .bind(w.secret_sealed.clone())
+                .push(", ")
+                .bind(w.ca.clone())
+                .push(", ")
+                .bind(now_ms())
+                .push(")");
+            q.build()?.execute(turn.conn()).await?;
+            Ok(())
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// Every webhook, by id.
@@ -188,10 +193,14 @@ impl Store {
     /// Removes the webhook `id`; whether it existed. Its queued outbox rows stay (and fail
     /// at delivery: the webhook is gone).
     pub async fn delete_webhook(&self, id: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        let mut q = Sql::new("DELETE FROM webhooks WHERE id = ");
-        q.bind(id.to_owned());
-        Ok(q.build()?.execute(&self.pool).await?.rows_affected() > 0)
+        let mut turn = self.write_turn().await?;
+        let result: Result<_> = async {
+            let mut q = Sql::new("DELETE FROM webhooks WHERE id = ");
+            q.bind(id.to_owned());
+            Ok(q.build()?.execute(turn.conn()).await?.rows_affected() > 0)
+        }
+        .await;
+        turn.finish(result).await
     }
 
     /// The ids of the webhooks an `event` (e.g. `installed`) of a profile owned by

@@ -874,3 +874,139 @@ fn three_nodes_behind_haproxy_survive_a_sigkill() {
         c.close().await.unwrap();
     });
 }
+
+/// Durable before answered, on SQLite with group commit: `smdpp serve` on its default
+/// SQLite file (`synchronous = full`) under 24 concurrent devices is SIGKILLed in the middle
+/// of the run. Every download whose last call (the PIR) was answered must be Installed in
+/// the file the dead process left, bound to one EID: a write is answered only after the
+/// batch holding it committed. (A PIR cut by the kill may have committed just before it,
+/// so up to that many more may be Installed.) The file passes `PRAGMA integrity_check`, and
+/// a restarted server serves on it.
+#[test]
+fn sqlite_server_sigkill_loses_no_answered_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let admin = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let admin_listen = format!("127.0.0.1:{admin}");
+    let serve_args = [
+        "serve",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--admin-listen",
+        &admin_listen,
+        "--limit-initiate-per-minute",
+        "0",
+        "--sqlite-synchronous",
+        "full",
+    ];
+    let mut server = Child::spawn(&serve_args);
+    server.wait_for("run a virtual device against it", Duration::from_secs(60));
+    wait_healthy(port);
+
+    let report = dir.path().join("bench.json");
+    let url = format!("https://{listen}");
+    let bench = std::thread::spawn({
+        let data = data.clone();
+        let report = report.clone();
+        move || {
+            let out = Command::new(BIN)
+                .args([
+                    "bench",
+                    "--url",
+                    &url,
+                    "--devices",
+                    "24",
+                    "--downloads",
+                    "400",
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                    "--floor-iterations",
+                    "10",
+                    "--json",
+                ])
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            std::fs::write(&report, &out.stdout).unwrap();
+            out
+        }
+    });
+    let start = Instant::now();
+    while downloads_on(admin) < 40.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the server completed no downloads"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+    let out = bench.join().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap())
+        .unwrap_or_else(|e| {
+            panic!(
+                "no bench report ({e}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let completed = r["completed"].as_u64().unwrap();
+    assert!(completed >= 40, "{r}");
+    let pir_cut: u64 = r["errors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("PIR") || k.starts_with("HandleNotification"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = data.join("smdpp.db");
+    rt.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut c =
+            sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", db.to_str().unwrap()))
+                .await
+                .unwrap();
+        let check: String = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(check, "ok");
+        let installed: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM profiles WHERE state = 'installed' AND eid IS NOT NULL",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+        let installed = installed as u64;
+        eprintln!("killed after {completed} completed downloads: {installed} installed");
+        assert!(
+            (completed..=completed + pir_cut).contains(&installed),
+            "{installed} installed for {completed} answered downloads ({pir_cut} PIRs cut): {r}"
+        );
+        let twice: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM (SELECT iccid FROM notifications GROUP BY iccid \
+             HAVING COUNT(DISTINCT eid) > 1) t",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+        assert_eq!(twice, 0, "a profile reported by two eUICCs");
+        c.close().await.unwrap();
+    });
+
+    // The file the dead server left is served again.
+    let mut again = Child::spawn(&serve_args);
+    again.wait_for("run a virtual device against it", Duration::from_secs(60));
+    wait_healthy(port);
+}
