@@ -9,8 +9,9 @@
 //! - [`factory`]: the profile factory at run time: the vault (secrets sealed at rest),
 //!   profile types and their templates, UPP generation at download time; [`factory_cli`]:
 //!   `smdpp profiles import`, `smdpp types ...`, `smdpp keys ...` and the demo inventory.
-//! - [`export`]: `smdpp subscribers export|decrypt`: the subscribers as CSV, an osmo-hlr VTY
-//!   script or Open5GS documents for a core network; Ki/OPc only in a passphrase-encrypted file.
+//! - [`export`]: the subscribers as CSV, an osmo-hlr VTY script or Open5GS documents for a
+//!   core network; Ki/OPc only in a passphrase-encrypted file; [`export_cli`]:
+//!   `smdpp subscribers export|decrypt`.
 //! - [`rpm`]: SGP.22 v3 Remote Profile Management orders (ES2+.RpmOrder), deactivation and
 //!   metadata updates of installed profiles, on [`Es2Engine`].
 //! - [`failure`]: the one place where a failed check becomes an SGP.22 subject/reason code.
@@ -22,17 +23,26 @@
 //!   `0002_service.sql` of the store).
 //! - [`upp`]: Unprotected Profile Package helpers (ICCID extraction, demo profile,
 //!   MatchingID generation).
-//! - [`config`]: configuration (TOML file, environment, flags).
+//! - [`config`]: the resolved service configuration (who we are, per-order limits).
+//! - [`assembly`]: the configuration and assembly of a server from its settings (the TOML
+//!   file, the data location, [`assembly::prepare`] and [`assembly::run`]), shared by
+//!   `smdpp serve` and the one-shot commands.
+//! - [`inventory`]: profile types from their parts, the subscriber-data import into the
+//!   factory, and the demo inventory.
+//! - [`hsm`]: keys on a PKCS#11 token (`pkcs11:object=LABEL` references); [`hsm_cli`]:
+//!   the token flags and `smdpp keys hsm ...`; [`hsm_bench`]: the HSM benchmark,
+//!   [`hsm_bench_cli`]: `smdpp bench hsm`.
 //! - [`outbox`]: outbound calls (HandleDownloadProgressInfo, ES12) queued with the state
-//!   change that causes them, and their delivery worker.
+//!   change that causes them, and their delivery worker; [`outbox_cli`]: `smdpp outbox list`.
 //! - [`webhooks`]: signed webhooks for billing and provisioning (secrets sealed with the
-//!   vault, delivery of one event, `smdpp webhooks ...`).
+//!   vault, delivery of one event); [`webhooks_cli`]: `smdpp webhooks ...`.
 //! - [`audit_cli`]: `smdpp audit list|verify` over the store's hash-chained audit trail,
 //!   and [`audit_cli::record`], with which the state-changing commands append their record.
 //! - [`cli`]: the `smdpp serve` and `smdpp profiles ...` commands; [`display`]: how they
 //!   show stored values (RFC 3339 times).
 
 pub mod admin;
+pub mod assembly;
 pub mod audit_cli;
 pub mod cli;
 pub mod config;
@@ -41,16 +51,21 @@ pub mod display;
 pub mod es2;
 pub mod es2_cli;
 pub mod export;
+pub mod export_cli;
 pub mod factory;
 pub mod factory_cli;
 pub mod failure;
 pub mod generate;
+pub mod hsm;
 pub mod hsm_bench;
+pub mod hsm_bench_cli;
 pub mod hsm_cli;
+pub mod inventory;
 pub mod keys;
 pub mod operator_cli;
 pub mod ops;
 pub mod outbox;
+pub mod outbox_cli;
 pub mod purge;
 pub mod revocation;
 pub mod rpm;
@@ -59,6 +74,7 @@ pub mod session;
 pub mod sidecar;
 pub mod upp;
 pub mod webhooks;
+pub mod webhooks_cli;
 
 pub use config::{Limits, ServiceConfig};
 pub use es2::Es2Engine;

@@ -617,7 +617,7 @@ async fn rejects_undeliverable_after_max_attempts(dir: &Path, db: &Db) {
                 rows.iter()
                     .all(|r| r.attempts == 3 && r.last_error.is_some())
             );
-            let text = smdpp_service::outbox::format_rows(&rows);
+            let text = smdpp_service::outbox_cli::format_rows(&rows);
             assert!(text.contains("failed"), "{text}");
             e.server.stop().await;
             return;

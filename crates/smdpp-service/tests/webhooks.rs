@@ -18,9 +18,9 @@ use clap::Parser;
 use common::{Db, both_backends};
 use smdpp_service::cli::DataArgs;
 use smdpp_service::factory::Factory;
-use smdpp_service::webhooks::{
-    WebhookAddArgs, WebhookTls, WebhooksCommand, add_webhook, deliver_row, format_webhooks,
-    send_test, webhooks_command,
+use smdpp_service::webhooks::{WebhookTls, deliver_row, send_test};
+use smdpp_service::webhooks_cli::{
+    WebhookAddArgs, WebhooksCommand, add_webhook, format_webhooks, webhooks_command,
 };
 use smdpp_store::{EventRecord, NewProfile, OutboxKind, OutboxRow, Store};
 use webhook_receiver::{Hit, WebhookReceiver};

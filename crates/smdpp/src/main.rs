@@ -78,17 +78,17 @@ enum Command {
     /// Open5GS documents; Ki and OPc only into a passphrase-encrypted file.
     Subscribers {
         #[command(subcommand)]
-        command: smdpp_service::export::SubscribersCommand,
+        command: smdpp_service::export_cli::SubscribersCommand,
     },
     /// Signed webhooks for billing and provisioning: add, list, remove, test.
     Webhooks {
         #[command(subcommand)]
-        command: smdpp_service::webhooks::WebhooksCommand,
+        command: smdpp_service::webhooks_cli::WebhooksCommand,
     },
     /// Outbound calls (HandleDownloadProgressInfo, ES12): delivery state.
     Outbox {
         #[command(subcommand)]
-        command: smdpp_service::outbox::OutboxCommand,
+        command: smdpp_service::outbox_cli::OutboxCommand,
     },
     /// The audit trail: list records, verify the hash chain.
     Audit {
@@ -196,7 +196,7 @@ enum BenchCommand {
     },
     /// ECDSA signatures and ECDH with keys on a PKCS#11 token (same flags as serve) against
     /// software keys, on 1 and several threads: what the token's session pool gives.
-    Hsm(smdpp_service::hsm_bench::HsmBenchArgs),
+    Hsm(smdpp_service::hsm_bench_cli::HsmBenchArgs),
     /// Write a synthetic subscriber inventory (CSV, test PLMN 001/01) for import benchmarks:
     /// `smdpp bench gen-inventory --rows 1000000 inv.csv`, then `smdpp profiles import`.
     GenInventory {
@@ -309,9 +309,11 @@ fn run(cli: Cli) -> Result<()> {
             smdpp_service::operator_cli::core_networks_blocking(command)
         }
         Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
-        Command::Subscribers { command } => smdpp_service::export::subscribers_blocking(command),
-        Command::Webhooks { command } => smdpp_service::webhooks::webhooks_blocking(command),
-        Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
+        Command::Subscribers { command } => {
+            smdpp_service::export_cli::subscribers_blocking(command)
+        }
+        Command::Webhooks { command } => smdpp_service::webhooks_cli::webhooks_blocking(command),
+        Command::Outbox { command } => smdpp_service::outbox_cli::outbox_blocking(command),
         Command::Audit { command } => smdpp_service::audit_cli::audit_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
@@ -344,7 +346,7 @@ fn run(cli: Cli) -> Result<()> {
             command: Some(BenchCommand::Hsm(args)),
             ..
         } => {
-            print!("{}", smdpp_service::hsm_bench::run(&args)?);
+            print!("{}", smdpp_service::hsm_bench_cli::run(&args)?);
             Ok(())
         }
         Command::Bench {

@@ -1,0 +1,86 @@
+//! `smdpp outbox list`: the queued outbound calls of [`crate::outbox`] from the command line.
+
+use smdpp_store::OutboxRow;
+
+use crate::assembly::open_store;
+use crate::cli::{DataArgs, data_location, load_file};
+
+/// `smdpp outbox ...`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum OutboxCommand {
+    /// Queued outbound calls (HandleDownloadProgressInfo, ES12), oldest first.
+    List {
+        /// Data location and configuration file.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only rows in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// `--state` of `smdpp outbox list`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateArg {
+    /// Waiting for an attempt.
+    Pending,
+    /// Acknowledged by the receiver.
+    Delivered,
+    /// Given up.
+    Failed,
+}
+
+impl From<StateArg> for smdpp_store::OutboxState {
+    fn from(s: StateArg) -> Self {
+        match s {
+            StateArg::Pending => smdpp_store::OutboxState::Pending,
+            StateArg::Delivered => smdpp_store::OutboxState::Delivered,
+            StateArg::Failed => smdpp_store::OutboxState::Failed,
+        }
+    }
+}
+
+/// One line per row: id, state, kind, attempts, ICCID, operator, last error. Bodies are not
+/// printed (they hold EIDs).
+pub fn format_rows(rows: &[OutboxRow]) -> String {
+    let mut out = String::from("ID\tSTATE\tKIND\tATTEMPTS\tICCID\tOPERATOR\tLAST ERROR\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.id,
+            r.state,
+            r.kind,
+            r.attempts,
+            r.iccid.as_deref().unwrap_or("-"),
+            r.operator_id.as_deref().unwrap_or("-"),
+            r.last_error.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+/// Runs an `smdpp outbox` command.
+pub async fn outbox_command(cmd: OutboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCommand::List { data, state, limit } => {
+            let f = load_file(&data)?;
+            let (dir, url) = data_location(&data, &f)?;
+            let (store, _) = open_store(&dir, &url).await?;
+            let rows = store.list_outbox(state.map(Into::into), limit).await?;
+            print!("{}", format_rows(&rows));
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// [`outbox_command`] on a current-thread tokio runtime.
+pub fn outbox_blocking(cmd: OutboxCommand) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(outbox_command(cmd))
+}
