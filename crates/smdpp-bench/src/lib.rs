@@ -18,7 +18,7 @@
 //! 2. **Inventory**, through the server's own import path. There is no admin API yet, so
 //!    the bench takes the server's `--data-dir` / `--database-url` / `--config` (the same
 //!    flags and environment as `smdpp serve`, resolved the same way) and imports M profiles
-//!    with [`smdpp_service::cli::add_profile`], the function behind
+//!    with [`smdpp_service::inventory::add_profile`], the function behind
 //!    `smdpp profiles add --upp`: M distinct copies of one UPP template (the demo UPP padded
 //!    to `--profile-bytes`, 20 KiB by default like the crypto floor's SCP03t share, or a
 //!    `--upp` file), each with its own test-range ICCID with a valid Luhn digit

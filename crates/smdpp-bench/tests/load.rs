@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use smdpp_bench::{BenchArgs, run_async};
-use smdpp_service::cli::{DataArgs, ServeArgs, prepare, run};
+use smdpp_service::assembly::{prepare, run};
+use smdpp_service::cli::{DataArgs, ServeArgs};
 use tokio::sync::oneshot;
 
 /// A server on 127.0.0.1:<free port> whose SM-DP+ address is that address.

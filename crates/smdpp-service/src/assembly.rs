@@ -812,3 +812,23 @@ pub async fn open_all_with(data: &DataLocation, create: bool) -> Result<(Store, 
         }
     }
 }
+
+/// The actor of a command run from a shell: `cli:<unix user>` (`$USER`, else `$LOGNAME`,
+/// else `cli:uid-<uid>`).
+pub fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME"].iter().find_map(|k| {
+        std::env::var(k).ok().filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic() && c != ':')
+        })
+    });
+    match user {
+        Some(u) => format!("cli:{u}"),
+        None => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata("/proc/self") {
+                Ok(m) => format!("cli:uid-{}", m.uid()),
+                Err(_) => "cli:unknown".to_owned(),
+            }
+        }
+    }
+}

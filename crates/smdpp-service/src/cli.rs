@@ -57,11 +57,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use sha2::{Digest, Sha256};
-use smdpp_store::{
-    EventRecord, NewProfile, ProfileFilter, ProfileState, SqliteSynchronous, Store, StoreError,
-    normalize_iccid,
-};
+use smdpp_store::{ProfileFilter, ProfileState, SqliteSynchronous, Store};
 
 pub(crate) use crate::assembly::open_store;
 pub use crate::assembly::{
@@ -71,9 +67,7 @@ pub use crate::assembly::{
 };
 use crate::assembly::{address_of, bind_admin, parse_admin_listen};
 use crate::config::Limits;
-use crate::factory::Factory;
-use crate::sidecar::{ProfileMetadata, Sidecar};
-use crate::upp::{generate_matching_id, iccid_from_upp};
+pub use crate::inventory::add_profile;
 
 /// Where the server's data lives; shared by every subcommand that works on it.
 #[derive(Args, Debug, Clone, Default)]
@@ -552,74 +546,6 @@ fn parse_state(s: &str) -> std::result::Result<ProfileState, String> {
             ProfileState::ALL.map(|st| st.as_str()).join(", ")
         )
     })
-}
-
-/// Imports a UPP as a Released order; returns `(matching id, iccid)`.
-#[allow(clippy::too_many_arguments)]
-pub async fn add_profile(
-    store: &Store,
-    sidecar: &Sidecar,
-    factory: &Factory,
-    upp: &[u8],
-    matching_id: Option<String>,
-    confirmation_code: Option<&str>,
-    spn: &str,
-    name: Option<String>,
-) -> Result<(String, String)> {
-    let iccid = iccid_from_upp(upp)?;
-    let iccid = normalize_iccid(&iccid)?;
-    let matching_id = match matching_id {
-        Some(m) => {
-            smdpp_core::activation_code::validate_matching_id(&m).map_err(|e| anyhow!("{e}"))?;
-            m
-        }
-        None => generate_matching_id().map_err(|e| anyhow!("{e}"))?,
-    };
-    if spn.len() > 32 {
-        bail!("service provider name is longer than 32 bytes");
-    }
-    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
-    if name.len() > 64 {
-        bail!("profile name is longer than 64 bytes");
-    }
-    let p = NewProfile {
-        iccid: iccid.clone(),
-        operator_id: None,
-        profile_type: None,
-        state: ProfileState::Released,
-        matching_id: Some(matching_id.clone()),
-        eid: None,
-        // Only SHA-256(CC) is kept (SGP.22 section 4.7).
-        cc_hash: confirmation_code.map(|cc| Sha256::digest(cc.as_bytes()).to_vec()),
-        cc_attempt_limit: None,
-        download_attempt_limit: None,
-        // Sealed at rest (its keys are secrets).
-        upp: Some(factory.seal_upp(&iccid, upp)?),
-        smds_address: None,
-        expires_at: None,
-    };
-    match store
-        .insert_profile(
-            &p,
-            &EventRecord::by(crate::audit_cli::cli_actor()).with_cause("profiles add"),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
-        Err(e) => return Err(e.into()),
-    }
-    sidecar
-        .put_metadata(
-            &iccid,
-            &ProfileMetadata {
-                service_provider_name: spn.to_owned(),
-                profile_name: name,
-                profile_class: None,
-            },
-        )
-        .await?;
-    Ok((matching_id, iccid))
 }
 
 /// `smdpp profiles ...`.

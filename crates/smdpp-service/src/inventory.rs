@@ -24,13 +24,16 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use saip::{Template, TemplateSource};
+use sha2::{Digest, Sha256};
 use smdpp_inventory::{Format, Options, RowError, RowReader};
 use smdpp_store::{
-    EventRecord, Expect, ImportOutcome, ImportRow, Patch, ProfileState, ProfileType, ProfileUpdate,
-    SealedSecrets, Store, now_ms,
+    EventRecord, Expect, ImportOutcome, ImportRow, NewProfile, Patch, ProfileState, ProfileType,
+    ProfileUpdate, SealedSecrets, Store, StoreError, normalize_iccid, now_ms,
 };
 
 use crate::factory::{Factory, SubscriberSecrets};
+use crate::sidecar::{ProfileMetadata, Sidecar};
+use crate::upp::{generate_matching_id, iccid_from_upp};
 
 /// Rows per database batch (and per transaction without `--all-or-nothing`).
 pub const BATCH_ROWS: usize = 5000;
@@ -509,4 +512,118 @@ pub async fn seed_demo(store: &Store, factory: &Arc<Factory>) -> Result<(String,
         )
         .await?;
     Ok((first_iccid, mid))
+}
+
+/// Imports a UPP as a Released order; returns `(matching id, iccid)`.
+#[allow(clippy::too_many_arguments)]
+pub async fn add_profile(
+    store: &Store,
+    sidecar: &Sidecar,
+    factory: &Factory,
+    upp: &[u8],
+    matching_id: Option<String>,
+    confirmation_code: Option<&str>,
+    spn: &str,
+    name: Option<String>,
+) -> Result<(String, String)> {
+    let iccid = iccid_from_upp(upp)?;
+    let iccid = normalize_iccid(&iccid)?;
+    let matching_id = match matching_id {
+        Some(m) => {
+            smdpp_core::activation_code::validate_matching_id(&m).map_err(|e| anyhow!("{e}"))?;
+            m
+        }
+        None => generate_matching_id().map_err(|e| anyhow!("{e}"))?,
+    };
+    if spn.len() > 32 {
+        bail!("service provider name is longer than 32 bytes");
+    }
+    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
+    if name.len() > 64 {
+        bail!("profile name is longer than 64 bytes");
+    }
+    let p = NewProfile {
+        iccid: iccid.clone(),
+        operator_id: None,
+        profile_type: None,
+        state: ProfileState::Released,
+        matching_id: Some(matching_id.clone()),
+        eid: None,
+        // Only SHA-256(CC) is kept (SGP.22 section 4.7).
+        cc_hash: confirmation_code.map(|cc| Sha256::digest(cc.as_bytes()).to_vec()),
+        cc_attempt_limit: None,
+        download_attempt_limit: None,
+        // Sealed at rest (its keys are secrets).
+        upp: Some(factory.seal_upp(&iccid, upp)?),
+        smds_address: None,
+        expires_at: None,
+    };
+    match store
+        .insert_profile(
+            &p,
+            &EventRecord::by(crate::assembly::cli_actor()).with_cause("profiles add"),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
+        Err(e) => return Err(e.into()),
+    }
+    sidecar
+        .put_metadata(
+            &iccid,
+            &ProfileMetadata {
+                service_provider_name: spn.to_owned(),
+                profile_name: name,
+                profile_class: None,
+            },
+        )
+        .await?;
+    Ok((matching_id, iccid))
+}
+
+/// Imports a UPP as an Available inventory profile of `operator` with `profile_type`;
+/// returns the ICCID.
+#[allow(clippy::too_many_arguments)]
+pub async fn import_inventory(
+    store: &Store,
+    sidecar: &Sidecar,
+    factory: &crate::factory::Factory,
+    operator: &str,
+    upp: &[u8],
+    profile_type: &str,
+    spn: &str,
+    name: Option<String>,
+) -> Result<String> {
+    let iccid = normalize_iccid(&iccid_from_upp(upp)?)?;
+    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
+    if spn.len() > 32 || name.len() > 64 {
+        bail!("service provider name (32) or profile name (64 bytes) too long");
+    }
+    let mut p = NewProfile::available(iccid.clone(), Some(profile_type));
+    p.operator_id = Some(operator.to_owned());
+    // Sealed at rest (its keys are secrets).
+    p.upp = Some(factory.seal_upp(&iccid, upp)?);
+    match store
+        .insert_profile(
+            &p,
+            &EventRecord::by(crate::assembly::cli_actor()).with_cause("orders import"),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
+        Err(e) => return Err(e.into()),
+    }
+    sidecar
+        .put_metadata(
+            &iccid,
+            &ProfileMetadata {
+                service_provider_name: spn.to_owned(),
+                profile_name: name,
+                profile_class: None,
+            },
+        )
+        .await?;
+    Ok(iccid)
 }

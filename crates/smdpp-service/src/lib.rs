@@ -63,6 +63,7 @@ pub mod hsm_cli;
 pub mod inventory;
 pub mod keys;
 pub mod operator_cli;
+pub mod operators;
 pub mod ops;
 pub mod outbox;
 pub mod outbox_cli;

@@ -1119,6 +1119,25 @@ impl OutboxTask {
     }
 }
 
+/// One line per row: id, state, kind, attempts, ICCID, operator, last error. Bodies are not
+/// printed (they hold EIDs).
+pub fn format_rows(rows: &[OutboxRow]) -> String {
+    let mut out = String::from("ID\tSTATE\tKIND\tATTEMPTS\tICCID\tOPERATOR\tLAST ERROR\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.id,
+            r.state,
+            r.kind,
+            r.attempts,
+            r.iccid.as_deref().unwrap_or("-"),
+            r.operator_id.as_deref().unwrap_or("-"),
+            r.last_error.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -1,9 +1,8 @@
 //! `smdpp outbox list`: the queued outbound calls of [`crate::outbox`] from the command line.
 
-use smdpp_store::OutboxRow;
-
 use crate::assembly::open_store;
 use crate::cli::{DataArgs, data_location, load_file};
+pub use crate::outbox::format_rows;
 
 /// `smdpp outbox ...`.
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -41,25 +40,6 @@ impl From<StateArg> for smdpp_store::OutboxState {
             StateArg::Failed => smdpp_store::OutboxState::Failed,
         }
     }
-}
-
-/// One line per row: id, state, kind, attempts, ICCID, operator, last error. Bodies are not
-/// printed (they hold EIDs).
-pub fn format_rows(rows: &[OutboxRow]) -> String {
-    let mut out = String::from("ID\tSTATE\tKIND\tATTEMPTS\tICCID\tOPERATOR\tLAST ERROR\n");
-    for r in rows {
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            r.id,
-            r.state,
-            r.kind,
-            r.attempts,
-            r.iccid.as_deref().unwrap_or("-"),
-            r.operator_id.as_deref().unwrap_or("-"),
-            r.last_error.as_deref().unwrap_or("-"),
-        ));
-    }
-    out
 }
 
 /// Runs an `smdpp outbox` command.

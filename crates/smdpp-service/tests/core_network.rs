@@ -30,9 +30,9 @@ use rsp_crypto::Curve;
 use saip::{OperatorKey, TemplateSource};
 use serde_json::json;
 use smdpp_service::core_network::{CoreNetwork, OsmoHlr, Subscriber};
-use smdpp_service::es2_cli::add_operator;
-use smdpp_service::factory_cli::{ALL_NOTIFY, build_profile_type};
 use smdpp_service::generate::GenerationPolicy;
+use smdpp_service::inventory::{ALL_NOTIFY, build_profile_type};
+use smdpp_service::operators::add_operator;
 use smdpp_service::outbox::OutboxConfig;
 use smdpp_store::{CoreNetworkRow, OutboxKind, OutboxState, Signal, TypeCoreNetwork};
 

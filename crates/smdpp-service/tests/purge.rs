@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use smdpp_service::cli::{DataArgs, ServeArgs, prepare, run};
+use smdpp_service::assembly::{prepare, run};
+use smdpp_service::cli::{DataArgs, ServeArgs};
 use smdpp_store::{Es2CallOutcome, Es2CallRecord, NewSession, now_ms};
 use tokio::sync::oneshot;
 

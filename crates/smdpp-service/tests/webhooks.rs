@@ -51,7 +51,7 @@ fn add_args(dir: &Path, db: &Db, url: &str) -> WebhookAddArgs {
 async fn open(dir: &Path, db: &Db) -> (Store, Arc<Factory>) {
     std::fs::create_dir_all(dir).unwrap();
     let store = Store::connect(&db.url).await.unwrap();
-    let factory = smdpp_service::factory_cli::open_factory(&store, &dir.join("vault.kek"))
+    let factory = smdpp_service::assembly::open_factory(&store, &dir.join("vault.kek"))
         .await
         .unwrap();
     (store, factory)
