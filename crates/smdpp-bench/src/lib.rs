@@ -79,7 +79,7 @@ use euicc_sim::lpa::{Es9Client, Lpa, Transport};
 use euicc_sim::{CertCache, Euicc, Provisioning};
 use rsp_crypto::Curve;
 use serde::Serialize;
-use smdpp_service::cli::{DataArgs, ServeArgs};
+use smdpp_service::assembly::{DataLocation, ServeOptions};
 
 use crate::driver::{CALLS, DeviceResult, Queue};
 use crate::inventory::{Inventory, UppTemplate};
@@ -453,15 +453,15 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
     }
 
     // 2. Where the server's data and PKI are (resolved exactly like `serve`).
-    let settings = ServeArgs {
-        data: DataArgs {
+    let settings = ServeOptions {
+        data: DataLocation {
             data_dir: args.data_dir.clone(),
             database_url: args.database_url.clone(),
             config: args.config.clone(),
             kek_file: None,
         },
         pki: args.pki.clone(),
-        ..ServeArgs::default()
+        ..ServeOptions::default()
     }
     .resolve()
     .context("resolving the server's data location")?;

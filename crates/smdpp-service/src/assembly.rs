@@ -310,6 +310,238 @@ pub fn kek_location(d: &DataLocation, file: &FileConfig, data_dir: &Path) -> Pat
         .unwrap_or_else(|| data_dir.join("vault.kek"))
 }
 
+/// What `smdpp serve` is given (its flags and environment), before [`ServeOptions::resolve`]
+/// layers it over the configuration file and the defaults. `None` (or empty, or `false`)
+/// leaves a setting to the file, else to the default.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Data location and configuration file.
+    pub data: DataLocation,
+    /// Listen address (default 127.0.0.1:8443).
+    pub listen: Option<SocketAddr>,
+    /// Our SM-DP+ address `FQDN[:port]` as in Activation Codes (default: the listen address).
+    pub smdp_address: Option<String>,
+    /// PKI directory (default DATA_DIR/pki, generated if missing).
+    pub pki: Option<PathBuf>,
+    /// CERT.DPauth.ECDSA (PEM or DER), overriding the PKI directory.
+    pub dpauth_cert: Option<PathBuf>,
+    /// SK.DPauth.ECDSA (PEM).
+    pub dpauth_key: Option<PathBuf>,
+    /// CERT.DPpb.ECDSA (PEM or DER).
+    pub dppb_cert: Option<PathBuf>,
+    /// SK.DPpb.ECDSA (PEM).
+    pub dppb_key: Option<PathBuf>,
+    /// CERT.DP.TLS chain (PEM, leaf first).
+    pub dptls_cert: Option<PathBuf>,
+    /// SK.DP.TLS (PEM, P-256).
+    pub dptls_key: Option<PathBuf>,
+    /// The PKCS#11 token holding keys named `pkcs11:object=LABEL`.
+    pub pkcs11: crate::hsm::Pkcs11Options,
+    /// Extra trusted CI certificates (PEM or DER), added to the file's.
+    pub trusted_ci: Vec<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// TLS implementation of the listener.
+    pub tls_backend: Option<TlsBackend>,
+    /// RSP session time-to-live between calls, seconds (default 600).
+    pub session_ttl_secs: Option<u64>,
+    /// Download attempts per order (default 5).
+    pub download_attempt_limit: Option<i64>,
+    /// Wrong Confirmation Codes tolerated per order (default 3).
+    pub cc_attempt_limit: Option<i64>,
+    /// SQLite durability (default `full`).
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// Admin listener, `ADDR` or `off` (default 127.0.0.1:8081, skipped when taken).
+    pub admin_listen: Option<String>,
+    /// Lifetime of a web-console log-in, seconds (default 28800, 8 hours).
+    pub console_session_ttl_secs: Option<u64>,
+    /// initiateAuthentication calls allowed per client address per minute (default 6000).
+    pub limit_initiate_per_minute: Option<u32>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per client address per minute
+    /// (default 20).
+    pub limit_refusals_per_minute: Option<u32>,
+    /// RSP sessions open before their BPP is delivered, across all nodes (default 100000).
+    pub max_open_sessions: Option<i64>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per EID per minute (default 10).
+    pub limit_refusals_per_eid_per_minute: Option<u32>,
+    /// Certificate revocation (CRLs) and expiry warnings.
+    pub revocation: RevocationOptions,
+}
+
+/// The revocation settings of [`ServeOptions`] (see [`crate::revocation`]).
+#[derive(Debug, Clone, Default)]
+pub struct RevocationOptions {
+    /// CRL files (DER or PEM), added to the file's.
+    pub crl: Vec<PathBuf>,
+    /// CRL URLs (`http://`), added to the file's.
+    pub crl_url: Vec<String>,
+    /// CRL refresh interval, seconds (default 3600; 0: no refresh).
+    pub crl_refresh_secs: Option<u64>,
+    /// `refuse` (default) or `warn`.
+    pub crl_stale_policy: Option<String>,
+    /// Expiry warning horizon, days (default 30; 0: no warning).
+    pub cert_expiry_warn_days: Option<u64>,
+}
+
+impl ServeOptions {
+    /// Resolves flags/environment over the file over the defaults.
+    pub fn resolve(&self) -> Result<Settings> {
+        let f = load_file(&self.data)?;
+        let (data_dir, database_url) = data_location(&self.data, &f)?;
+        let listen = self
+            .listen
+            .or(f.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+        let smdp_address = self
+            .smdp_address
+            .clone()
+            .or(f.smdp_address.clone())
+            .unwrap_or_else(|| address_of(listen));
+        smdpp_core::activation_code::validate_address(&smdp_address)
+            .map_err(|e| anyhow!("smdp address: {e}"))?;
+        let d = Limits::default();
+        if let Some(n) = f.max_open_sessions.filter(|n| *n < 0) {
+            bail!("max_open_sessions = {n}: must be 0 (no bound) or a positive number of sessions");
+        }
+        let limits = Limits {
+            session_ttl: Duration::from_secs(
+                self.session_ttl_secs
+                    .or(f.session_ttl_secs)
+                    .unwrap_or(d.session_ttl.as_secs()),
+            ),
+            pir_wait: f.pir_wait_secs.map_or(d.pir_wait, Duration::from_secs),
+            download_attempt_limit: self
+                .download_attempt_limit
+                .or(f.download_attempt_limit)
+                .unwrap_or(d.download_attempt_limit),
+            cc_attempt_limit: self
+                .cc_attempt_limit
+                .or(f.cc_attempt_limit)
+                .unwrap_or(d.cc_attempt_limit),
+            rebind_on_new_otpk: f.rebind_on_new_otpk.unwrap_or(d.rebind_on_new_otpk),
+            purge_interval: f
+                .purge_interval_secs
+                .map_or(d.purge_interval, Duration::from_secs),
+            es2_call_retention: f
+                .es2_call_retention_secs
+                .map_or(d.es2_call_retention, Duration::from_secs),
+            outbox: crate::outbox::OutboxConfig::from_env(),
+            max_open_sessions: self
+                .max_open_sessions
+                .or(f.max_open_sessions)
+                .unwrap_or(d.max_open_sessions),
+            refusals_per_eid_per_minute: self
+                .limit_refusals_per_eid_per_minute
+                .or(f.limit_refusals_per_eid_per_minute)
+                .unwrap_or(d.refusals_per_eid_per_minute),
+        };
+        let mut trusted_ci = f.trusted_ci.clone();
+        trusted_ci.extend(self.trusted_ci.iter().cloned());
+        let sqlite_synchronous = match (self.sqlite_synchronous, &f.sqlite_synchronous) {
+            (Some(s), _) => s,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| anyhow!("sqlite_synchronous: {e}"))?,
+            (None, None) => SqliteSynchronous::default(),
+        };
+        let admin_listen = match self.admin_listen.as_deref().or(f.admin_listen.as_deref()) {
+            Some(text) => parse_admin_listen(text)?,
+            None => AdminListen::Default(DEFAULT_ADMIN_LISTEN),
+        };
+        let console_session_ttl = Duration::from_secs(
+            self.console_session_ttl_secs
+                .or(f.console_session_ttl_secs)
+                .unwrap_or(8 * 3600)
+                .max(1),
+        );
+        let abuse_default = smdpp_server::abuse::AbuseLimits::default();
+        let abuse = smdpp_server::abuse::AbuseLimits {
+            initiate_per_minute: self
+                .limit_initiate_per_minute
+                .or(f.limit_initiate_per_minute)
+                .unwrap_or(abuse_default.initiate_per_minute),
+            refusals_per_minute: self
+                .limit_refusals_per_minute
+                .or(f.limit_refusals_per_minute)
+                .unwrap_or(abuse_default.refusals_per_minute),
+            ..abuse_default
+        };
+        let revocation = self.revocation_config(&f)?;
+        Ok(Settings {
+            listen,
+            smdp_address,
+            pki_dir: self
+                .pki
+                .clone()
+                .or(f.pki.clone())
+                .unwrap_or_else(|| data_dir.join("pki")),
+            kek_file: kek_location(&self.data, &f, &data_dir),
+            data_dir,
+            database_url,
+            dpauth_cert: self.dpauth_cert.clone().or(f.dpauth_cert.clone()),
+            dpauth_key: self.dpauth_key.clone().or(f.dpauth_key.clone()),
+            dppb_cert: self.dppb_cert.clone().or(f.dppb_cert.clone()),
+            dppb_key: self.dppb_key.clone().or(f.dppb_key.clone()),
+            dptls_cert: self.dptls_cert.clone().or(f.dptls_cert.clone()),
+            dptls_key: self.dptls_key.clone().or(f.dptls_key.clone()),
+            pkcs11: self.pkcs11.resolve(
+                f.pkcs11_module.as_ref(),
+                f.pkcs11_token.as_ref(),
+                f.pkcs11_pin_file.as_ref(),
+            )?,
+            trusted_ci,
+            key_sets: f.key_sets.clone(),
+            plain_http: self.plain_http || f.plain_http.unwrap_or(false),
+            tls_backend: self.tls_backend.or(f.tls_backend).unwrap_or_default(),
+            limits,
+            demo_profile: f.demo_profile.unwrap_or(true),
+            sqlite_synchronous,
+            admin_listen,
+            console_session_ttl,
+            abuse,
+            revocation,
+        })
+    }
+
+    /// The CRL settings: file lists then flag lists; flags over the file for the rest.
+    fn revocation_config(&self, f: &FileConfig) -> Result<crate::revocation::RevocationConfig> {
+        let d = crate::revocation::RevocationConfig::default();
+        let a = &self.revocation;
+        let mut files = f.crl.clone();
+        files.extend(a.crl.iter().cloned());
+        let mut urls = f.crl_url.clone();
+        urls.extend(a.crl_url.iter().cloned());
+        for u in &urls {
+            crate::revocation::validate_url(u)?;
+        }
+        let stale_policy = match a
+            .crl_stale_policy
+            .as_deref()
+            .or(f.crl_stale_policy.as_deref())
+        {
+            Some(text) => text
+                .parse()
+                .map_err(|e: String| anyhow!("crl stale policy: {e}"))?,
+            None => d.stale_policy,
+        };
+        let refresh = a
+            .crl_refresh_secs
+            .or(f.crl_refresh_secs)
+            .map_or(d.refresh, Duration::from_secs);
+        let warn_days = a
+            .cert_expiry_warn_days
+            .or(f.cert_expiry_warn_days)
+            .unwrap_or(crate::revocation::DEFAULT_EXPIRY_WARN_DAYS);
+        Ok(crate::revocation::RevocationConfig {
+            files,
+            urls,
+            refresh,
+            stale_policy,
+            cert_expiry_warn: Duration::from_secs(warn_days.saturating_mul(86_400)),
+        })
+    }
+}
+
 /// Reads a certificate file, PEM or DER, as DER.
 fn read_cert(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

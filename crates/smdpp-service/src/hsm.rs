@@ -54,6 +54,42 @@ pub struct Pkcs11Settings {
     pub pin_file: Option<PathBuf>,
 }
 
+/// The token as given (flags or environment), before [`Pkcs11Options::resolve`] layers it
+/// over the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Pkcs11Options {
+    /// PKCS#11 module (shared library).
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token.
+    pub pkcs11_token: Option<String>,
+    /// File holding the token's user PIN (else `SMDPP_PKCS11_PIN`).
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Options {
+    /// Flags/environment over the configuration file values; `None` without a module.
+    pub fn resolve(
+        &self,
+        module: Option<&PathBuf>,
+        token: Option<&String>,
+        pin_file: Option<&PathBuf>,
+    ) -> Result<Option<Pkcs11Settings>> {
+        let module = self.pkcs11_module.clone().or(module.cloned());
+        let token = self.pkcs11_token.clone().or(token.cloned());
+        let pin_file = self.pkcs11_pin_file.clone().or(pin_file.cloned());
+        match (module, token) {
+            (None, None) => Ok(None),
+            (Some(module), Some(token)) => Ok(Some(Pkcs11Settings {
+                module,
+                token,
+                pin_file,
+            })),
+            (Some(_), None) => bail!("--pkcs11-module needs --pkcs11-token (the token label)"),
+            (None, Some(_)) => bail!("--pkcs11-token needs --pkcs11-module (the module path)"),
+        }
+    }
+}
+
 impl Pkcs11Settings {
     /// The token from `SMDPP_PKCS11_MODULE`, `SMDPP_PKCS11_TOKEN` and
     /// `SMDPP_PKCS11_PIN_FILE` (one-shot commands).

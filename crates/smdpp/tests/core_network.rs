@@ -15,8 +15,9 @@
 //! our connector. Skipped with a notice without osmo-hlr unless `SMDPP_REQUIRE_OSMO_HLR=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
-#[path = "common/webhook_receiver.rs"]
+#[path = "../../smdpp-service/tests/common/webhook_receiver.rs"]
 mod webhook_receiver;
 
 use std::net::Ipv4Addr;
@@ -569,22 +570,21 @@ async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
     let e = env(dir, db, "delete").await;
     // Billing listens: a signed webhook for every event.
     let rx = webhook_receiver::WebhookReceiver::http().await;
-    let added =
-        smdpp_service::webhooks_cli::add_webhook(&smdpp_service::webhooks_cli::WebhookAddArgs {
-            data: smdpp_service::cli::DataArgs {
-                data_dir: Some(e.server.settings.data_dir.clone()),
-                database_url: Some(db.url.clone()),
-                config: None,
-                kek_file: Some(e.server.settings.kek_file.clone()),
-            },
-            url: rx.url("/billing"),
-            events: "*".into(),
-            operator: None,
-            ca: None,
-            secret_file: None,
-        })
-        .await
-        .unwrap();
+    let added = smdpp::webhooks_cli::add_webhook(&smdpp::webhooks_cli::WebhookAddArgs {
+        data: smdpp::cli::DataArgs {
+            data_dir: Some(e.server.settings.data_dir.clone()),
+            database_url: Some(db.url.clone()),
+            config: None,
+            kek_file: Some(e.server.settings.kek_file.clone()),
+        },
+        url: rx.url("/billing"),
+        events: "*".into(),
+        operator: None,
+        ca: None,
+        secret_file: None,
+    })
+    .await
+    .unwrap();
     rx.set_secret(added.secret.unwrap().as_bytes());
     let (iccid, imsi, mid) = e.release_mid().await;
     e.wait_rows(&iccid, 1, OutboxState::Delivered).await;

@@ -11,9 +11,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use smdpp_store::{AuditEntry, AuditFilter, AuditRecord, Store};
 
-pub use crate::assembly::cli_actor;
 use crate::cli::{DataArgs, data_location, load_file, open_store};
-use crate::display::rfc3339;
+pub use smdpp_service::assembly::cli_actor;
+use smdpp_service::display::rfc3339;
 
 /// `smdpp audit ...`.
 #[derive(Subcommand, Debug)]

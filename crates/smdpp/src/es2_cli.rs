@@ -35,12 +35,12 @@ use smdpp_store::{ProfileFilter, ProfileState, Store};
 
 use crate::audit_cli::cli_actor;
 use crate::cli::{DataArgs, activation_code, data_location, load_file, open_store};
-use crate::config::{Limits, ServiceConfig};
-use crate::es2::Es2Engine;
-pub use crate::inventory::import_inventory;
-use crate::operators::subject_text;
-pub use crate::operators::{add_operator, add_operator_with_ca};
-use crate::sidecar::Sidecar;
+use smdpp_service::config::{Limits, ServiceConfig};
+use smdpp_service::es2::Es2Engine;
+pub use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::subject_text;
+pub use smdpp_service::operators::{add_operator, add_operator_with_ca};
+use smdpp_service::sidecar::Sidecar;
 
 /// `smdpp operators ...`.
 #[derive(Subcommand, Debug, Clone)]
@@ -321,7 +321,8 @@ fn read_callback_ca(path: &PathBuf) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("--callback-ca {shown}"))?;
     let pem =
         String::from_utf8(bytes).map_err(|_| anyhow!("--callback-ca {shown}: not PEM text"))?;
-    crate::outbox::callback_roots(&pem).map_err(|e| anyhow!("--callback-ca {shown}: {e}"))?;
+    smdpp_service::outbox::callback_roots(&pem)
+        .map_err(|e| anyhow!("--callback-ca {shown}: {e}"))?;
     Ok(pem)
 }
 
@@ -331,7 +332,7 @@ pub fn describe_callback_ca(callback_ca: Option<&str>) -> String {
     let Some(pem) = callback_ca else {
         return "system roots".to_owned();
     };
-    if let Err(e) = crate::outbox::callback_roots(pem) {
+    if let Err(e) = smdpp_service::outbox::callback_roots(pem) {
         return format!("unusable ({e})");
     }
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -379,7 +380,7 @@ struct Ctx {
     address: String,
     limits: Limits,
     /// The profile factory when the data directory has its key file (for generating types).
-    factory: Option<std::sync::Arc<crate::factory::Factory>>,
+    factory: Option<std::sync::Arc<smdpp_service::factory::Factory>>,
 }
 
 async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
@@ -393,7 +394,7 @@ async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
         limits.cc_attempt_limit = v;
     }
     let (store, sidecar) = open_store(&dir, &url).await?;
-    let address = crate::config::public_address(&store, smdp_address, &f).await?;
+    let address = smdpp_service::config::public_address(&store, smdp_address, &f).await?;
     let kek = crate::factory_cli::kek_location(data, &f, &dir);
     let factory = if kek.exists() {
         Some(crate::factory_cli::open_factory_with(&store, &kek, false).await?)
@@ -442,7 +443,7 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
         } => {
             let der = read_cert_der(&cert)?;
             if let Some(url) = &callback_url {
-                crate::outbox::check_callback_url(url)
+                smdpp_service::outbox::check_callback_url(url)
                     .map_err(|e| anyhow!("--callback-url: {e}"))?;
             }
             let callback_ca = callback_ca.as_ref().map(read_callback_ca).transpose()?;
@@ -500,7 +501,10 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
                 "callback ca:   {}",
                 describe_callback_ca(o.callback_ca.as_deref())
             );
-            println!("created at:    {}", crate::display::rfc3339(o.created_at));
+            println!(
+                "created at:    {}",
+                smdpp_service::display::rfc3339(o.created_at)
+            );
             ctx.store.close().await;
         }
     }
@@ -581,7 +585,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.download",
                     r.iccid.as_str(),
-                    crate::es2::download_details(&req),
+                    smdpp_service::es2::download_details(&req),
                 )
                 .await;
             println!("reserved {}", r.iccid);
@@ -622,7 +626,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.confirm",
                     req.iccid.as_str(),
-                    crate::es2::confirm_details(&req),
+                    smdpp_service::es2::confirm_details(&req),
                 )
                 .await;
             println!(
@@ -694,7 +698,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.cancel",
                     req.iccid.as_str(),
-                    crate::es2::cancel_details(&req),
+                    smdpp_service::es2::cancel_details(&req),
                 )
                 .await;
             println!("cancelled {}", req.iccid);
@@ -741,7 +745,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                         &scope.operator,
                         "order.rpm",
                         req.iccid.as_ref().map_or("", |i| i.as_str()),
-                        crate::es2::rpm_details(&req, &ok.matching_id),
+                        smdpp_service::es2::rpm_details(&req, &ok.matching_id),
                     )
                     .await;
             }
@@ -783,7 +787,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                         &scope.operator,
                         "order.deactivate",
                         req.iccid.as_str(),
-                        crate::es2::deactivate_details(&req, ok),
+                        smdpp_service::es2::deactivate_details(&req, ok),
                     )
                     .await;
             }
@@ -908,7 +912,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     o.id,
                     o.commands,
                     o.state,
-                    crate::display::rfc3339(o.updated_at),
+                    smdpp_service::display::rfc3339(o.updated_at),
                     o.result_summary
                         .as_deref()
                         .map_or(String::new(), |r| format!("  ({r})"))
@@ -918,7 +922,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             for e in ctx.store.events_for(&p.iccid).await? {
                 println!(
                     "  {}  {} -> {}  {}  {}{}",
-                    crate::display::rfc3339(e.at),
+                    smdpp_service::display::rfc3339(e.at),
                     e.from_state.map_or("-".to_owned(), |s| s.to_string()),
                     e.to_state,
                     e.actor,

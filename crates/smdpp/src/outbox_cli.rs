@@ -1,8 +1,8 @@
-//! `smdpp outbox list`: the queued outbound calls of [`crate::outbox`] from the command line.
+//! `smdpp outbox list`: the queued outbound calls of [`smdpp_service::outbox`] from the command line.
 
-use crate::assembly::open_store;
 use crate::cli::{DataArgs, data_location, load_file};
-pub use crate::outbox::format_rows;
+use smdpp_service::assembly::open_store;
+pub use smdpp_service::outbox::format_rows;
 
 /// `smdpp outbox ...`.
 #[derive(clap::Subcommand, Debug, Clone)]

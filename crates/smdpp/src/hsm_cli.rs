@@ -26,7 +26,9 @@ use rsp_hsm::{HsmKek, Token, admin};
 use smdpp_vault::Kek;
 
 use crate::cli::DataArgs;
-pub use crate::hsm::{Pkcs11Settings, URI_PREFIX, object_label, token_kek, token_key};
+pub use smdpp_service::hsm::{
+    Pkcs11Options, Pkcs11Settings, URI_PREFIX, object_label, token_kek, token_key,
+};
 
 /// The token options shared by `serve` and `keys hsm`.
 #[derive(Args, Debug, Clone, Default)]
@@ -45,26 +47,24 @@ pub struct Pkcs11Args {
 }
 
 impl Pkcs11Args {
-    /// Flags/environment over the configuration file values; `None` without a module.
+    /// The engine's view of these flags.
+    pub fn options(&self) -> Pkcs11Options {
+        Pkcs11Options {
+            pkcs11_module: self.pkcs11_module.clone(),
+            pkcs11_token: self.pkcs11_token.clone(),
+            pkcs11_pin_file: self.pkcs11_pin_file.clone(),
+        }
+    }
+
+    /// Flags/environment over the configuration file values; `None` without a module
+    /// ([`Pkcs11Options::resolve`]).
     pub fn resolve(
         &self,
         module: Option<&PathBuf>,
         token: Option<&String>,
         pin_file: Option<&PathBuf>,
     ) -> Result<Option<Pkcs11Settings>> {
-        let module = self.pkcs11_module.clone().or(module.cloned());
-        let token = self.pkcs11_token.clone().or(token.cloned());
-        let pin_file = self.pkcs11_pin_file.clone().or(pin_file.cloned());
-        match (module, token) {
-            (None, None) => Ok(None),
-            (Some(module), Some(token)) => Ok(Some(Pkcs11Settings {
-                module,
-                token,
-                pin_file,
-            })),
-            (Some(_), None) => bail!("--pkcs11-module needs --pkcs11-token (the token label)"),
-            (None, Some(_)) => bail!("--pkcs11-token needs --pkcs11-module (the module path)"),
-        }
+        self.options().resolve(module, token, pin_file)
     }
 
     /// The token named by these options (required).

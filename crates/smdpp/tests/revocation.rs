@@ -4,6 +4,7 @@
 //! configuration errors. SQLite only (revocation does not touch the database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -13,9 +14,9 @@ use std::time::Duration;
 use common::*;
 use rsp_crypto::Curve;
 use rsp_pki::{CrlBuilder, StalePolicy, TestPki, crl_to_pem};
+use smdpp::cli::ServeArgs;
 use smdpp_core::status;
 use smdpp_service::assembly::Settings;
-use smdpp_service::cli::ServeArgs;
 use smdpp_store::ProfileState;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -32,31 +32,31 @@ use saip::{Template, TemplateSource};
 use smdpp_inventory::{Format, Options};
 use smdpp_store::{ProfileState, ProfileType, Store};
 
-pub use crate::assembly::{open_factory, open_factory_kek, open_factory_with};
 use crate::cli::{DataArgs, FileConfig, data_location, load_file};
-use crate::factory::{Factory, load_or_create_kek};
-pub use crate::inventory::{
+pub use smdpp_service::assembly::{open_factory, open_factory_kek, open_factory_with};
+use smdpp_service::factory::{Factory, load_or_create_kek};
+pub use smdpp_service::inventory::{
     BATCH_ROWS, DEMO_PROFILES, DEMO_TYPE, ImportOptions, ImportSummary, demo_csv, import_file,
     seed_demo,
 };
-use crate::inventory::{NotifyOn, Ppr, ProfileClass};
+use smdpp_service::inventory::{NotifyOn, Ppr, ProfileClass};
 
 /// Rejected rows printed on the terminal (all of them go to `--report`).
 const PRINTED_REJECTS: usize = 20;
 
 /// The key-encryption key file: flag/environment, then the configuration file, then
-/// `<data dir>/vault.kek` ([`crate::assembly::kek_location`] of these flags).
+/// `<data dir>/vault.kek` ([`smdpp_service::assembly::kek_location`] of these flags).
 pub(crate) fn kek_location(d: &DataArgs, file: &FileConfig, data_dir: &Path) -> PathBuf {
-    crate::assembly::kek_location(&d.location(), file, data_dir)
+    smdpp_service::assembly::kek_location(&d.location(), file, data_dir)
 }
 
 async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
     open_all_with(data, true).await
 }
 
-/// [`crate::assembly::open_all_with`] of these flags.
+/// [`smdpp_service::assembly::open_all_with`] of these flags.
 pub(crate) async fn open_all_with(data: &DataArgs, create: bool) -> Result<(Store, Arc<Factory>)> {
-    crate::assembly::open_all_with(&data.location(), create).await
+    smdpp_service::assembly::open_all_with(&data.location(), create).await
 }
 
 // ------------------------------------------------------------------ import
@@ -439,7 +439,7 @@ impl From<OnDeleteArg> for smdpp_store::OnDelete {
 
 /// A profile type from its parts, validated: the template compiles, the names fit
 /// StoreMetadataRequest (section 5.5.3), the icon is a PNG or JPEG of at most 1024 bytes
-/// ([`crate::inventory::build_profile_type`] with the flags' values).
+/// ([`smdpp_service::inventory::build_profile_type`] with the flags' values).
 #[allow(clippy::too_many_arguments)]
 pub fn build_profile_type(
     name: &str,
@@ -455,7 +455,7 @@ pub fn build_profile_type(
 ) -> Result<ProfileType> {
     let notify: Vec<NotifyOn> = notify.iter().map(|&n| n.into()).collect();
     let ppr: Vec<Ppr> = ppr.iter().map(|&p| p.into()).collect();
-    crate::inventory::build_profile_type(
+    smdpp_service::inventory::build_profile_type(
         name,
         template,
         spn,
@@ -563,9 +563,9 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             recorded?;
             match added {
                 Ok(()) => println!("profile type {} created", t.name),
-                Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
-                    ..
-                })) => bail!("a profile type named {:?} already exists", t.name),
+                Err(smdpp_service::factory::FactoryError::Store(
+                    smdpp_store::StoreError::Duplicate { .. },
+                )) => bail!("a profile type named {:?} already exists", t.name),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -701,7 +701,7 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             println!("on delete:            {}", t.on_delete);
             println!(
                 "created at:           {}",
-                crate::display::rfc3339(t.created_at)
+                smdpp_service::display::rfc3339(t.created_at)
             );
             for (s, n) in store.count_profiles_of_type(&t.name).await? {
                 println!("  {s:<12} {n}");

@@ -1,5 +1,5 @@
 //! `smdpp webhooks add|list|remove|test`: registering, listing, removing and testing the
-//! signed webhooks of [`crate::webhooks`] from the command line.
+//! signed webhooks of [`smdpp_service::webhooks`] from the command line.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use crate::cli::DataArgs;
 use crate::factory_cli::{block_on, open_all_with};
-use crate::outbox::callback_roots;
-use crate::webhooks::{
+use smdpp_service::outbox::callback_roots;
+use smdpp_service::webhooks::{
     WebhookTls, check_secret, check_webhook_url, generate_secret, seal_secret, send_test,
 };
 
@@ -118,7 +118,8 @@ pub async fn add_webhook(a: &WebhookAddArgs) -> anyhow::Result<AddedWebhook> {
         let id = format!(
             "wh_{}",
             hex::encode(
-                crate::upp::random_bytes::<8>().map_err(|_| anyhow!("the system RNG failed"))?
+                smdpp_service::upp::random_bytes::<8>()
+                    .map_err(|_| anyhow!("the system RNG failed"))?
             )
         );
         let (secret, generated) = match given {
@@ -182,7 +183,7 @@ pub fn format_webhooks(list: &[Webhook]) -> String {
             w.events,
             w.operator_id.as_deref().unwrap_or("-"),
             if w.ca.is_some() { "own" } else { "-" },
-            crate::display::rfc3339(w.created_at),
+            smdpp_service::display::rfc3339(w.created_at),
         ));
     }
     out
@@ -230,7 +231,7 @@ pub async fn webhooks_command(cmd: WebhooksCommand) -> anyhow::Result<()> {
             }
         }
         WebhooksCommand::Test { data, id } => {
-            let config = crate::outbox::OutboxConfig::from_env();
+            let config = smdpp_service::outbox::OutboxConfig::from_env();
             let tls = WebhookTls::new(config.ca_file.as_deref())?;
             let (store, factory) = open_all_with(&data, false).await?;
             let r = send_test(&factory, &store, &tls, &id, config.request_timeout).await;

@@ -6,15 +6,15 @@
 //! #[derive(Subcommand)]
 //! enum Command {
 //!     /// Run the SM-DP+ (ES9+ over HTTPS).
-//!     Serve(smdpp_service::cli::ServeArgs),
+//!     Serve(smdpp::cli::ServeArgs),
 //!     /// Manage the profile inventory.
 //!     Profiles {
 //!         #[command(subcommand)]
-//!         command: smdpp_service::cli::ProfilesCommand,
+//!         command: smdpp::cli::ProfilesCommand,
 //!     },
 //! }
-//! // ... Command::Serve(a) => smdpp_service::cli::serve_blocking(a),
-//! //     Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
+//! // ... Command::Serve(a) => smdpp::cli::serve_blocking(a),
+//! //     Command::Profiles { command } => smdpp::cli::profiles_blocking(command),
 //! ```
 //!
 //! Configuration precedence: command-line flag, then environment (`SMDPP_*`, through clap),
@@ -43,7 +43,7 @@
 //! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
 //! | `max_open_sessions` | 100000 sessions before BPP delivery, all nodes (0: no bound) |
 //! | `limit_refusals_per_eid_per_minute` | 10 refused MatchingIDs / Confirmation Codes per EID (0: none) |
-//! | `crl`, `crl_url` | none (no revocation check; see [`crate::revocation`]) |
+//! | `crl`, `crl_url` | none (no revocation check; see [`smdpp_service::revocation`]) |
 //! | `crl_refresh_secs` | 3600 (0: no refresh) |
 //! | `crl_stale_policy` | `refuse` (a CRL past nextUpdate refuses what it covers; `warn`) |
 //! | `cert_expiry_warn_days` | 30 (0: no warning) |
@@ -53,21 +53,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use smdpp_store::{ProfileFilter, ProfileState, SqliteSynchronous, Store};
 
-pub(crate) use crate::assembly::open_store;
-pub use crate::assembly::{
+use smdpp_service::assembly::bind_admin;
+pub(crate) use smdpp_service::assembly::open_store;
+pub use smdpp_service::assembly::{
     AdminListen, AdminRoutes, DEFAULT_ADMIN_LISTEN, DataLocation, FileConfig, KeySetFile, Prepared,
-    Settings, TlsBackend, activation_code, admin_router, es2_engine, load_keys, prepare, run,
-    run_with_admin,
+    RevocationOptions, ServeOptions, Settings, TlsBackend, activation_code, admin_router,
+    es2_engine, load_keys, prepare, run, run_with_admin,
 };
-use crate::assembly::{address_of, bind_admin, parse_admin_listen};
-use crate::config::Limits;
-pub use crate::inventory::add_profile;
+pub use smdpp_service::inventory::add_profile;
 
 /// Where the server's data lives; shared by every subcommand that works on it.
 #[derive(Args, Debug, Clone, Default)]
@@ -180,7 +178,7 @@ pub struct ServeArgs {
     pub revocation: Box<RevocationArgs>,
 }
 
-/// The revocation flags of `smdpp serve` (see [`crate::revocation`]).
+/// The revocation flags of `smdpp serve` (see [`smdpp_service::revocation`]).
 #[derive(Args, Debug, Clone, Default)]
 pub struct RevocationArgs {
     /// CRL file (DER or PEM) of a trusted CI, or of an EUM; repeatable. Re-read at every
@@ -274,178 +272,65 @@ impl DataArgs {
     }
 }
 
-/// [`crate::assembly::data_location`] of these flags.
+/// [`smdpp_service::assembly::data_location`] of these flags.
 pub(crate) fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
-    crate::assembly::data_location(&d.location(), file)
+    smdpp_service::assembly::data_location(&d.location(), file)
 }
 
-/// [`crate::assembly::load_file`] of these flags.
+/// [`smdpp_service::assembly::load_file`] of these flags.
 pub(crate) fn load_file(d: &DataArgs) -> Result<FileConfig> {
-    crate::assembly::load_file(&d.location())
+    smdpp_service::assembly::load_file(&d.location())
 }
 
 impl ServeArgs {
-    /// Resolves flags/environment over the file over the defaults.
+    /// Resolves flags/environment over the file over the defaults
+    /// ([`ServeOptions::resolve`] of [`ServeArgs::options`]).
     pub fn resolve(&self) -> Result<Settings> {
-        let f = load_file(&self.data)?;
-        let (data_dir, database_url) = data_location(&self.data, &f)?;
-        let listen = self
-            .listen
-            .or(f.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
-        let smdp_address = self
-            .smdp_address
-            .clone()
-            .or(f.smdp_address.clone())
-            .unwrap_or_else(|| address_of(listen));
-        smdpp_core::activation_code::validate_address(&smdp_address)
-            .map_err(|e| anyhow!("smdp address: {e}"))?;
-        let d = Limits::default();
-        if let Some(n) = f.max_open_sessions.filter(|n| *n < 0) {
-            bail!("max_open_sessions = {n}: must be 0 (no bound) or a positive number of sessions");
-        }
-        let limits = Limits {
-            session_ttl: Duration::from_secs(
-                self.session_ttl_secs
-                    .or(f.session_ttl_secs)
-                    .unwrap_or(d.session_ttl.as_secs()),
-            ),
-            pir_wait: f.pir_wait_secs.map_or(d.pir_wait, Duration::from_secs),
-            download_attempt_limit: self
-                .download_attempt_limit
-                .or(f.download_attempt_limit)
-                .unwrap_or(d.download_attempt_limit),
-            cc_attempt_limit: self
-                .cc_attempt_limit
-                .or(f.cc_attempt_limit)
-                .unwrap_or(d.cc_attempt_limit),
-            rebind_on_new_otpk: f.rebind_on_new_otpk.unwrap_or(d.rebind_on_new_otpk),
-            purge_interval: f
-                .purge_interval_secs
-                .map_or(d.purge_interval, Duration::from_secs),
-            es2_call_retention: f
-                .es2_call_retention_secs
-                .map_or(d.es2_call_retention, Duration::from_secs),
-            outbox: crate::outbox::OutboxConfig::from_env(),
-            max_open_sessions: self
-                .max_open_sessions
-                .or(f.max_open_sessions)
-                .unwrap_or(d.max_open_sessions),
-            refusals_per_eid_per_minute: self
-                .limit_refusals_per_eid_per_minute
-                .or(f.limit_refusals_per_eid_per_minute)
-                .unwrap_or(d.refusals_per_eid_per_minute),
-        };
-        let mut trusted_ci = f.trusted_ci.clone();
-        trusted_ci.extend(self.trusted_ci.iter().cloned());
-        let sqlite_synchronous = match (self.sqlite_synchronous, &f.sqlite_synchronous) {
-            (Some(s), _) => s,
-            (None, Some(text)) => text
-                .parse()
-                .map_err(|e| anyhow!("sqlite_synchronous: {e}"))?,
-            (None, None) => SqliteSynchronous::default(),
-        };
-        let admin_listen = match self.admin_listen.as_deref().or(f.admin_listen.as_deref()) {
-            Some(text) => parse_admin_listen(text)?,
-            None => AdminListen::Default(DEFAULT_ADMIN_LISTEN),
-        };
-        let console_session_ttl = Duration::from_secs(
-            self.console_session_ttl_secs
-                .or(f.console_session_ttl_secs)
-                .unwrap_or(8 * 3600)
-                .max(1),
-        );
-        let abuse_default = smdpp_server::abuse::AbuseLimits::default();
-        let abuse = smdpp_server::abuse::AbuseLimits {
-            initiate_per_minute: self
-                .limit_initiate_per_minute
-                .or(f.limit_initiate_per_minute)
-                .unwrap_or(abuse_default.initiate_per_minute),
-            refusals_per_minute: self
-                .limit_refusals_per_minute
-                .or(f.limit_refusals_per_minute)
-                .unwrap_or(abuse_default.refusals_per_minute),
-            ..abuse_default
-        };
-        let revocation = self.revocation_config(&f)?;
-        Ok(Settings {
-            listen,
-            smdp_address,
-            pki_dir: self
-                .pki
-                .clone()
-                .or(f.pki.clone())
-                .unwrap_or_else(|| data_dir.join("pki")),
-            kek_file: crate::factory_cli::kek_location(&self.data, &f, &data_dir),
-            data_dir,
-            database_url,
-            dpauth_cert: self.dpauth_cert.clone().or(f.dpauth_cert.clone()),
-            dpauth_key: self.dpauth_key.clone().or(f.dpauth_key.clone()),
-            dppb_cert: self.dppb_cert.clone().or(f.dppb_cert.clone()),
-            dppb_key: self.dppb_key.clone().or(f.dppb_key.clone()),
-            dptls_cert: self.dptls_cert.clone().or(f.dptls_cert.clone()),
-            dptls_key: self.dptls_key.clone().or(f.dptls_key.clone()),
-            pkcs11: self.pkcs11.resolve(
-                f.pkcs11_module.as_ref(),
-                f.pkcs11_token.as_ref(),
-                f.pkcs11_pin_file.as_ref(),
-            )?,
-            trusted_ci,
-            key_sets: f.key_sets.clone(),
-            plain_http: self.plain_http || f.plain_http.unwrap_or(false),
-            tls_backend: self.tls_backend.or(f.tls_backend).unwrap_or_default(),
-            limits,
-            demo_profile: f.demo_profile.unwrap_or(true),
-            sqlite_synchronous,
-            admin_listen,
-            console_session_ttl,
-            abuse,
-            revocation,
-        })
+        self.options().resolve()
     }
 
-    /// The CRL settings: file lists then flag lists; flags over the file for the rest.
-    fn revocation_config(&self, f: &FileConfig) -> Result<crate::revocation::RevocationConfig> {
-        let d = crate::revocation::RevocationConfig::default();
-        let a = &self.revocation;
-        let mut files = f.crl.clone();
-        files.extend(a.crl.iter().cloned());
-        let mut urls = f.crl_url.clone();
-        urls.extend(a.crl_url.iter().cloned());
-        for u in &urls {
-            crate::revocation::validate_url(u)?;
+    /// The engine's view of these flags.
+    pub fn options(&self) -> ServeOptions {
+        let r = &self.revocation;
+        ServeOptions {
+            data: self.data.location(),
+            listen: self.listen,
+            smdp_address: self.smdp_address.clone(),
+            pki: self.pki.clone(),
+            dpauth_cert: self.dpauth_cert.clone(),
+            dpauth_key: self.dpauth_key.clone(),
+            dppb_cert: self.dppb_cert.clone(),
+            dppb_key: self.dppb_key.clone(),
+            dptls_cert: self.dptls_cert.clone(),
+            dptls_key: self.dptls_key.clone(),
+            trusted_ci: self.trusted_ci.clone(),
+            plain_http: self.plain_http,
+            tls_backend: self.tls_backend,
+            session_ttl_secs: self.session_ttl_secs,
+            download_attempt_limit: self.download_attempt_limit,
+            cc_attempt_limit: self.cc_attempt_limit,
+            sqlite_synchronous: self.sqlite_synchronous,
+            admin_listen: self.admin_listen.clone(),
+            console_session_ttl_secs: self.console_session_ttl_secs,
+            limit_initiate_per_minute: self.limit_initiate_per_minute,
+            limit_refusals_per_minute: self.limit_refusals_per_minute,
+            max_open_sessions: self.max_open_sessions,
+            limit_refusals_per_eid_per_minute: self.limit_refusals_per_eid_per_minute,
+            pkcs11: self.pkcs11.options(),
+            revocation: RevocationOptions {
+                crl: r.crl.clone(),
+                crl_url: r.crl_url.clone(),
+                crl_refresh_secs: r.crl_refresh_secs,
+                crl_stale_policy: r.crl_stale_policy.clone(),
+                cert_expiry_warn_days: r.cert_expiry_warn_days,
+            },
         }
-        let stale_policy = match a
-            .crl_stale_policy
-            .as_deref()
-            .or(f.crl_stale_policy.as_deref())
-        {
-            Some(text) => text
-                .parse()
-                .map_err(|e: String| anyhow!("crl stale policy: {e}"))?,
-            None => d.stale_policy,
-        };
-        let refresh = a
-            .crl_refresh_secs
-            .or(f.crl_refresh_secs)
-            .map_or(d.refresh, Duration::from_secs);
-        let warn_days = a
-            .cert_expiry_warn_days
-            .or(f.cert_expiry_warn_days)
-            .unwrap_or(crate::revocation::DEFAULT_EXPIRY_WARN_DAYS);
-        Ok(crate::revocation::RevocationConfig {
-            files,
-            urls,
-            refresh,
-            stale_policy,
-            cert_expiry_warn: Duration::from_secs(warn_days.saturating_mul(86_400)),
-        })
     }
 }
 
 /// Opens (and migrates) the store of a data location, as the one-shot commands do.
 pub async fn open_data_store(d: &DataArgs) -> Result<Store> {
-    crate::assembly::open_data_store(&d.location()).await
+    smdpp_service::assembly::open_data_store(&d.location()).await
 }
 
 /// `smdpp serve`: prepare, print how to use it, serve until Ctrl-C.
@@ -461,10 +346,10 @@ pub async fn serve_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<(
         .await
         .with_context(|| format!("binding {}", prepared.settings.listen))?;
     let s = &prepared.settings;
-    // For the other commands' Activation Codes (crate::config::public_address).
+    // For the other commands' Activation Codes (smdpp_service::config::public_address).
     prepared
         .store
-        .set_setting(crate::config::PUBLIC_ADDRESS, &s.smdp_address)
+        .set_setting(smdpp_service::config::PUBLIC_ADDRESS, &s.smdp_address)
         .await
         .context("recording the SM-DP+ address")?;
     let scheme = if prepared.tls.is_some() {
@@ -490,8 +375,8 @@ pub async fn serve_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<(
     if let Some(ac) = &prepared.demo_activation_code {
         println!(
             "demo inventory: {} test profiles of type {:?} (MCC/MNC 001/01); one is released:",
-            crate::inventory::DEMO_PROFILES,
-            crate::inventory::DEMO_TYPE
+            smdpp_service::inventory::DEMO_PROFILES,
+            smdpp_service::inventory::DEMO_TYPE
         );
         println!("demo profile Activation Code: {ac}");
     }
@@ -565,7 +450,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             let bytes =
                 std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
             let (store, sidecar) = open_store(&dir, &url).await?;
-            let address = crate::config::public_address(&store, smdp_address, &f).await?;
+            let address = smdpp_service::config::public_address(&store, smdp_address, &f).await?;
             let factory = crate::factory_cli::open_factory(
                 &store,
                 &crate::factory_cli::kek_location(&data, &f, &dir),
@@ -676,7 +561,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
                 println!(
                     "stored package:     {} bytes, {}",
                     upp.len(),
-                    if crate::factory::is_plaintext_upp(upp) {
+                    if smdpp_service::factory::is_plaintext_upp(upp) {
                         "in the clear (sealed at the next `smdpp serve` start)"
                     } else {
                         "sealed"
@@ -696,7 +581,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
                     o.id,
                     o.commands,
                     o.state,
-                    crate::display::rfc3339(o.updated_at),
+                    smdpp_service::display::rfc3339(o.updated_at),
                     o.result_summary
                         .as_deref()
                         .map_or(String::new(), |r| format!("  ({r})"))
@@ -706,7 +591,7 @@ pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
             for e in store.events_for(&p.iccid).await? {
                 println!(
                     "  {}  {} -> {}  {}  {}{}",
-                    crate::display::rfc3339(e.at),
+                    smdpp_service::display::rfc3339(e.at),
                     e.from_state.map_or("-".to_owned(), |s| s.to_string()),
                     e.to_state,
                     e.actor,

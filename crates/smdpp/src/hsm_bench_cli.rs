@@ -1,10 +1,10 @@
 //! `smdpp bench hsm` from the command line: its clap arguments, turned into the
-//! [`crate::hsm_bench::BenchOptions`] of the benchmark.
+//! [`smdpp_service::hsm_bench::BenchOptions`] of the benchmark.
 
 use anyhow::Result;
 use clap::Args;
 
-use crate::hsm_bench::{BenchCurves, BenchOptions};
+use smdpp_service::hsm_bench::{BenchCurves, BenchOptions};
 
 /// `smdpp bench hsm ...`.
 #[derive(Args, Debug, Clone)]
@@ -27,9 +27,9 @@ pub struct HsmBenchArgs {
     pub pool_sizes: Vec<usize>,
 }
 
-/// Runs the benchmark and returns the report ([`crate::hsm_bench::run`]).
+/// Runs the benchmark and returns the report ([`smdpp_service::hsm_bench::run`]).
 pub fn run(args: &HsmBenchArgs) -> Result<String> {
-    crate::hsm_bench::run(&BenchOptions {
+    smdpp_service::hsm_bench::run(&BenchOptions {
         token: args.token.resolve(None, None, None)?,
         iterations: args.iterations,
         curve: args.curve,

@@ -1,6 +1,6 @@
 //! `smdpp subscribers export` and `smdpp subscribers decrypt` from the command line: the
 //! clap arguments, the output files (mode 0600, `--force`) and the summary line. What is
-//! exported, in which format and how it is encrypted is [`crate::export`].
+//! exported, in which format and how it is encrypted is [`smdpp_service::export`].
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -10,10 +10,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use smdpp_store::ProfileState;
 
-use crate::assembly::open_store;
 use crate::cli::{DataArgs, data_location, load_file};
-use crate::export::*;
 use crate::factory_cli::{block_on, open_all_with};
+use smdpp_service::assembly::open_store;
+use smdpp_service::export::*;
 
 /// `smdpp subscribers ...`.
 #[derive(Subcommand, Debug, Clone)]

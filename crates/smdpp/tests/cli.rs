@@ -1,13 +1,14 @@
 //! The embedded default of `smdpp serve` (no configuration at all) and `smdpp profiles`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
 
 use common::*;
 use rsp_crypto::{Curve, SoftwareKey};
+use smdpp::cli::{DataArgs, ProfilesCommand, ServeArgs, profiles};
 use smdpp_core::ActivationCode;
 use smdpp_service::assembly::FileConfig;
-use smdpp_service::cli::{DataArgs, ProfilesCommand, ServeArgs, profiles};
 use smdpp_store::ProfileState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
