@@ -190,7 +190,7 @@ pub async fn run_device(
     let opts = DownloadOptions::default();
     let mut out = DeviceResult::default();
     while let Some(mid) = queue.pop() {
-        let ac = smdpp_service::cli::activation_code(&smdp_address, mid, false);
+        let ac = smdpp_service::assembly::activation_code(&smdp_address, mid, false);
         let mut timer = CallTimer::default();
         let began = Instant::now();
         let result = lpa.download_with(&mut euicc, &ac, &opts, &mut timer).await;

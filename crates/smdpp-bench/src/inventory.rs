@@ -1,5 +1,5 @@
 //! The inventory a run downloads: M distinct UPPs imported through the server's own import
-//! path ([`smdpp_service::cli::add_profile`], what `smdpp profiles add --upp` calls), each a
+//! path ([`smdpp_service::inventory::add_profile`], what `smdpp profiles add --upp` calls), each a
 //! Released order with a fresh MatchingID.
 //!
 //! Every profile is a copy of one template (the demo UPP of
@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use smdpp_service::cli::add_profile;
+use smdpp_service::inventory::add_profile;
 use smdpp_service::sidecar::Sidecar;
 use smdpp_store::Store;
 
@@ -220,7 +220,7 @@ impl Inventory {
             .context("opening the server's database")?;
         let sidecar = Sidecar::new(store.clone());
         // The server's key file: the imported packages are sealed at rest like the server's.
-        let factory = smdpp_service::factory_cli::open_factory(&store, kek_file).await?;
+        let factory = smdpp_service::assembly::open_factory(&store, kek_file).await?;
         Ok(Inventory {
             store,
             sidecar,

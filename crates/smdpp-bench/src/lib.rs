@@ -18,7 +18,7 @@
 //! 2. **Inventory**, through the server's own import path. There is no admin API yet, so
 //!    the bench takes the server's `--data-dir` / `--database-url` / `--config` (the same
 //!    flags and environment as `smdpp serve`, resolved the same way) and imports M profiles
-//!    with [`smdpp_service::cli::add_profile`], the function behind
+//!    with [`smdpp_service::inventory::add_profile`], the function behind
 //!    `smdpp profiles add --upp`: M distinct copies of one UPP template (the demo UPP padded
 //!    to `--profile-bytes`, 20 KiB by default like the crypto floor's SCP03t share, or a
 //!    `--upp` file), each with its own test-range ICCID with a valid Luhn digit
@@ -79,7 +79,7 @@ use euicc_sim::lpa::{Es9Client, Lpa, Transport};
 use euicc_sim::{CertCache, Euicc, Provisioning};
 use rsp_crypto::Curve;
 use serde::Serialize;
-use smdpp_service::cli::{DataArgs, ServeArgs};
+use smdpp_service::assembly::{DataLocation, ServeOptions};
 
 use crate::driver::{CALLS, DeviceResult, Queue};
 use crate::inventory::{Inventory, UppTemplate};
@@ -453,15 +453,15 @@ pub async fn run_async(args: BenchArgs) -> Result<BenchReport> {
     }
 
     // 2. Where the server's data and PKI are (resolved exactly like `serve`).
-    let settings = ServeArgs {
-        data: DataArgs {
+    let settings = ServeOptions {
+        data: DataLocation {
             data_dir: args.data_dir.clone(),
             database_url: args.database_url.clone(),
             config: args.config.clone(),
             kek_file: None,
         },
         pki: args.pki.clone(),
-        ..ServeArgs::default()
+        ..ServeOptions::default()
     }
     .resolve()
     .context("resolving the server's data location")?;

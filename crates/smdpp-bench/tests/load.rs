@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use smdpp_bench::{BenchArgs, run_async};
-use smdpp_service::cli::{DataArgs, ServeArgs, prepare, run};
+use smdpp_service::assembly::{DataLocation, ServeOptions};
+use smdpp_service::assembly::{prepare, run};
 use tokio::sync::oneshot;
 
 /// A server on 127.0.0.1:<free port> whose SM-DP+ address is that address.
@@ -19,14 +20,14 @@ impl Server {
     async fn start(data_dir: &Path, plain_http: bool) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let settings = ServeArgs {
-            data: DataArgs {
+        let settings = ServeOptions {
+            data: DataLocation {
                 data_dir: Some(data_dir.to_owned()),
-                ..DataArgs::default()
+                ..DataLocation::default()
             },
             listen: Some(addr),
             plain_http,
-            ..ServeArgs::default()
+            ..ServeOptions::default()
         }
         .resolve()
         .unwrap();

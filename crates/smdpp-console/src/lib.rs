@@ -27,7 +27,6 @@ pub mod auth;
 pub mod html;
 pub mod openapi;
 mod pages;
-pub mod users;
 
 use std::sync::Arc;
 

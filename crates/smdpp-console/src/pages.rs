@@ -856,7 +856,7 @@ fn activation_code(c: &Console, p: &Profile) -> Option<String> {
     ) {
         return None;
     }
-    Some(smdpp_service::cli::activation_code(
+    Some(smdpp_service::assembly::activation_code(
         &c.smdp_address,
         p.matching_id.as_deref()?,
         p.cc_hash.is_some(),

@@ -1,11 +1,10 @@
 //! The lookup behind the operators' admin API ([`smdpp_server::admin`]): an order's
-//! Activation Code, with the same rules as `smdpp orders qr`
-//! ([`crate::es2_cli::OrdersCommand::Qr`]).
+//! Activation Code, with the same rules as `smdpp orders qr`.
 
 use smdpp_server::{AdminError, AdminService, OrderActivationCode};
 use smdpp_store::{ProfileState, Store, StoreError};
 
-use crate::cli::activation_code;
+use crate::assembly::activation_code;
 
 /// Answers admin lookups from the store, with the server's SM-DP+ address.
 #[derive(Clone)]

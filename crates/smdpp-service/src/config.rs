@@ -1,7 +1,8 @@
 //! Service configuration: who we are and the per-order limits.
 //!
-//! The file/environment/flag layering of `smdpp serve` lives in [`crate::cli`]; this module
-//! holds the resolved values the ES9+ engine runs with.
+//! The file/environment/flag layering of `smdpp serve` lives in its command-line code (over
+//! [`crate::assembly::FileConfig`] and [`crate::assembly::Settings`]); this module holds the
+//! resolved values the ES9+ engine runs with.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -27,11 +28,12 @@ pub const PUBLIC_ADDRESS: &str = "public_address";
 /// 3. the default `serve` would derive from the file alone: its `listen`, else
 ///    [`DEFAULT_LISTEN`] (`host:port`, the port dropped when 443).
 ///
-/// `serve` itself uses its own resolution ([`crate::cli::ServeArgs::resolve`]) and records it.
+/// `serve` itself uses its own resolution (of its flags, into [`crate::assembly::Settings`])
+/// and records it.
 pub async fn public_address(
     store: &Store,
     flag: Option<String>,
-    file: &crate::cli::FileConfig,
+    file: &crate::assembly::FileConfig,
 ) -> Result<String, StoreError> {
     if let Some(a) = flag.or_else(|| file.smdp_address.clone()) {
         return Ok(a);
@@ -39,7 +41,7 @@ pub async fn public_address(
     if let Some(a) = store.get_setting(PUBLIC_ADDRESS).await? {
         return Ok(a);
     }
-    Ok(crate::cli::address_of(
+    Ok(crate::assembly::address_of(
         file.listen.unwrap_or(DEFAULT_LISTEN),
     ))
 }

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use rsp_hsm::{HsmKey, Token, TokenConfig, admin};
 
-use crate::hsm_cli::Pkcs11Args;
+use crate::hsm::Pkcs11Settings;
 
 /// Which curve(s) `smdpp bench hsm` measures.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,24 +34,19 @@ pub enum BenchCurves {
     Both,
 }
 
-/// `smdpp bench hsm ...`.
-#[derive(Args, Debug, Clone)]
-pub struct HsmBenchArgs {
-    /// The token.
-    #[command(flatten)]
-    pub token: Pkcs11Args,
+/// What `smdpp bench hsm` measures and on which token.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The token (`None`: not given, an error).
+    pub token: Option<Pkcs11Settings>,
     /// Operations per measurement (split over the threads).
-    #[arg(long, default_value_t = 2000)]
     pub iterations: u32,
     /// Which curve(s).
-    #[arg(long, value_enum, default_value_t = BenchCurves::Both)]
     pub curve: BenchCurves,
-    /// Concurrent threads, repeatable (default: 1, the number of cores, 4 x cores).
-    #[arg(long = "threads")]
+    /// Concurrent threads (empty: 1, the number of cores, 4 x cores).
     pub threads: Vec<usize>,
-    /// Session pool sizes to compare, repeatable (default: 1 and the server's default,
-    /// the number of cores, at least 2).
-    #[arg(long = "pool-size")]
+    /// Session pool sizes to compare (empty: 1 and the server's default, the number of
+    /// cores, at least 2).
     pub pool_sizes: Vec<usize>,
 }
 
@@ -147,7 +142,7 @@ fn micros(d: Duration) -> String {
 }
 
 /// Runs the benchmark and returns the report.
-pub fn run(args: &HsmBenchArgs) -> Result<String> {
+pub fn run(args: &BenchOptions) -> Result<String> {
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");
     }
@@ -159,7 +154,7 @@ pub fn run(args: &HsmBenchArgs) -> Result<String> {
     }
     let settings = args
         .token
-        .resolve(None, None, None)?
+        .clone()
         .ok_or_else(|| anyhow::anyhow!("give --pkcs11-module and --pkcs11-token"))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool_sizes = if args.pool_sizes.is_empty() {

@@ -1,6 +1,6 @@
 //! Outbound calls through the durable outbox of `smdpp-store`: what is queued
 //! (ES2+.HandleDownloadProgressInfo, SGP.22 section 5.3.5; ES12.RegisterEvent/DeleteEvent,
-//! sections 5.9.1/5.9.2) and the delivery worker started by [`crate::cli::run`].
+//! sections 5.9.1/5.9.2) and the delivery worker started by [`crate::assembly::run`].
 //!
 //! # Queuing
 //!
@@ -730,7 +730,7 @@ impl OutboxWorker {
         }
         let chain = smdpp_server::tls::load_certificate_chain(client_cert)
             .context("outbox client certificate")?;
-        let key = match crate::hsm_cli::token_key(client_key, token).context("outbox client key")? {
+        let key = match crate::hsm::token_key(client_key, token).context("outbox client key")? {
             Some(k) => ClientKey::Token(Arc::new(
                 smdpp_server::tls::CustodySigningKey::new(k).ok_or_else(|| {
                     anyhow::anyhow!("outbox client key: the key on the token must be P-256")
@@ -999,13 +999,13 @@ async fn post(
     Ok((status, bytes))
 }
 
-/// Starts the delivery worker of a prepared server (called by [`crate::cli::run`]): client
+/// Starts the delivery worker of a prepared server (called by [`crate::assembly::run`]): client
 /// identity from [`OutboxConfig::client_cert`]/[`OutboxConfig::client_key`], else the
 /// server's CERT.DP.TLS and key; functionRequesterIdentifier = our SM-DP+ address. Also
 /// runs [`check_operators`] once (its warnings name each operator whose callbacks cannot be
 /// delivered). When the TLS identity cannot be loaded the worker is not started (logged)
 /// and queued rows stay pending.
-pub fn start(prepared: &crate::cli::Prepared) -> OutboxTask {
+pub fn start(prepared: &crate::assembly::Prepared) -> OutboxTask {
     let s = &prepared.settings;
     let config = prepared.engine.config().limits.outbox.clone();
     let cert = config
@@ -1117,6 +1117,25 @@ impl OutboxTask {
             tracing::warn!(error = %e, "outbox task ended abnormally");
         }
     }
+}
+
+/// One line per row: id, state, kind, attempts, ICCID, operator, last error. Bodies are not
+/// printed (they hold EIDs).
+pub fn format_rows(rows: &[OutboxRow]) -> String {
+    let mut out = String::from("ID\tSTATE\tKIND\tATTEMPTS\tICCID\tOPERATOR\tLAST ERROR\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.id,
+            r.state,
+            r.kind,
+            r.attempts,
+            r.iccid.as_deref().unwrap_or("-"),
+            r.operator_id.as_deref().unwrap_or("-"),
+            r.last_error.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1249,86 +1268,4 @@ mod tests {
         let rebuilt = cache.get(&identity, "op-a", &b.pem()).unwrap();
         assert!(!Arc::ptr_eq(&changed, &rebuilt), "forgotten: rebuilt");
     }
-}
-
-// --------------------------------------------------------------------------------- CLI
-
-/// `smdpp outbox ...`.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum OutboxCommand {
-    /// Queued outbound calls (HandleDownloadProgressInfo, ES12), oldest first.
-    List {
-        /// Data location and configuration file.
-        #[command(flatten)]
-        data: crate::cli::DataArgs,
-        /// Only rows in this state.
-        #[arg(long, value_enum)]
-        state: Option<StateArg>,
-        /// At most this many rows.
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-    },
-}
-
-/// `--state` of `smdpp outbox list`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateArg {
-    /// Waiting for an attempt.
-    Pending,
-    /// Acknowledged by the receiver.
-    Delivered,
-    /// Given up.
-    Failed,
-}
-
-impl From<StateArg> for smdpp_store::OutboxState {
-    fn from(s: StateArg) -> Self {
-        match s {
-            StateArg::Pending => smdpp_store::OutboxState::Pending,
-            StateArg::Delivered => smdpp_store::OutboxState::Delivered,
-            StateArg::Failed => smdpp_store::OutboxState::Failed,
-        }
-    }
-}
-
-/// One line per row: id, state, kind, attempts, ICCID, operator, last error. Bodies are not
-/// printed (they hold EIDs).
-pub fn format_rows(rows: &[OutboxRow]) -> String {
-    let mut out = String::from("ID\tSTATE\tKIND\tATTEMPTS\tICCID\tOPERATOR\tLAST ERROR\n");
-    for r in rows {
-        out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            r.id,
-            r.state,
-            r.kind,
-            r.attempts,
-            r.iccid.as_deref().unwrap_or("-"),
-            r.operator_id.as_deref().unwrap_or("-"),
-            r.last_error.as_deref().unwrap_or("-"),
-        ));
-    }
-    out
-}
-
-/// Runs an `smdpp outbox` command.
-pub async fn outbox_command(cmd: OutboxCommand) -> anyhow::Result<()> {
-    match cmd {
-        OutboxCommand::List { data, state, limit } => {
-            let f = crate::cli::load_file(&data)?;
-            let (dir, url) = crate::cli::data_location(&data, &f)?;
-            let (store, _) = crate::cli::open_store(&dir, &url).await?;
-            let rows = store.list_outbox(state.map(Into::into), limit).await?;
-            print!("{}", format_rows(&rows));
-            store.close().await;
-        }
-    }
-    Ok(())
-}
-
-/// [`outbox_command`] on a current-thread tokio runtime.
-pub fn outbox_blocking(cmd: OutboxCommand) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(outbox_command(cmd))
 }

@@ -1,4 +1,4 @@
-//! The periodic purge started by [`crate::cli::run`]: deletes expired RSP sessions
+//! The periodic purge started by [`crate::assembly::run`]: deletes expired RSP sessions
 //! ([`Store::purge_expired`]) and ES2+ functionCallIdentifier records older than the replay
 //! window ([`Store::purge_es2_calls`]), so that neither table grows without bound.
 //!

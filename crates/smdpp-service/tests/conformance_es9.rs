@@ -17,8 +17,8 @@ use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use rsp_pki::TestPki;
 use smdpp_core::status;
 use smdpp_service::factory::Factory;
-use smdpp_service::factory_cli::{
-    ClassArg, ImportOptions, NotifyArg, build_profile_type, import_file,
+use smdpp_service::inventory::{
+    ImportOptions, NotifyOn, ProfileClass, build_profile_type, import_file,
 };
 use smdpp_service::upp::demo_upp;
 use smdpp_store::{EventRecord, Expect, Patch, ProfileState, ProfileUpdate};
@@ -272,9 +272,9 @@ async fn get_bpp_nist_05_store_metadata_over_two_segments(dir: &Path) {
         &saip::TemplateSource::usim_isim_milenage(),
         "Conformance SP",
         "Two-segment metadata profile",
-        Some(ClassArg::Operational),
+        Some(ProfileClass::Operational),
         Some(big_png()),
-        &[NotifyArg::Install],
+        &[NotifyOn::Install],
         &[],
         None,
         None,

@@ -17,7 +17,8 @@ use rsp_crypto::Curve;
 use rsp_pki::TestPki;
 use serde_json::{Value, json};
 use smdpp_core::status::{self, StatusCode};
-use smdpp_service::es2_cli::{add_operator, import_inventory};
+use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::add_operator;
 use smdpp_service::upp::demo_upp;
 use smdpp_store::{EventRecord, Expect, ProfileState, ProfileUpdate};
 
@@ -38,7 +39,7 @@ fn next_iccid() -> String {
 async fn env_with(
     dir: &Path,
     db: &Db,
-    tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
+    tweak: impl FnOnce(&mut smdpp_service::assembly::Settings),
 ) -> Env {
     let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     tweak(&mut s);
@@ -1072,7 +1073,7 @@ async fn rejects_unauthenticated_callers(dir: &Path, db: &Db) {
 /// to Installed.
 async fn mutual_tls_on_the_openssl_listener(dir: &Path, db: &Db) {
     let e = env_with(dir, db, |s| {
-        s.tls_backend = smdpp_service::cli::TlsBackend::Openssl;
+        s.tls_backend = smdpp_service::assembly::TlsBackend::Openssl;
     })
     .await;
     let iccid = e.inventory("op-a", "T", 1).await.remove(0);

@@ -12,14 +12,13 @@ use std::sync::Arc;
 
 use saip::TemplateSource;
 use smdpp_inventory::{Format, Options};
+use smdpp_service::assembly::open_factory;
 use smdpp_service::export::{
     ExportFormat, ExportSummary, PBKDF2_ITERATIONS, Passphrase, Selection, export, open_export,
     seal_export,
 };
 use smdpp_service::factory::Factory;
-use smdpp_service::factory_cli::{
-    ALL_NOTIFY, ImportOptions, build_profile_type, import_file, open_factory,
-};
+use smdpp_service::inventory::{ALL_NOTIFY, ImportOptions, build_profile_type, import_file};
 use smdpp_store::{
     EventRecord, Expect, NewOperator, NewProfile, Patch, ProfileState, ProfileUpdate, Store,
 };

@@ -20,9 +20,10 @@ use rsp_crypto::Curve;
 use rsp_pki::TestPki;
 use saip::{OperatorKey, SecretText, TemplateSource, Upp, bcd};
 use smdpp_inventory::{Format, Options, RowError};
+use smdpp_service::assembly::open_factory;
 use smdpp_service::factory::{Factory, FactoryError, SubscriberSecrets};
-use smdpp_service::factory_cli::{
-    ImportOptions, ImportSummary, NotifyArg, PprArg, build_profile_type, import_file, open_factory,
+use smdpp_service::inventory::{
+    ImportOptions, ImportSummary, NotifyOn, Ppr, build_profile_type, import_file,
 };
 use smdpp_store::{
     EventRecord, Expect, NewProfile, Patch, ProfileFilter, ProfileMetadata, ProfileState,
@@ -173,7 +174,7 @@ async fn add_type_with_limits(f: &Factory, name: &str, cc_attempts: i64, downloa
         TYPE_NAME,
         None,
         None,
-        &[NotifyArg::Install, NotifyArg::Delete],
+        &[NotifyOn::Install, NotifyOn::Delete],
         &[],
         Some(cc_attempts),
         Some(download_attempts),
@@ -612,7 +613,7 @@ async fn rerunning_an_import_is_harmless(dir: &Path, db: &Db) {
     .unwrap();
     assert_eq!(out.summary.rejected, 1);
     assert_eq!(out.summary.errors, vec![row_err(2, "iccid", iccid_msg)]);
-    smdpp_service::es2_cli::add_operator(&store, "op-x", &client_cert("op-x").cert_der, None)
+    smdpp_service::operators::add_operator(&store, "op-x", &client_cert("op-x").cert_der, None)
         .await
         .unwrap();
     let out = import_with(
@@ -1645,7 +1646,7 @@ fn template_with(from: &str, to: &str) -> TemplateSource {
 }
 
 /// Creates profile type `name` from `template` (limits 5 and 7, no PPRs).
-async fn add_type_from(f: &Factory, name: &str, template: &TemplateSource, ppr: &[PprArg]) {
+async fn add_type_from(f: &Factory, name: &str, template: &TemplateSource, ppr: &[Ppr]) {
     let t = build_profile_type(
         name,
         template,
@@ -1653,7 +1654,7 @@ async fn add_type_from(f: &Factory, name: &str, template: &TemplateSource, ppr: 
         TYPE_NAME,
         None,
         None,
-        &[NotifyArg::Install, NotifyArg::Delete],
+        &[NotifyOn::Install, NotifyOn::Delete],
         ppr,
         Some(5),
         Some(7),
@@ -1967,7 +1968,7 @@ async fn metadata_carries_profile_owner_with_pprs(dir: &Path, db: &Db) {
         e.server.factory(),
         PPR_TYPE,
         &TemplateSource::usim_isim_milenage(),
-        &[PprArg::Ppr2],
+        &[Ppr::Ppr2],
     )
     .await;
     // MCC 001, MNC 01.

@@ -16,9 +16,9 @@ use common::*;
 use rsp_crypto::Curve;
 use saip::{OperatorKey, SecretText, TemplateSource};
 use serde_json::{Value, json};
-use smdpp_service::es2_cli::add_operator;
-use smdpp_service::factory_cli::{ALL_NOTIFY, build_profile_type};
 use smdpp_service::generate::{GenerationPolicy, parse_range};
+use smdpp_service::inventory::{ALL_NOTIFY, build_profile_type};
+use smdpp_service::operators::add_operator;
 use smdpp_store::ProfileState;
 
 struct Env {

@@ -26,7 +26,8 @@ use rsp_crypto::{Curve, SoftwareKey};
 use rsp_pki::TestPki;
 use serde_json::{Value, json};
 use smdpp_core::status::{self, StatusCode};
-use smdpp_service::es2_cli::{add_operator, import_inventory};
+use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::add_operator;
 use smdpp_service::upp::demo_upp;
 use smdpp_store::ProfileState;
 

@@ -32,7 +32,7 @@ async fn env_with(
     dir: &Path,
     db: &Db,
     curve: Curve,
-    tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
+    tweak: impl FnOnce(&mut smdpp_service::assembly::Settings),
 ) -> Env {
     let (pki, mut s) = pki_settings(dir, db, curve);
     let mut cis = vec![];

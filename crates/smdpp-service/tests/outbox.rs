@@ -22,7 +22,8 @@ use rsp_crypto::{Curve, KeyCustody};
 use rsp_pki::TestPki;
 use rustls::pki_types::PrivateKeyDer;
 use serde_json::{Value, json};
-use smdpp_service::es2_cli::{add_operator, import_inventory};
+use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::add_operator;
 use smdpp_service::outbox::OutboxConfig;
 use smdpp_service::upp::demo_upp;
 use smdpp_store::{OutboxKind, OutboxRow, OutboxState, ProfileState, Store};
@@ -226,7 +227,7 @@ fn fast_outbox(ca_file: PathBuf) -> OutboxConfig {
 async fn env_with(
     dir: &Path,
     db: &Db,
-    tweak: impl FnOnce(&mut smdpp_service::cli::Settings),
+    tweak: impl FnOnce(&mut smdpp_service::assembly::Settings),
 ) -> Env {
     let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     let rx = Receiver::new(dir, pki.dptls.der.clone()).await;
@@ -836,7 +837,7 @@ async fn receiver(dir: &Path, name: &str, client_leaf: &[u8]) -> Receiver {
 /// Registers `id` with its callbacks at `rx` and `ca` (the path of a PEM bundle) as its CA.
 async fn operator_with_ca(server: &Server, id: &str, rx: &Receiver, ca: &Path) {
     let cert = client_cert(&format!("{id}.example"));
-    smdpp_service::es2_cli::add_operator_with_ca(
+    smdpp_service::operators::add_operator_with_ca(
         server.store(),
         id,
         &cert.cert_der,

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use smdpp_service::cli::{DataArgs, ServeArgs, prepare, run};
+use smdpp_service::assembly::{DataLocation, ServeOptions};
+use smdpp_service::assembly::{prepare, run};
 use smdpp_store::{Es2CallOutcome, Es2CallRecord, NewSession, now_ms};
 use tokio::sync::oneshot;
 
@@ -34,13 +35,13 @@ fn es2_call(fci: &str, created_at: i64) -> Es2CallRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_purges_expired_sessions_and_old_es2_calls_periodically() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ServeArgs {
-        data: DataArgs {
+    let args = ServeOptions {
+        data: DataLocation {
             data_dir: Some(dir.path().join("data")),
-            ..DataArgs::default()
+            ..DataLocation::default()
         },
         plain_http: true,
-        ..ServeArgs::default()
+        ..ServeOptions::default()
     };
     let mut settings = args.resolve().unwrap();
     assert_eq!(settings.limits.purge_interval, Duration::from_secs(60));

@@ -19,7 +19,7 @@ use euicc_sim::http::OpenSslOptions;
 use euicc_sim::lpa::{DownloadOptions, Lpa, Transport};
 use rsp_crypto::Curve;
 use rsp_pki::TestPki;
-use smdpp_service::cli::TlsBackend;
+use smdpp_service::assembly::TlsBackend;
 use smdpp_store::ProfileState;
 
 const CBC: &str = "ECDHE-ECDSA-AES128-SHA256";
@@ -207,7 +207,7 @@ async fn rejects_brainpool_dptls_on_the_rustls_backend() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::sqlite(dir.path());
     let (_pki, s) = pki_settings(dir.path(), &db, Curve::BrainpoolP256r1);
-    let err = smdpp_service::cli::prepare(s).await.unwrap_err();
+    let err = smdpp_service::assembly::prepare(s).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "TLS certificate (CERT.DP.TLS must be P-256 with --tls-backend rustls; \
@@ -223,7 +223,7 @@ async fn rejects_a_dptls_key_of_another_certificate() {
     s.tls_backend = TlsBackend::Openssl;
     // The DPauth key is not the DPtls certificate's.
     s.dptls_key = Some(s.pki_dir.join("dpauth.key"));
-    let err = smdpp_service::cli::prepare(s).await.unwrap_err();
+    let err = smdpp_service::assembly::prepare(s).await.unwrap_err();
     assert_eq!(
         format!("{err:#}"),
         "TLS certificate for the OpenSSL listener: the TLS private key does not match the certificate"

@@ -36,64 +36,64 @@ enum LogFormat {
 enum Command {
     /// Run the SM-DP+ (ES9+ over HTTPS). With no configuration it creates ./smdpp-data with a
     /// SQLite database, a test PKI and a demo profile, and listens on 127.0.0.1:8443.
-    Serve(Box<smdpp_service::cli::ServeArgs>),
+    Serve(Box<smdpp::cli::ServeArgs>),
     /// The profile inventory: import subscriber data (CSV / JSON lines) or UPP files, list, show.
     Profiles {
         #[command(subcommand)]
-        command: smdpp_service::cli::ProfilesCommand,
+        command: smdpp::cli::ProfilesCommand,
     },
     /// Profile types: template, metadata and limits of the profiles imported under them.
     Types {
         #[command(subcommand)]
-        command: smdpp_service::factory_cli::TypesCommand,
+        command: smdpp::factory_cli::TypesCommand,
     },
     /// Keys sealing the secrets at rest: status, rotation without downtime.
     Keys {
         #[command(subcommand)]
-        command: smdpp_service::factory_cli::KeysCommand,
+        command: smdpp::factory_cli::KeysCommand,
     },
     /// ES2+ operators (tenants) and their client certificates.
     Operators {
         #[command(subcommand)]
-        command: smdpp_service::es2_cli::OperatorsCommand,
+        command: smdpp::es2_cli::OperatorsCommand,
     },
     /// Download orders: the ES2+ functions from the command line.
     Orders {
         #[command(subcommand)]
-        command: smdpp_service::es2_cli::OrdersCommand,
+        command: smdpp::es2_cli::OrdersCommand,
     },
     /// The web console (its users; the console itself is served by `serve` on the admin
     /// listener).
     Console {
         /// What to do.
         #[command(subcommand)]
-        command: smdpp_console::users::ConsoleCommand,
+        command: smdpp::console_cli::ConsoleCommand,
     },
     /// Core networks (HLR/HSS) that subscribers are provisioned in.
     CoreNetworks {
         #[command(subcommand)]
-        command: smdpp_service::operator_cli::CoreNetworksCommand,
+        command: smdpp::operator_cli::CoreNetworksCommand,
     },
     /// Subscribers for a core network (HLR/HSS): export as CSV, an osmo-hlr VTY script or
     /// Open5GS documents; Ki and OPc only into a passphrase-encrypted file.
     Subscribers {
         #[command(subcommand)]
-        command: smdpp_service::export::SubscribersCommand,
+        command: smdpp::export_cli::SubscribersCommand,
     },
     /// Signed webhooks for billing and provisioning: add, list, remove, test.
     Webhooks {
         #[command(subcommand)]
-        command: smdpp_service::webhooks::WebhooksCommand,
+        command: smdpp::webhooks_cli::WebhooksCommand,
     },
     /// Outbound calls (HandleDownloadProgressInfo, ES12): delivery state.
     Outbox {
         #[command(subcommand)]
-        command: smdpp_service::outbox::OutboxCommand,
+        command: smdpp::outbox_cli::OutboxCommand,
     },
     /// The audit trail: list records, verify the hash chain.
     Audit {
         #[command(subcommand)]
-        command: smdpp_service::audit_cli::AuditCommand,
+        command: smdpp::audit_cli::AuditCommand,
     },
     /// The virtual eUICC and LPA: create a device, download profiles, manage them, answer lpac.
     Euicc {
@@ -196,7 +196,7 @@ enum BenchCommand {
     },
     /// ECDSA signatures and ECDH with keys on a PKCS#11 token (same flags as serve) against
     /// software keys, on 1 and several threads: what the token's session pool gives.
-    Hsm(smdpp_service::hsm_bench::HsmBenchArgs),
+    Hsm(smdpp::hsm_bench_cli::HsmBenchArgs),
     /// Write a synthetic subscriber inventory (CSV, test PLMN 001/01) for import benchmarks:
     /// `smdpp bench gen-inventory --rows 1000000 inv.csv`, then `smdpp profiles import`.
     GenInventory {
@@ -282,7 +282,7 @@ fn init_logging(command: &Command, format: LogFormat) {
 }
 
 /// The web console on the admin listener, over the prepared server.
-fn console() -> smdpp_service::cli::AdminRoutes {
+fn console() -> smdpp::cli::AdminRoutes {
     Box::new(|prepared, es2| {
         let s = &prepared.settings;
         let console = smdpp_console::Console {
@@ -299,20 +299,18 @@ fn console() -> smdpp_service::cli::AdminRoutes {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve(args) => smdpp_service::cli::serve_blocking_with(*args, Some(console())),
-        Command::Console { command } => smdpp_console::users::run_blocking(command),
-        Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
-        Command::Types { command } => smdpp_service::factory_cli::types_blocking(command),
-        Command::Keys { command } => smdpp_service::factory_cli::keys_blocking(command),
-        Command::Operators { command } => smdpp_service::es2_cli::operators_blocking(command),
-        Command::CoreNetworks { command } => {
-            smdpp_service::operator_cli::core_networks_blocking(command)
-        }
-        Command::Orders { command } => smdpp_service::es2_cli::orders_blocking(command),
-        Command::Subscribers { command } => smdpp_service::export::subscribers_blocking(command),
-        Command::Webhooks { command } => smdpp_service::webhooks::webhooks_blocking(command),
-        Command::Outbox { command } => smdpp_service::outbox::outbox_blocking(command),
-        Command::Audit { command } => smdpp_service::audit_cli::audit_blocking(command),
+        Command::Serve(args) => smdpp::cli::serve_blocking_with(*args, Some(console())),
+        Command::Console { command } => smdpp::console_cli::run_blocking(command),
+        Command::Profiles { command } => smdpp::cli::profiles_blocking(command),
+        Command::Types { command } => smdpp::factory_cli::types_blocking(command),
+        Command::Keys { command } => smdpp::factory_cli::keys_blocking(command),
+        Command::Operators { command } => smdpp::es2_cli::operators_blocking(command),
+        Command::CoreNetworks { command } => smdpp::operator_cli::core_networks_blocking(command),
+        Command::Orders { command } => smdpp::es2_cli::orders_blocking(command),
+        Command::Subscribers { command } => smdpp::export_cli::subscribers_blocking(command),
+        Command::Webhooks { command } => smdpp::webhooks_cli::webhooks_blocking(command),
+        Command::Outbox { command } => smdpp::outbox_cli::outbox_blocking(command),
+        Command::Audit { command } => smdpp::audit_cli::audit_blocking(command),
         Command::Euicc { command } => euicc_sim::cli::run(command),
         Command::Pki {
             command:
@@ -344,7 +342,7 @@ fn run(cli: Cli) -> Result<()> {
             command: Some(BenchCommand::Hsm(args)),
             ..
         } => {
-            print!("{}", smdpp_service::hsm_bench::run(&args)?);
+            print!("{}", smdpp::hsm_bench_cli::run(&args)?);
             Ok(())
         }
         Command::Bench {

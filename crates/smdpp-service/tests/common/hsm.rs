@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use rsp_hsm::{SOFTHSM2_MODULE, Token, admin};
-use smdpp_service::cli::{Settings, TlsBackend};
-use smdpp_service::hsm_cli::{Pkcs11Settings, URI_PREFIX};
+use smdpp_service::assembly::{Settings, TlsBackend};
+use smdpp_service::hsm::{Pkcs11Settings, URI_PREFIX};
 
 /// The switch: `softhsm` (keys on a SoftHSM2 token) or unset / `software`.
 pub const CUSTODY_ENV: &str = "SMDPP_TEST_KEY_CUSTODY";

@@ -49,7 +49,7 @@ use smdpp_core::es9_json::{
     InitiateAuthenticationResponse, ResponseMessage, encode_base64,
 };
 use smdpp_core::status::{Es9Error, StatusCode};
-use smdpp_service::cli::{Prepared, Settings, prepare, run};
+use smdpp_service::assembly::{Prepared, Settings, prepare, run};
 use smdpp_service::config::Limits;
 use smdpp_service::sidecar::Sidecar;
 use smdpp_store::{Profile, Store};
@@ -250,7 +250,7 @@ impl Server {
     /// Imports a UPP; returns (matching id, iccid).
     pub async fn add(&self, upp: &[u8], mid: Option<&str>, cc: Option<&str>) -> (String, String) {
         let side = self.sidecar().await;
-        let r = smdpp_service::cli::add_profile(
+        let r = smdpp_service::inventory::add_profile(
             self.store(),
             &side,
             self.factory(),
@@ -319,12 +319,12 @@ pub fn settings(data_dir: &Path, pki_dir: PathBuf, db: &Db) -> Settings {
         trusted_ci: Vec::new(),
         key_sets: Vec::new(),
         plain_http: false,
-        tls_backend: smdpp_service::cli::TlsBackend::default(),
+        tls_backend: smdpp_service::assembly::TlsBackend::default(),
         limits: Limits::default(),
         demo_profile: false,
         kek_file: data_dir.join("vault.kek"),
         sqlite_synchronous: smdpp_store::SqliteSynchronous::default(),
-        admin_listen: smdpp_service::cli::AdminListen::Off,
+        admin_listen: smdpp_service::assembly::AdminListen::Off,
         console_session_ttl: std::time::Duration::from_secs(3600),
         abuse: smdpp_server::abuse::AbuseLimits::default(),
         revocation: Default::default(),

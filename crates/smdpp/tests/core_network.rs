@@ -15,8 +15,9 @@
 //! our connector. Skipped with a notice without osmo-hlr unless `SMDPP_REQUIRE_OSMO_HLR=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
-#[path = "common/webhook_receiver.rs"]
+#[path = "../../smdpp-service/tests/common/webhook_receiver.rs"]
 mod webhook_receiver;
 
 use std::net::Ipv4Addr;
@@ -30,9 +31,9 @@ use rsp_crypto::Curve;
 use saip::{OperatorKey, TemplateSource};
 use serde_json::json;
 use smdpp_service::core_network::{CoreNetwork, OsmoHlr, Subscriber};
-use smdpp_service::es2_cli::add_operator;
-use smdpp_service::factory_cli::{ALL_NOTIFY, build_profile_type};
 use smdpp_service::generate::GenerationPolicy;
+use smdpp_service::inventory::{ALL_NOTIFY, build_profile_type};
+use smdpp_service::operators::add_operator;
 use smdpp_service::outbox::OutboxConfig;
 use smdpp_store::{CoreNetworkRow, OutboxKind, OutboxState, Signal, TypeCoreNetwork};
 
@@ -569,8 +570,8 @@ async fn downloaded_profile_authenticates_against_the_hlr(dir: &Path, db: &Db) {
     let e = env(dir, db, "delete").await;
     // Billing listens: a signed webhook for every event.
     let rx = webhook_receiver::WebhookReceiver::http().await;
-    let added = smdpp_service::webhooks::add_webhook(&smdpp_service::webhooks::WebhookAddArgs {
-        data: smdpp_service::cli::DataArgs {
+    let added = smdpp::webhooks_cli::add_webhook(&smdpp::webhooks_cli::WebhookAddArgs {
+        data: smdpp::cli::DataArgs {
             data_dir: Some(e.server.settings.data_dir.clone()),
             database_url: Some(db.url.clone()),
             config: None,

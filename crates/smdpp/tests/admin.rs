@@ -3,6 +3,7 @@
 //! tenant isolation, client authentication and order state. Negative tests are `rejects_*`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -11,8 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use rsp_crypto::Curve;
 use serde_json::{Value, json};
-use smdpp_service::cli::{DataArgs, activation_code};
-use smdpp_service::es2_cli::{OrderScope, OrdersCommand, add_operator, import_inventory, orders};
+use smdpp::cli::DataArgs;
+use smdpp::es2_cli::{OrderScope, OrdersCommand, orders};
+use smdpp_service::assembly::activation_code;
+use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::add_operator;
 use smdpp_service::upp::demo_upp;
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";

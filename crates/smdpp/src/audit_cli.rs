@@ -12,7 +12,8 @@ use clap::Subcommand;
 use smdpp_store::{AuditEntry, AuditFilter, AuditRecord, Store};
 
 use crate::cli::{DataArgs, data_location, load_file, open_store};
-use crate::display::rfc3339;
+pub use smdpp_service::assembly::cli_actor;
+use smdpp_service::display::rfc3339;
 
 /// `smdpp audit ...`.
 #[derive(Subcommand, Debug)]
@@ -45,26 +46,6 @@ pub enum AuditCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-}
-
-/// The actor of a command run from a shell: `cli:<unix user>` (`$USER`, else `$LOGNAME`,
-/// else `cli:uid-<uid>`).
-pub fn cli_actor() -> String {
-    let user = ["USER", "LOGNAME"].iter().find_map(|k| {
-        std::env::var(k).ok().filter(|v| {
-            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic() && c != ':')
-        })
-    });
-    match user {
-        Some(u) => format!("cli:{u}"),
-        None => {
-            use std::os::unix::fs::MetadataExt;
-            match std::fs::metadata("/proc/self") {
-                Ok(m) => format!("cli:uid-{}", m.uid()),
-                Err(_) => "cli:unknown".to_owned(),
-            }
-        }
-    }
 }
 
 /// Appends one record for a command-line action, as [`cli_actor`].

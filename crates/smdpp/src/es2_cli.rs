@@ -31,17 +31,16 @@ use smdpp_core::es2_json::{
     Es2RequestHeader, FinalProfileStatusIndicator, Iccid, ReleaseProfileRequest,
     validate_matching_id,
 };
-use smdpp_store::{
-    EventRecord, NewOperator, NewProfile, ProfileFilter, ProfileState, Store, StoreError,
-    normalize_iccid,
-};
+use smdpp_store::{ProfileFilter, ProfileState, Store};
 
 use crate::audit_cli::cli_actor;
 use crate::cli::{DataArgs, activation_code, data_location, load_file, open_store};
-use crate::config::{Limits, ServiceConfig};
-use crate::es2::{Es2Engine, cert_fingerprint};
-use crate::sidecar::{ProfileMetadata, Sidecar};
-use crate::upp::iccid_from_upp;
+use smdpp_service::config::{Limits, ServiceConfig};
+use smdpp_service::es2::Es2Engine;
+pub use smdpp_service::inventory::import_inventory;
+use smdpp_service::operators::subject_text;
+pub use smdpp_service::operators::{add_operator, add_operator_with_ca};
+use smdpp_service::sidecar::Sidecar;
 
 /// `smdpp operators ...`.
 #[derive(Subcommand, Debug, Clone)]
@@ -315,20 +314,6 @@ fn read_cert_der(path: &PathBuf) -> Result<Vec<u8>> {
     Ok(cert.as_ref().to_vec())
 }
 
-/// The subject of a certificate as `K=V, K=V`, or `None` if it does not parse.
-fn subject_text(cert_der: &[u8]) -> Option<String> {
-    rsp_pki::Certificate::from_der(cert_der)
-        .ok()
-        .and_then(|c| c.subject_attributes().ok())
-        .map(|attrs| {
-            attrs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-}
-
 /// The `--callback-ca` file as PEM text holding at least one certificate, every one of
 /// which parses.
 fn read_callback_ca(path: &PathBuf) -> Result<String> {
@@ -336,7 +321,8 @@ fn read_callback_ca(path: &PathBuf) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("--callback-ca {shown}"))?;
     let pem =
         String::from_utf8(bytes).map_err(|_| anyhow!("--callback-ca {shown}: not PEM text"))?;
-    crate::outbox::callback_roots(&pem).map_err(|e| anyhow!("--callback-ca {shown}: {e}"))?;
+    smdpp_service::outbox::callback_roots(&pem)
+        .map_err(|e| anyhow!("--callback-ca {shown}: {e}"))?;
     Ok(pem)
 }
 
@@ -346,7 +332,7 @@ pub fn describe_callback_ca(callback_ca: Option<&str>) -> String {
     let Some(pem) = callback_ca else {
         return "system roots".to_owned();
     };
-    if let Err(e) = crate::outbox::callback_roots(pem) {
+    if let Err(e) = smdpp_service::outbox::callback_roots(pem) {
         return format!("unusable ({e})");
     }
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -358,100 +344,6 @@ pub fn describe_callback_ca(callback_ca: Option<&str>) -> String {
         .unwrap_or_else(|| "-".to_owned());
     let n = certs.len();
     format!("{first} ({n} certificate{})", if n == 1 { "" } else { "s" })
-}
-
-/// Registers an operator with the certificate in `cert_pem` (a PEM file); returns the
-/// certificate fingerprint. Callbacks are trusted through the system's roots; see
-/// [`add_operator_with_ca`].
-pub async fn add_operator(
-    store: &Store,
-    id: &str,
-    cert_der: &[u8],
-    callback_url: Option<String>,
-) -> Result<String> {
-    add_operator_with_ca(store, id, cert_der, callback_url, None).await
-}
-
-/// [`add_operator`] with `callback_ca`, the PEM bundle of the CAs trusted for the callback
-/// receiver instead of the system's roots. Refuses a callback URL that fails
-/// [`crate::outbox::check_callback_url`] and a CA bundle that fails
-/// [`crate::outbox::callback_roots`].
-pub async fn add_operator_with_ca(
-    store: &Store,
-    id: &str,
-    cert_der: &[u8],
-    callback_url: Option<String>,
-    callback_ca: Option<String>,
-) -> Result<String> {
-    if let Some(url) = &callback_url {
-        crate::outbox::check_callback_url(url).map_err(|e| anyhow!("callback URL: {e}"))?;
-    }
-    if let Some(pem) = &callback_ca {
-        crate::outbox::callback_roots(pem).map_err(|e| anyhow!("callback CA: {e}"))?;
-    }
-    let fp = cert_fingerprint(cert_der);
-    match store
-        .insert_operator(&NewOperator {
-            id: id.to_owned(),
-            cert_sha256: Some(fp.clone()),
-            cert_subject: subject_text(cert_der),
-            callback_url,
-            callback_ca,
-        })
-        .await
-    {
-        Ok(_) => Ok(fp),
-        Err(StoreError::Duplicate { key }) => {
-            bail!("an operator with this {key} is already registered")
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Imports a UPP as an Available inventory profile of `operator` with `profile_type`;
-/// returns the ICCID.
-#[allow(clippy::too_many_arguments)]
-pub async fn import_inventory(
-    store: &Store,
-    sidecar: &Sidecar,
-    factory: &crate::factory::Factory,
-    operator: &str,
-    upp: &[u8],
-    profile_type: &str,
-    spn: &str,
-    name: Option<String>,
-) -> Result<String> {
-    let iccid = normalize_iccid(&iccid_from_upp(upp)?)?;
-    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
-    if spn.len() > 32 || name.len() > 64 {
-        bail!("service provider name (32) or profile name (64 bytes) too long");
-    }
-    let mut p = NewProfile::available(iccid.clone(), Some(profile_type));
-    p.operator_id = Some(operator.to_owned());
-    // Sealed at rest (its keys are secrets).
-    p.upp = Some(factory.seal_upp(&iccid, upp)?);
-    match store
-        .insert_profile(
-            &p,
-            &EventRecord::by(crate::audit_cli::cli_actor()).with_cause("orders import"),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
-        Err(e) => return Err(e.into()),
-    }
-    sidecar
-        .put_metadata(
-            &iccid,
-            &ProfileMetadata {
-                service_provider_name: spn.to_owned(),
-                profile_name: name,
-                profile_class: None,
-            },
-        )
-        .await?;
-    Ok(iccid)
 }
 
 fn cli_header(operator: &str) -> Result<Es2RequestHeader> {
@@ -488,7 +380,7 @@ struct Ctx {
     address: String,
     limits: Limits,
     /// The profile factory when the data directory has its key file (for generating types).
-    factory: Option<std::sync::Arc<crate::factory::Factory>>,
+    factory: Option<std::sync::Arc<smdpp_service::factory::Factory>>,
 }
 
 async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
@@ -502,7 +394,7 @@ async fn open(data: &DataArgs, smdp_address: Option<String>) -> Result<Ctx> {
         limits.cc_attempt_limit = v;
     }
     let (store, sidecar) = open_store(&dir, &url).await?;
-    let address = crate::config::public_address(&store, smdp_address, &f).await?;
+    let address = smdpp_service::config::public_address(&store, smdp_address, &f).await?;
     let kek = crate::factory_cli::kek_location(data, &f, &dir);
     let factory = if kek.exists() {
         Some(crate::factory_cli::open_factory_with(&store, &kek, false).await?)
@@ -551,7 +443,7 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
         } => {
             let der = read_cert_der(&cert)?;
             if let Some(url) = &callback_url {
-                crate::outbox::check_callback_url(url)
+                smdpp_service::outbox::check_callback_url(url)
                     .map_err(|e| anyhow!("--callback-url: {e}"))?;
             }
             let callback_ca = callback_ca.as_ref().map(read_callback_ca).transpose()?;
@@ -609,7 +501,10 @@ pub async fn operators(cmd: OperatorsCommand) -> Result<()> {
                 "callback ca:   {}",
                 describe_callback_ca(o.callback_ca.as_deref())
             );
-            println!("created at:    {}", crate::display::rfc3339(o.created_at));
+            println!(
+                "created at:    {}",
+                smdpp_service::display::rfc3339(o.created_at)
+            );
             ctx.store.close().await;
         }
     }
@@ -690,7 +585,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.download",
                     r.iccid.as_str(),
-                    crate::es2::download_details(&req),
+                    smdpp_service::es2::download_details(&req),
                 )
                 .await;
             println!("reserved {}", r.iccid);
@@ -731,7 +626,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.confirm",
                     req.iccid.as_str(),
-                    crate::es2::confirm_details(&req),
+                    smdpp_service::es2::confirm_details(&req),
                 )
                 .await;
             println!(
@@ -803,7 +698,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     &scope.operator,
                     "order.cancel",
                     req.iccid.as_str(),
-                    crate::es2::cancel_details(&req),
+                    smdpp_service::es2::cancel_details(&req),
                 )
                 .await;
             println!("cancelled {}", req.iccid);
@@ -850,7 +745,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                         &scope.operator,
                         "order.rpm",
                         req.iccid.as_ref().map_or("", |i| i.as_str()),
-                        crate::es2::rpm_details(&req, &ok.matching_id),
+                        smdpp_service::es2::rpm_details(&req, &ok.matching_id),
                     )
                     .await;
             }
@@ -892,7 +787,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                         &scope.operator,
                         "order.deactivate",
                         req.iccid.as_str(),
-                        crate::es2::deactivate_details(&req, ok),
+                        smdpp_service::es2::deactivate_details(&req, ok),
                     )
                     .await;
             }
@@ -1017,7 +912,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
                     o.id,
                     o.commands,
                     o.state,
-                    crate::display::rfc3339(o.updated_at),
+                    smdpp_service::display::rfc3339(o.updated_at),
                     o.result_summary
                         .as_deref()
                         .map_or(String::new(), |r| format!("  ({r})"))
@@ -1027,7 +922,7 @@ pub async fn orders(cmd: OrdersCommand) -> Result<()> {
             for e in ctx.store.events_for(&p.iccid).await? {
                 println!(
                     "  {}  {} -> {}  {}  {}{}",
-                    crate::display::rfc3339(e.at),
+                    smdpp_service::display::rfc3339(e.at),
                     e.from_state.map_or("-".to_owned(), |s| s.to_string()),
                     e.to_state,
                     e.actor,

@@ -4,6 +4,7 @@
 //! configuration errors. SQLite only (revocation does not touch the database).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +14,9 @@ use std::time::Duration;
 use common::*;
 use rsp_crypto::Curve;
 use rsp_pki::{CrlBuilder, StalePolicy, TestPki, crl_to_pem};
+use smdpp::cli::ServeArgs;
 use smdpp_core::status;
-use smdpp_service::cli::{ServeArgs, Settings};
+use smdpp_service::assembly::Settings;
 use smdpp_store::ProfileState;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -209,7 +211,9 @@ async fn rejects_revoked_own_certificate(dir: &Path, db: &Db) {
     let (pki, mut s) = pki_settings(dir, db, Curve::NistP256);
     let der = fresh(&pki.ci, &[&serial(&pki.dpauth)]);
     s.revocation.files.push(write_crl(dir, "ci.crl", &der));
-    let err = smdpp_service::cli::prepare(s.clone()).await.unwrap_err();
+    let err = smdpp_service::assembly::prepare(s.clone())
+        .await
+        .unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("our certificate CERT.DPauth.ECDSA is refused by the configured CRLs")
@@ -225,7 +229,10 @@ async fn rejects_revoked_own_certificate(dir: &Path, db: &Db) {
         2,
     );
     s.revocation.files = vec![write_crl(dir, "ci2.crl", &der)];
-    let text = format!("{:#}", smdpp_service::cli::prepare(s).await.unwrap_err());
+    let text = format!(
+        "{:#}",
+        smdpp_service::assembly::prepare(s).await.unwrap_err()
+    );
     assert!(text.contains("CERT.DP.TLS"), "{text}");
 }
 
@@ -237,7 +244,9 @@ async fn rejects_bad_crl_file(dir: &Path, db: &Db) {
     s.revocation.files = vec![bad.clone()];
     let text = format!(
         "{:#}",
-        smdpp_service::cli::prepare(s.clone()).await.unwrap_err()
+        smdpp_service::assembly::prepare(s.clone())
+            .await
+            .unwrap_err()
     );
     assert!(
         text.contains(&format!("CRL {}", bad.display())) && text.contains("malformed CRL"),
@@ -248,7 +257,10 @@ async fn rejects_bad_crl_file(dir: &Path, db: &Db) {
     let b = CrlBuilder::for_issuer(&ci, time::Duration::days(1)).unwrap();
     let forged = b.sign(&pki.eum.key).unwrap();
     s.revocation.files = vec![write_crl(dir, "forged.crl", &forged)];
-    let text = format!("{:#}", smdpp_service::cli::prepare(s).await.unwrap_err());
+    let text = format!(
+        "{:#}",
+        smdpp_service::assembly::prepare(s).await.unwrap_err()
+    );
     assert!(
         text.contains("CRL signature does not verify with the issuer's key"),
         "{text}"

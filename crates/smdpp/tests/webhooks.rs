@@ -6,8 +6,9 @@
 //! On SQLite and (when `SMDPP_TEST_PG_URL` is set) PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
-#[path = "common/webhook_receiver.rs"]
+#[path = "../../smdpp-service/tests/common/webhook_receiver.rs"]
 mod webhook_receiver;
 
 use std::path::Path;
@@ -16,12 +17,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::{Db, both_backends};
-use smdpp_service::cli::DataArgs;
-use smdpp_service::factory::Factory;
-use smdpp_service::webhooks::{
-    WebhookAddArgs, WebhookTls, WebhooksCommand, add_webhook, deliver_row, format_webhooks,
-    send_test, webhooks_command,
+use smdpp::cli::DataArgs;
+use smdpp::webhooks_cli::{
+    WebhookAddArgs, WebhooksCommand, add_webhook, format_webhooks, webhooks_command,
 };
+use smdpp_service::factory::Factory;
+use smdpp_service::webhooks::{WebhookTls, deliver_row, send_test};
 use smdpp_store::{EventRecord, NewProfile, OutboxKind, OutboxRow, Store};
 use webhook_receiver::{Hit, WebhookReceiver};
 
@@ -51,7 +52,7 @@ fn add_args(dir: &Path, db: &Db, url: &str) -> WebhookAddArgs {
 async fn open(dir: &Path, db: &Db) -> (Store, Arc<Factory>) {
     std::fs::create_dir_all(dir).unwrap();
     let store = Store::connect(&db.url).await.unwrap();
-    let factory = smdpp_service::factory_cli::open_factory(&store, &dir.join("vault.kek"))
+    let factory = smdpp_service::assembly::open_factory(&store, &dir.join("vault.kek"))
         .await
         .unwrap();
     (store, factory)

@@ -1,55 +1,19 @@
-//! `smdpp serve` and `smdpp profiles ...`: clap arguments and their implementation.
+//! The configuration and assembly of a server from its settings: what `smdpp serve` and
+//! the one-shot commands share below their command-line arguments.
 //!
-//! The `smdpp` binary mounts these:
+//! - Configuration: the TOML file ([`FileConfig`], unknown keys refused), where the data
+//!   lives ([`DataLocation`], [`data_location`], [`kek_location`]) and the resolved
+//!   [`Settings`] of a server (the command line layers flags and environment over the file
+//!   and the defaults, then hands the result here).
+//! - Assembly: [`prepare`] creates the data directory, database and (if missing) a test
+//!   PKI, loads the key sets ([`load_keys`]) and CRLs, opens the vault, seeds the demo
+//!   inventory and builds the ES9+ engine and its TLS configuration, giving a [`Prepared`]
+//!   server; [`run`] / [`run_with_admin`] serve it (ES9+, ES2+, the admin API, the admin
+//!   listener, and the purge, outbox and CRL refresh tasks) until shutdown.
+//! - Opening a data location's store and profile factory: [`open_store`],
+//!   [`open_factory`], [`open_all_with`].
 //!
-//! ```ignore
-//! #[derive(Subcommand)]
-//! enum Command {
-//!     /// Run the SM-DP+ (ES9+ over HTTPS).
-//!     Serve(smdpp_service::cli::ServeArgs),
-//!     /// Manage the profile inventory.
-//!     Profiles {
-//!         #[command(subcommand)]
-//!         command: smdpp_service::cli::ProfilesCommand,
-//!     },
-//! }
-//! // ... Command::Serve(a) => smdpp_service::cli::serve_blocking(a),
-//! //     Command::Profiles { command } => smdpp_service::cli::profiles_blocking(command),
-//! ```
-//!
-//! Configuration precedence: command-line flag, then environment (`SMDPP_*`, through clap),
-//! then the TOML file given with `--config` (unknown keys are refused), then the defaults:
-//!
-//! | setting | default |
-//! |---|---|
-//! | `listen` | `127.0.0.1:8443` |
-//! | `smdp_address` | the listen address (`host:port`, the port dropped when 443) |
-//! | `data_dir` | `./smdpp-data` |
-//! | `database_url` | `sqlite://<data_dir>/smdpp.db` (`postgres://...` works too) |
-//! | `pki` | `<data_dir>/pki`, generated (P-256) on first start when it has no `dpauth.pem` |
-//! | `session_ttl_secs` | 600 |
-//! | `pir_wait_secs` | 604800 (7 days) |
-//! | `download_attempt_limit` | 5 |
-//! | `cc_attempt_limit` | 3 |
-//! | `rebind_on_new_otpk` | true |
-//! | `plain_http` | false (HTTPS with CERT.DP.TLS) |
-//! | `purge_interval_secs` | 60 (expired sessions, old ES2+ call records; 0 disables) |
-//! | `es2_call_retention_secs` | 604800 (7 days) |
-//! | `sqlite_synchronous` | `full` (`normal`: see [`smdpp_store::SqliteSynchronous`]) |
-//! | `kek_file` | `<data_dir>/vault.kek`, created (mode 0600) on first start with an empty database |
-//! | `admin_listen` | `127.0.0.1:8081` (metrics, health, console; `off` disables; the default is skipped when taken) |
-//! | `console_session_ttl_secs` | 28800 (8 hours) |
-//! | `limit_initiate_per_minute` | 6000 per client address (0: none; see `smdpp_server::abuse`) |
-//! | `limit_refusals_per_minute` | 20 refused MatchingIDs / Confirmation Codes per client address |
-//! | `max_open_sessions` | 100000 sessions before BPP delivery, all nodes (0: no bound) |
-//! | `limit_refusals_per_eid_per_minute` | 10 refused MatchingIDs / Confirmation Codes per EID (0: none) |
-//! | `crl`, `crl_url` | none (no revocation check; see [`crate::revocation`]) |
-//! | `crl_refresh_secs` | 3600 (0: no refresh) |
-//! | `crl_stale_policy` | `refuse` (a CRL past nextUpdate refuses what it covers; `warn`) |
-//! | `cert_expiry_warn_days` | 30 (0: no warning) |
-//!
-//! CLI errors are reported with `anyhow` (this is the outermost layer); the engine below
-//! uses typed errors.
+//! Errors are reported with `anyhow`, as the commands that call this report them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,219 +21,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::{Args, Subcommand};
 use rsp_crypto::{Curve, KeyCustody, SoftwareKey};
 use rsp_pki::{Certificate, PkiOptions, TrustStore};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use smdpp_core::ActivationCode;
 use smdpp_server::{Es9HttpConfig, ListenMode, TlsConfig};
-use smdpp_store::{
-    EventRecord, NewProfile, ProfileFilter, ProfileState, SqliteSynchronous, Store, StoreError,
-    StoreOptions, normalize_iccid,
-};
+use smdpp_store::{ProfileFilter, ProfileState, SqliteSynchronous, Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::Es2Engine;
-use crate::factory::Factory;
+use crate::factory::{Factory, load_or_create_kek};
 use crate::keys::{KeySet, ServerKeys};
 use crate::purge::PurgeTask;
 use crate::service::Es9Engine;
-use crate::sidecar::{ProfileMetadata, Sidecar};
-use crate::upp::{generate_matching_id, iccid_from_upp};
+use crate::sidecar::Sidecar;
 
-/// Where the server's data lives; shared by every subcommand that works on it.
-#[derive(Args, Debug, Clone, Default)]
-pub struct DataArgs {
+/// Where a server's data lives, as given (on the command line: `--data-dir`,
+/// `--database-url`, `--config`, `--kek-file`); what is not given comes from the
+/// configuration file, then the defaults ([`data_location`], [`kek_location`]).
+#[derive(Debug, Clone, Default)]
+pub struct DataLocation {
     /// Data directory (database, generated PKI).
-    #[arg(long, env = "SMDPP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `sqlite://FILE` or `postgres://...` (default: SQLite in the data dir).
-    #[arg(long, env = "SMDPP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// TOML configuration file.
-    #[arg(long = "config", env = "SMDPP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Key-encryption key file sealing the secrets at rest (default DATA_DIR/vault.kek,
-    /// created with mode 0600 on first use).
-    #[arg(long, env = "SMDPP_KEK_FILE")]
+    /// Key-encryption key file sealing the secrets at rest (default DATA_DIR/vault.kek).
     pub kek_file: Option<PathBuf>,
 }
 
-/// `smdpp serve`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ServeArgs {
-    /// Data location and configuration file.
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Listen address (default 127.0.0.1:8443).
-    #[arg(long, env = "SMDPP_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Our SM-DP+ address `FQDN[:port]` as in Activation Codes (default: the listen address).
-    #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
-    pub smdp_address: Option<String>,
-    /// PKI directory (layout of `smdpp pki init`; default DATA_DIR/pki, generated if missing).
-    #[arg(long, env = "SMDPP_PKI")]
-    pub pki: Option<PathBuf>,
-    /// CERT.DPauth.ECDSA (PEM or DER), overriding the PKI directory.
-    #[arg(long, env = "SMDPP_DPAUTH_CERT")]
-    pub dpauth_cert: Option<PathBuf>,
-    /// SK.DPauth.ECDSA (PEM).
-    #[arg(long, env = "SMDPP_DPAUTH_KEY")]
-    pub dpauth_key: Option<PathBuf>,
-    /// CERT.DPpb.ECDSA (PEM or DER).
-    #[arg(long, env = "SMDPP_DPPB_CERT")]
-    pub dppb_cert: Option<PathBuf>,
-    /// SK.DPpb.ECDSA (PEM).
-    #[arg(long, env = "SMDPP_DPPB_KEY")]
-    pub dppb_key: Option<PathBuf>,
-    /// CERT.DP.TLS chain (PEM, leaf first).
-    #[arg(long, env = "SMDPP_DPTLS_CERT")]
-    pub dptls_cert: Option<PathBuf>,
-    /// SK.DP.TLS (PEM, P-256).
-    #[arg(long, env = "SMDPP_DPTLS_KEY")]
-    pub dptls_key: Option<PathBuf>,
-    /// The PKCS#11 token holding keys named `pkcs11:object=LABEL` (see
-    /// [`crate::hsm_cli`]).
-    #[command(flatten)]
-    pub pkcs11: crate::hsm_cli::Pkcs11Args,
-    /// Extra trusted CI certificate (PEM or DER); repeatable.
-    #[arg(long = "trusted-ci")]
-    pub trusted_ci: Vec<PathBuf>,
-    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or tests).
-    #[arg(long, env = "SMDPP_PLAIN_HTTP")]
-    pub plain_http: bool,
-    /// TLS implementation of the listener: `rustls` (default: GCM suite, P-256) or `openssl`
-    /// (adds the CBC-SHA256 suite and brainpoolP256r1 of SGP.22 2.6.6, and a brainpool
-    /// CERT.DP.TLS).
-    #[arg(long, env = "SMDPP_TLS_BACKEND", value_enum)]
-    pub tls_backend: Option<TlsBackend>,
-    /// RSP session time-to-live between calls, seconds (default 600).
-    #[arg(long, env = "SMDPP_SESSION_TTL_SECS")]
-    pub session_ttl_secs: Option<u64>,
-    /// Download attempts per order (default 5).
-    #[arg(long, env = "SMDPP_DOWNLOAD_ATTEMPT_LIMIT")]
-    pub download_attempt_limit: Option<i64>,
-    /// Wrong Confirmation Codes tolerated per order (default 3).
-    #[arg(long, env = "SMDPP_CC_ATTEMPT_LIMIT")]
-    pub cc_attempt_limit: Option<i64>,
-    /// SQLite durability: `full` (default; every commit fsynced, survives power loss) or
-    /// `normal` (WAL fsynced at checkpoints only: survives a process crash, but an OS crash
-    /// or power loss can lose the last committed transactions). Ignored on PostgreSQL.
-    #[arg(long, env = "SMDPP_SQLITE_SYNCHRONOUS")]
-    pub sqlite_synchronous: Option<SqliteSynchronous>,
-    /// Admin listener (plain HTTP: /metrics, /healthz, /readyz and the web console), `ADDR`
-    /// or `off`. Default 127.0.0.1:8081; when that default is taken the server starts
-    /// without it (with a warning), an address given here must bind.
-    #[arg(long, env = "SMDPP_ADMIN_LISTEN")]
-    pub admin_listen: Option<String>,
-    /// Lifetime of a web-console log-in, seconds (default 28800, 8 hours).
-    #[arg(long, env = "SMDPP_CONSOLE_SESSION_TTL_SECS")]
-    pub console_session_ttl_secs: Option<u64>,
-    /// initiateAuthentication calls allowed per client address per minute (default 6000;
-    /// 0: no limit, e.g. for a load generator).
-    #[arg(long, env = "SMDPP_LIMIT_INITIATE_PER_MINUTE")]
-    pub limit_initiate_per_minute: Option<u32>,
-    /// Refused MatchingIDs / Confirmation Codes allowed per client address per minute before
-    /// its ES9+ calls are answered 429 (default 20; 0: no limit).
-    #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_MINUTE")]
-    pub limit_refusals_per_minute: Option<u32>,
-    /// RSP sessions open before their BPP is delivered, across all nodes (default 100000;
-    /// 0: no bound); beyond it initiateAuthentication is refused with 1.2/5.1. A negative
-    /// value is refused (it used to mean "no bound" silently).
-    #[arg(long, env = "SMDPP_MAX_OPEN_SESSIONS", value_parser = clap::value_parser!(i64).range(0..))]
-    pub max_open_sessions: Option<i64>,
-    /// Refused MatchingIDs / Confirmation Codes allowed per EID per minute before that
-    /// eUICC's calls are refused with 1.2/5.1 (default 10; 0: no limit).
-    #[arg(long, env = "SMDPP_LIMIT_REFUSALS_PER_EID_PER_MINUTE")]
-    pub limit_refusals_per_eid_per_minute: Option<u32>,
-    /// Certificate revocation (CRLs) and expiry warnings (boxed: keeps the command enum
-    /// small).
-    #[command(flatten)]
-    pub revocation: Box<RevocationArgs>,
-}
-
-/// The revocation flags of `smdpp serve` (see [`crate::revocation`]).
-#[derive(Args, Debug, Clone, Default)]
-pub struct RevocationArgs {
-    /// CRL file (DER or PEM) of a trusted CI, or of an EUM; repeatable. Re-read at every
-    /// refresh. A file that does not load is a start-up error.
-    #[arg(long = "crl")]
-    pub crl: Vec<PathBuf>,
-    /// CRL URL (`http://`), fetched at start and at every refresh; repeatable. A failed
-    /// fetch keeps the last good CRL and logs a warning.
-    #[arg(long = "crl-url")]
-    pub crl_url: Vec<String>,
-    /// CRL refresh interval, seconds (default 3600; 0: no refresh).
-    #[arg(long, env = "SMDPP_CRL_REFRESH_SECS")]
-    pub crl_refresh_secs: Option<u64>,
-    /// What a CRL past its nextUpdate does: `refuse` (default: the certificates it covers
-    /// are refused, 8.1.2/6.1 or 8.1.3/6.1) or `warn` (used anyway, with a warning).
-    #[arg(long, env = "SMDPP_CRL_STALE_POLICY")]
-    pub crl_stale_policy: Option<String>,
-    /// Warn when one of our certificates or a trusted CI expires within this many days
-    /// (default 30; 0: no warning).
-    #[arg(long, env = "SMDPP_CERT_EXPIRY_WARN_DAYS")]
-    pub cert_expiry_warn_days: Option<u64>,
-}
-
-/// `smdpp profiles ...`.
-#[derive(Subcommand, Debug, Clone)]
-pub enum ProfilesCommand {
-    /// Import a UPP (SAIP DER) as a Released download order and print its Activation Code.
-    Add {
-        /// Data location and configuration file.
-        #[command(flatten)]
-        data: DataArgs,
-        /// The Unprotected Profile Package (DER); the ICCID is read from its ProfileHeader.
-        #[arg(long)]
-        upp: PathBuf,
-        /// MatchingID (0-9 A-Z '-'); generated when absent.
-        #[arg(long)]
-        matching_id: Option<String>,
-        /// Confirmation Code; only its SHA-256 is stored.
-        #[arg(long)]
-        confirmation_code: Option<String>,
-        /// Service provider name shown by the LPA.
-        #[arg(long, default_value = "smdpp")]
-        spn: String,
-        /// Profile name shown by the LPA (default: `Profile <ICCID>`).
-        #[arg(long)]
-        name: Option<String>,
-        /// SM-DP+ address for the printed Activation Code (default: the file's
-        /// `smdp_address`, else the one `serve` last served this data at, else as `serve`
-        /// resolves it).
-        #[arg(long, env = "SMDPP_SMDP_ADDRESS")]
-        smdp_address: Option<String>,
-    },
-    /// Import subscriber data (CSV or JSON lines) as Available profiles of a type.
-    Import(crate::factory_cli::ImportArgs),
-    /// Create Available profiles of a generating type ahead of time (a pool).
-    Generate(crate::operator_cli::GenerateArgs),
-    /// List the profiles.
-    List {
-        /// Data location and configuration file.
-        #[command(flatten)]
-        data: DataArgs,
-        /// Only profiles of this type.
-        #[arg(long = "type")]
-        profile_type: Option<String>,
-        /// Only profiles in this state (available, allocated, ..., installed, error).
-        #[arg(long, value_parser = parse_state)]
-        state: Option<ProfileState>,
-        /// Only profiles of this operator.
-        #[arg(long)]
-        operator: Option<String>,
-    },
-    /// Show one profile and its history.
-    Show {
-        /// Data location and configuration file.
-        #[command(flatten)]
-        data: DataArgs,
-        /// The ICCID.
-        iccid: String,
-    },
+/// Opens (and migrates) the store of a data location, as the one-shot commands do.
+pub async fn open_data_store(d: &DataLocation) -> Result<Store> {
+    let f = load_file(d)?;
+    let (dir, url) = data_location(d, &f)?;
+    Ok(open_store(&dir, &url).await?.0)
 }
 
 /// An extra DPauth/DPpb key set (for another CI) in the configuration file.
@@ -290,51 +77,51 @@ pub struct KeySetFile {
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// See [`ServeArgs::listen`].
+    /// See `--listen`.
     pub listen: Option<SocketAddr>,
-    /// See [`ServeArgs::smdp_address`].
+    /// See `--smdp-address`.
     pub smdp_address: Option<String>,
-    /// See [`DataArgs::data_dir`].
+    /// See `--data-dir`.
     pub data_dir: Option<PathBuf>,
-    /// See [`DataArgs::database_url`].
+    /// See `--database-url`.
     pub database_url: Option<String>,
-    /// See [`ServeArgs::pki`].
+    /// See `--pki`.
     pub pki: Option<PathBuf>,
-    /// See [`ServeArgs::dpauth_cert`].
+    /// See `--dpauth-cert`.
     pub dpauth_cert: Option<PathBuf>,
-    /// See [`ServeArgs::dpauth_key`].
+    /// See `--dpauth-key`.
     pub dpauth_key: Option<PathBuf>,
-    /// See [`ServeArgs::dppb_cert`].
+    /// See `--dppb-cert`.
     pub dppb_cert: Option<PathBuf>,
-    /// See [`ServeArgs::dppb_key`].
+    /// See `--dppb-key`.
     pub dppb_key: Option<PathBuf>,
-    /// See [`ServeArgs::dptls_cert`].
+    /// See `--dptls-cert`.
     pub dptls_cert: Option<PathBuf>,
-    /// See [`ServeArgs::dptls_key`].
+    /// See `--dptls-key`.
     pub dptls_key: Option<PathBuf>,
-    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_module`].
+    /// See `--pkcs11-module`.
     pub pkcs11_module: Option<PathBuf>,
-    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_token`].
+    /// See `--pkcs11-token`.
     pub pkcs11_token: Option<String>,
-    /// See [`crate::hsm_cli::Pkcs11Args::pkcs11_pin_file`].
+    /// See `--pkcs11-pin-file`.
     pub pkcs11_pin_file: Option<PathBuf>,
-    /// See [`ServeArgs::trusted_ci`].
+    /// See `--trusted-ci`.
     #[serde(default)]
     pub trusted_ci: Vec<PathBuf>,
     /// Further key sets, for other CIs.
     #[serde(default)]
     pub key_sets: Vec<KeySetFile>,
-    /// See [`ServeArgs::plain_http`].
+    /// See `--plain-http`.
     pub plain_http: Option<bool>,
-    /// See [`ServeArgs::tls_backend`]: `"rustls"` or `"openssl"`.
+    /// See `--tls-backend`: `"rustls"` or `"openssl"`.
     pub tls_backend: Option<TlsBackend>,
-    /// See [`ServeArgs::session_ttl_secs`].
+    /// See `--session-ttl-secs`.
     pub session_ttl_secs: Option<u64>,
     /// How long to wait for the ProfileInstallationResult, seconds.
     pub pir_wait_secs: Option<u64>,
-    /// See [`ServeArgs::download_attempt_limit`].
+    /// See `--download-attempt-limit`.
     pub download_attempt_limit: Option<i64>,
-    /// See [`ServeArgs::cc_attempt_limit`].
+    /// See `--cc-attempt-limit`.
     pub cc_attempt_limit: Option<i64>,
     /// See [`Limits::rebind_on_new_otpk`].
     pub rebind_on_new_otpk: Option<bool>,
@@ -344,33 +131,33 @@ pub struct FileConfig {
     pub purge_interval_secs: Option<u64>,
     /// See [`Limits::es2_call_retention`], seconds.
     pub es2_call_retention_secs: Option<u64>,
-    /// See [`ServeArgs::sqlite_synchronous`]: `"full"` or `"normal"`.
+    /// See `--sqlite-synchronous`: `"full"` or `"normal"`.
     pub sqlite_synchronous: Option<String>,
-    /// See [`DataArgs::kek_file`].
+    /// See `--kek-file`.
     pub kek_file: Option<PathBuf>,
-    /// See [`ServeArgs::admin_listen`].
+    /// See `--admin-listen`.
     pub admin_listen: Option<String>,
-    /// See [`ServeArgs::console_session_ttl_secs`].
+    /// See `--console-session-ttl-secs`.
     pub console_session_ttl_secs: Option<u64>,
-    /// See [`ServeArgs::limit_initiate_per_minute`].
+    /// See `--limit-initiate-per-minute`.
     pub limit_initiate_per_minute: Option<u32>,
-    /// See [`ServeArgs::limit_refusals_per_minute`].
+    /// See `--limit-refusals-per-minute`.
     pub limit_refusals_per_minute: Option<u32>,
-    /// See [`ServeArgs::max_open_sessions`].
+    /// See `--max-open-sessions`.
     pub max_open_sessions: Option<i64>,
-    /// See [`ServeArgs::limit_refusals_per_eid_per_minute`].
+    /// See `--limit-refusals-per-eid-per-minute`.
     pub limit_refusals_per_eid_per_minute: Option<u32>,
-    /// See [`RevocationArgs::crl`] (the flag's files are added to these).
+    /// See `--crl` (the flag's files are added to these).
     #[serde(default)]
     pub crl: Vec<PathBuf>,
-    /// See [`RevocationArgs::crl_url`] (the flag's URLs are added to these).
+    /// See `--crl-url` (the flag's URLs are added to these).
     #[serde(default)]
     pub crl_url: Vec<String>,
-    /// See [`RevocationArgs::crl_refresh_secs`].
+    /// See `--crl-refresh-secs`.
     pub crl_refresh_secs: Option<u64>,
-    /// See [`RevocationArgs::crl_stale_policy`]: `"refuse"` or `"warn"`.
+    /// See `--crl-stale-policy`: `"refuse"` or `"warn"`.
     pub crl_stale_policy: Option<String>,
-    /// See [`RevocationArgs::cert_expiry_warn_days`].
+    /// See `--cert-expiry-warn-days`.
     pub cert_expiry_warn_days: Option<u64>,
 }
 
@@ -409,7 +196,7 @@ pub struct Settings {
     /// SK.DP.TLS override.
     pub dptls_key: Option<PathBuf>,
     /// The PKCS#11 token, when keys are on an HSM.
-    pub pkcs11: Option<crate::hsm_cli::Pkcs11Settings>,
+    pub pkcs11: Option<crate::hsm::Pkcs11Settings>,
     /// Extra trusted CIs.
     pub trusted_ci: Vec<PathBuf>,
     /// Extra key sets.
@@ -463,7 +250,8 @@ pub enum AdminListen {
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
 
-fn parse_admin_listen(text: &str) -> Result<AdminListen> {
+/// `--admin-listen` / `admin_listen`: an address (`IP:PORT`) or `off`.
+pub fn parse_admin_listen(text: &str) -> Result<AdminListen> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(AdminListen::Off);
     }
@@ -473,7 +261,7 @@ fn parse_admin_listen(text: &str) -> Result<AdminListen> {
 }
 
 /// `host:port`, with the port dropped when it is 443.
-pub(crate) fn address_of(listen: SocketAddr) -> String {
+pub fn address_of(listen: SocketAddr) -> String {
     if listen.port() == 443 {
         listen.ip().to_string()
     } else {
@@ -490,7 +278,9 @@ fn default_db_url(data_dir: &Path) -> Result<String> {
     Ok(format!("sqlite://{s}"))
 }
 
-pub(crate) fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf, String)> {
+/// The data directory and database URL of `d`: given, else the configuration file's, else
+/// `./smdpp-data` and SQLite in it.
+pub fn data_location(d: &DataLocation, file: &FileConfig) -> Result<(PathBuf, String)> {
     let data_dir = d
         .data_dir
         .clone()
@@ -503,14 +293,97 @@ pub(crate) fn data_location(d: &DataArgs, file: &FileConfig) -> Result<(PathBuf,
     Ok((data_dir, url))
 }
 
-pub(crate) fn load_file(d: &DataArgs) -> Result<FileConfig> {
+/// The configuration file of `d`, parsed (empty when none is given).
+pub fn load_file(d: &DataLocation) -> Result<FileConfig> {
     match &d.config {
         Some(p) => FileConfig::load(p),
         None => Ok(FileConfig::default()),
     }
 }
 
-impl ServeArgs {
+/// The key-encryption key file: flag/environment, then the configuration file, then
+/// `<data dir>/vault.kek`.
+pub fn kek_location(d: &DataLocation, file: &FileConfig, data_dir: &Path) -> PathBuf {
+    d.kek_file
+        .clone()
+        .or_else(|| file.kek_file.clone())
+        .unwrap_or_else(|| data_dir.join("vault.kek"))
+}
+
+/// What `smdpp serve` is given (its flags and environment), before [`ServeOptions::resolve`]
+/// layers it over the configuration file and the defaults. `None` (or empty, or `false`)
+/// leaves a setting to the file, else to the default.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Data location and configuration file.
+    pub data: DataLocation,
+    /// Listen address (default 127.0.0.1:8443).
+    pub listen: Option<SocketAddr>,
+    /// Our SM-DP+ address `FQDN[:port]` as in Activation Codes (default: the listen address).
+    pub smdp_address: Option<String>,
+    /// PKI directory (default DATA_DIR/pki, generated if missing).
+    pub pki: Option<PathBuf>,
+    /// CERT.DPauth.ECDSA (PEM or DER), overriding the PKI directory.
+    pub dpauth_cert: Option<PathBuf>,
+    /// SK.DPauth.ECDSA (PEM).
+    pub dpauth_key: Option<PathBuf>,
+    /// CERT.DPpb.ECDSA (PEM or DER).
+    pub dppb_cert: Option<PathBuf>,
+    /// SK.DPpb.ECDSA (PEM).
+    pub dppb_key: Option<PathBuf>,
+    /// CERT.DP.TLS chain (PEM, leaf first).
+    pub dptls_cert: Option<PathBuf>,
+    /// SK.DP.TLS (PEM, P-256).
+    pub dptls_key: Option<PathBuf>,
+    /// The PKCS#11 token holding keys named `pkcs11:object=LABEL`.
+    pub pkcs11: crate::hsm::Pkcs11Options,
+    /// Extra trusted CI certificates (PEM or DER), added to the file's.
+    pub trusted_ci: Vec<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS.
+    pub plain_http: bool,
+    /// TLS implementation of the listener.
+    pub tls_backend: Option<TlsBackend>,
+    /// RSP session time-to-live between calls, seconds (default 600).
+    pub session_ttl_secs: Option<u64>,
+    /// Download attempts per order (default 5).
+    pub download_attempt_limit: Option<i64>,
+    /// Wrong Confirmation Codes tolerated per order (default 3).
+    pub cc_attempt_limit: Option<i64>,
+    /// SQLite durability (default `full`).
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
+    /// Admin listener, `ADDR` or `off` (default 127.0.0.1:8081, skipped when taken).
+    pub admin_listen: Option<String>,
+    /// Lifetime of a web-console log-in, seconds (default 28800, 8 hours).
+    pub console_session_ttl_secs: Option<u64>,
+    /// initiateAuthentication calls allowed per client address per minute (default 6000).
+    pub limit_initiate_per_minute: Option<u32>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per client address per minute
+    /// (default 20).
+    pub limit_refusals_per_minute: Option<u32>,
+    /// RSP sessions open before their BPP is delivered, across all nodes (default 100000).
+    pub max_open_sessions: Option<i64>,
+    /// Refused MatchingIDs / Confirmation Codes allowed per EID per minute (default 10).
+    pub limit_refusals_per_eid_per_minute: Option<u32>,
+    /// Certificate revocation (CRLs) and expiry warnings.
+    pub revocation: RevocationOptions,
+}
+
+/// The revocation settings of [`ServeOptions`] (see [`crate::revocation`]).
+#[derive(Debug, Clone, Default)]
+pub struct RevocationOptions {
+    /// CRL files (DER or PEM), added to the file's.
+    pub crl: Vec<PathBuf>,
+    /// CRL URLs (`http://`), added to the file's.
+    pub crl_url: Vec<String>,
+    /// CRL refresh interval, seconds (default 3600; 0: no refresh).
+    pub crl_refresh_secs: Option<u64>,
+    /// `refuse` (default) or `warn`.
+    pub crl_stale_policy: Option<String>,
+    /// Expiry warning horizon, days (default 30; 0: no warning).
+    pub cert_expiry_warn_days: Option<u64>,
+}
+
+impl ServeOptions {
     /// Resolves flags/environment over the file over the defaults.
     pub fn resolve(&self) -> Result<Settings> {
         let f = load_file(&self.data)?;
@@ -602,7 +475,7 @@ impl ServeArgs {
                 .clone()
                 .or(f.pki.clone())
                 .unwrap_or_else(|| data_dir.join("pki")),
-            kek_file: crate::factory_cli::kek_location(&self.data, &f, &data_dir),
+            kek_file: kek_location(&self.data, &f, &data_dir),
             data_dir,
             database_url,
             dpauth_cert: self.dpauth_cert.clone().or(f.dpauth_cert.clone()),
@@ -684,7 +557,7 @@ fn read_cert(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_key(path: &Path, token: Option<&Arc<rsp_hsm::Token>>) -> Result<Arc<dyn KeyCustody>> {
-    if let Some(key) = crate::hsm_cli::token_key(path, token)? {
+    if let Some(key) = crate::hsm::token_key(path, token)? {
         return Ok(key);
     }
     let text =
@@ -800,18 +673,13 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// Opens (and migrates) the store of a data location, as the one-shot commands do.
-pub async fn open_data_store(d: &DataArgs) -> Result<Store> {
-    let f = load_file(d)?;
-    let (dir, url) = data_location(d, &f)?;
-    Ok(open_store(&dir, &url).await?.0)
-}
-
-pub(crate) async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
+/// Opens (and migrates) the store at `url`, creating `data_dir` first for SQLite.
+pub async fn open_store(data_dir: &Path, url: &str) -> Result<(Store, Sidecar)> {
     open_store_with(data_dir, url, &StoreOptions::default()).await
 }
 
-pub(crate) async fn open_store_with(
+/// [`open_store`] with store options (SQLite durability).
+pub async fn open_store_with(
     data_dir: &Path,
     url: &str,
     options: &StoreOptions,
@@ -867,7 +735,7 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
         // Both backends request (do not require) a client certificate: ES2+ callers are
         // authenticated by it (SGP.22 section 6.1), ES9+ devices present none.
         match (
-            crate::hsm_cli::token_key(&key, token.as_ref())?,
+            crate::hsm::token_key(&key, token.as_ref())?,
             settings.tls_backend,
         ) {
             (Some(on_token), TlsBackend::Rustls) => Some(TlsConfig::Rustls(Arc::new(
@@ -895,9 +763,9 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             )),
         }
     };
-    let factory = match crate::hsm_cli::token_kek(&settings.kek_file, token.as_ref())? {
-        Some(kek) => crate::factory_cli::open_factory_kek(&store, kek, true).await?,
-        None => crate::factory_cli::open_factory(&store, &settings.kek_file).await?,
+    let factory = match crate::hsm::token_kek(&settings.kek_file, token.as_ref())? {
+        Some(kek) => open_factory_kek(&store, kek, true).await?,
+        None => open_factory(&store, &settings.kek_file).await?,
     };
     let sealed = factory.seal_plaintext_upps().await?;
     if sealed > 0 {
@@ -914,13 +782,13 @@ pub async fn prepare(settings: Settings) -> Result<Prepared> {
             .await?
             .is_empty();
         let mid = if empty {
-            Some(crate::factory_cli::seed_demo(&store, &factory).await?.1)
+            Some(crate::inventory::seed_demo(&store, &factory).await?.1)
         } else {
             // A later start: the demo order, if it still waits for its download, is shown
             // again (with this start's address).
             store
                 .list_profiles(&ProfileFilter {
-                    profile_type: Some(crate::factory_cli::DEMO_TYPE.to_owned()),
+                    profile_type: Some(crate::inventory::DEMO_TYPE.to_owned()),
                     state: Some(ProfileState::Released),
                     limit: Some(1),
                     ..ProfileFilter::default()
@@ -1073,14 +941,9 @@ pub async fn run_with_admin(
     served
 }
 
-/// `smdpp serve`: prepare, print how to use it, serve until Ctrl-C.
-pub async fn serve(args: ServeArgs) -> Result<()> {
-    serve_with(args, None).await
-}
-
 /// Binds the admin listener as `s.admin_listen` says (`None` when off, or when the default
 /// address is taken).
-async fn bind_admin(s: &Settings) -> Result<Option<TcpListener>> {
+pub async fn bind_admin(s: &Settings) -> Result<Option<TcpListener>> {
     match s.admin_listen {
         AdminListen::Off => Ok(None),
         AdminListen::At(a) => {
@@ -1098,101 +961,6 @@ async fn bind_admin(s: &Settings) -> Result<Option<TcpListener>> {
     }
 }
 
-/// [`serve`] with extra routes on the admin listener (the binary adds the web console).
-pub async fn serve_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<()> {
-    let settings = args.resolve()?;
-    let prepared = prepare(settings).await?;
-    let listener = smdpp_server::bind(prepared.settings.listen)
-        .await
-        .with_context(|| format!("binding {}", prepared.settings.listen))?;
-    let s = &prepared.settings;
-    // For the other commands' Activation Codes (crate::config::public_address).
-    prepared
-        .store
-        .set_setting(crate::config::PUBLIC_ADDRESS, &s.smdp_address)
-        .await
-        .context("recording the SM-DP+ address")?;
-    let scheme = if prepared.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    println!(
-        "SM-DP+ listening on {scheme}://{} (SM-DP+ address {})",
-        listener.local_addr()?,
-        s.smdp_address
-    );
-    println!("data directory: {}", s.data_dir.display());
-    println!(
-        "PKI: {}{}",
-        s.pki_dir.display(),
-        if prepared.generated_pki {
-            " (generated now)"
-        } else {
-            ""
-        }
-    );
-    if let Some(ac) = &prepared.demo_activation_code {
-        println!(
-            "demo inventory: {} test profiles of type {:?} (MCC/MNC 001/01); one is released:",
-            crate::factory_cli::DEMO_PROFILES,
-            crate::factory_cli::DEMO_TYPE
-        );
-        println!("demo profile Activation Code: {ac}");
-    }
-    if let Some(qr) = &prepared.demo_qr {
-        println!("its QR code: {}", qr.display());
-    }
-    println!("run a virtual device against it:");
-    println!(
-        "  smdpp euicc init --state dev.json --pki {}",
-        s.pki_dir.display()
-    );
-    println!(
-        "  smdpp euicc download --state dev.json 'LPA:1${}$<matching id>'",
-        s.smdp_address
-    );
-    let admin = match bind_admin(s).await? {
-        Some(l) => {
-            println!(
-                "admin listener: http://{}/ (metrics, health, console)",
-                l.local_addr()?
-            );
-            Some((l, admin_router(&prepared, extra)))
-        }
-        None => None,
-    };
-    run_with_admin(&prepared, listener, admin, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
-    prepared.store.close().await;
-    Ok(())
-}
-
-/// [`serve`] on a new multi-threaded tokio runtime.
-pub fn serve_blocking(args: ServeArgs) -> Result<()> {
-    serve_blocking_with(args, None)
-}
-
-/// [`serve_with`] on a new multi-threaded tokio runtime.
-pub fn serve_blocking_with(args: ServeArgs, extra: Option<AdminRoutes>) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve_with(args, extra))
-}
-
-/// A profile state by its name (`available`, `released`, ...).
-fn parse_state(s: &str) -> std::result::Result<ProfileState, String> {
-    s.to_ascii_lowercase().parse().map_err(|_| {
-        format!(
-            "unknown state {s:?}; one of: {}",
-            ProfileState::ALL.map(|st| st.as_str()).join(", ")
-        )
-    })
-}
-
 /// `LPA:1$<address>$<matching id>[$$1]`.
 pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool) -> String {
     ActivationCode {
@@ -1204,252 +972,95 @@ pub fn activation_code(smdp_address: &str, matching_id: &str, cc_required: bool)
     .to_qr_string()
 }
 
-/// Imports a UPP as a Released order; returns `(matching id, iccid)`.
-#[allow(clippy::too_many_arguments)]
-pub async fn add_profile(
+/// Opens the profile factory of `store` with the key file at `kek_file`. The file is
+/// created (mode 0600) when it is missing and the database holds no keys yet; a missing
+/// file for a database that has keys is an error naming the key id it needs.
+pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>> {
+    open_factory_with(store, kek_file, true).await
+}
+
+/// [`open_factory`]; with `create` false a database without keys is an error, whether or
+/// not the key file exists, and no key file is made (commands that only look at keys must
+/// not make any).
+pub async fn open_factory_with(
     store: &Store,
-    sidecar: &Sidecar,
-    factory: &Factory,
-    upp: &[u8],
-    matching_id: Option<String>,
-    confirmation_code: Option<&str>,
-    spn: &str,
-    name: Option<String>,
-) -> Result<(String, String)> {
-    let iccid = iccid_from_upp(upp)?;
-    let iccid = normalize_iccid(&iccid)?;
-    let matching_id = match matching_id {
-        Some(m) => {
-            smdpp_core::activation_code::validate_matching_id(&m).map_err(|e| anyhow!("{e}"))?;
-            m
-        }
-        None => generate_matching_id().map_err(|e| anyhow!("{e}"))?,
-    };
-    if spn.len() > 32 {
-        bail!("service provider name is longer than 32 bytes");
+    kek_file: &Path,
+    create: bool,
+) -> Result<Arc<Factory>> {
+    // `pkcs11:object=LABEL`: the key is on the token of the environment.
+    if let Some(kek) = crate::hsm::token_kek(kek_file, None)? {
+        return open_factory_kek(store, kek, create).await;
     }
-    let name = name.unwrap_or_else(|| format!("Profile {iccid}"));
-    if name.len() > 64 {
-        bail!("profile name is longer than 64 bytes");
-    }
-    let p = NewProfile {
-        iccid: iccid.clone(),
-        operator_id: None,
-        profile_type: None,
-        state: ProfileState::Released,
-        matching_id: Some(matching_id.clone()),
-        eid: None,
-        // Only SHA-256(CC) is kept (SGP.22 section 4.7).
-        cc_hash: confirmation_code.map(|cc| Sha256::digest(cc.as_bytes()).to_vec()),
-        cc_attempt_limit: None,
-        download_attempt_limit: None,
-        // Sealed at rest (its keys are secrets).
-        upp: Some(factory.seal_upp(&iccid, upp)?),
-        smds_address: None,
-        expires_at: None,
-    };
-    match store
-        .insert_profile(
-            &p,
-            &EventRecord::by(crate::audit_cli::cli_actor()).with_cause("profiles add"),
-        )
-        .await
+    let deks = store.vault_deks().await?;
+    if !kek_file.exists()
+        && let Some(r) = deks.first()
     {
-        Ok(_) => {}
-        Err(StoreError::Duplicate { key }) => bail!("a profile with this {key} already exists"),
-        Err(e) => return Err(e.into()),
+        bail!(
+            "key file {} is missing: the database's secrets are sealed under \
+             key-encryption key {}",
+            kek_file.display(),
+            r.kek_id
+        );
     }
-    sidecar
-        .put_metadata(
-            &iccid,
-            &ProfileMetadata {
-                service_provider_name: spn.to_owned(),
-                profile_name: name,
-                profile_class: None,
-            },
-        )
-        .await?;
-    Ok((matching_id, iccid))
+    // Before the key file is read: on a fresh data directory there is none either.
+    if !create && deks.is_empty() {
+        bail!("the database has no keys yet (nothing was sealed in it)");
+    }
+    // Errors of the key file itself name the file already; a key mismatch gets it below.
+    let (kek, _) = load_or_create_kek(kek_file, create)?;
+    match Factory::open(store.clone(), kek).await {
+        Ok(f) => Ok(Arc::new(f)),
+        // A key mismatch does not name the file read: add it.
+        Err(e @ crate::factory::FactoryError::Keys(_)) => {
+            Err(anyhow!("key file {}: {e}", kek_file.display()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// `smdpp profiles ...`.
-pub async fn profiles(cmd: ProfilesCommand) -> Result<()> {
-    match cmd {
-        ProfilesCommand::Add {
-            data,
-            upp,
-            matching_id,
-            confirmation_code,
-            spn,
-            name,
-            smdp_address,
-        } => {
-            let f = load_file(&data)?;
-            let (dir, url) = data_location(&data, &f)?;
-            let bytes =
-                std::fs::read(&upp).with_context(|| format!("reading {}", upp.display()))?;
-            let (store, sidecar) = open_store(&dir, &url).await?;
-            let address = crate::config::public_address(&store, smdp_address, &f).await?;
-            let factory = crate::factory_cli::open_factory(
-                &store,
-                &crate::factory_cli::kek_location(&data, &f, &dir),
-            )
-            .await?;
-            let (mid, iccid) = add_profile(
-                &store,
-                &sidecar,
-                &factory,
-                &bytes,
-                matching_id,
-                confirmation_code.as_deref(),
-                &spn,
-                name,
-            )
-            .await?;
-            println!("added profile {iccid} (Released)");
-            println!(
-                "Activation Code: {}",
-                activation_code(&address, &mid, confirmation_code.is_some())
-            );
-            store.close().await;
-        }
-        ProfilesCommand::Import(a) => crate::factory_cli::import_command(a).await?,
-        ProfilesCommand::Generate(a) => crate::operator_cli::profiles_generate(a).await?,
-        ProfilesCommand::List {
-            data,
-            profile_type,
-            state,
-            operator,
-        } => {
-            let f = load_file(&data)?;
-            let (dir, url) = data_location(&data, &f)?;
-            let (store, _) = open_store(&dir, &url).await?;
-            let mut after = None;
-            loop {
-                let page = store
-                    .list_profiles(&ProfileFilter {
-                        profile_type: profile_type.clone(),
-                        state,
-                        operator_id: operator.clone(),
-                        after_iccid: after.clone(),
-                        limit: Some(500),
-                        ..ProfileFilter::default()
-                    })
-                    .await?;
-                for p in &page {
-                    println!(
-                        "{}  {:<10}  mid={}  eid={}  downloads={}  cc_attempts={}{}",
-                        p.iccid,
-                        p.state,
-                        p.matching_id.as_deref().unwrap_or("-"),
-                        p.eid.as_deref().unwrap_or("-"),
-                        p.download_attempts,
-                        p.cc_attempts,
-                        p.error_cause
-                            .as_deref()
-                            .map(|c| format!("  cause={c}"))
-                            .unwrap_or_default()
-                    );
-                }
-                match page.last() {
-                    Some(p) if page.len() == 500 => after = Some(p.iccid.clone()),
-                    _ => break,
-                }
-            }
-            store.close().await;
-        }
-        ProfilesCommand::Show { data, iccid } => {
-            let f = load_file(&data)?;
-            let (dir, url) = data_location(&data, &f)?;
-            let (store, sidecar) = open_store(&dir, &url).await?;
-            let p = store
-                .get_profile(&iccid)
-                .await?
-                .ok_or_else(|| anyhow!("no profile {iccid}"))?;
-            println!("iccid:              {}", p.iccid);
-            println!("state:              {}", p.state);
-            println!(
-                "matching id:        {}",
-                p.matching_id.as_deref().unwrap_or("-")
-            );
-            println!("eid:                {}", p.eid.as_deref().unwrap_or("-"));
-            println!("cc required:        {}", p.cc_hash.is_some());
-            println!("download attempts:  {}", p.download_attempts);
-            println!("cc attempts:        {}", p.cc_attempts);
-            println!(
-                "error cause:        {}",
-                p.error_cause.as_deref().unwrap_or("-")
-            );
-            println!(
-                "profile type:       {}",
-                p.profile_type.as_deref().unwrap_or("-")
-            );
-            println!(
-                "operator:           {}",
-                p.operator_id.as_deref().unwrap_or("-")
-            );
-            // Never a secret: the IMSI, and where the secrets are (sealed, under which key).
-            if let Some(sec) = store.get_sealed_secrets(&p.iccid).await? {
-                println!("imsi:               {}", sec.imsi);
-                println!(
-                    "subscriber secrets: sealed (AES-256-GCM, data-encryption key {})",
-                    sec.dek_id
-                );
-            }
-            if let Some(upp) = &p.upp {
-                println!(
-                    "stored package:     {} bytes, {}",
-                    upp.len(),
-                    if crate::factory::is_plaintext_upp(upp) {
-                        "in the clear (sealed at the next `smdpp serve` start)"
-                    } else {
-                        "sealed"
-                    }
-                );
-            }
-            if let Some(m) = sidecar.get_metadata(&p.iccid).await? {
-                println!("service provider:   {}", m.service_provider_name);
-                println!("profile name:       {}", m.profile_name);
-            }
-            if let Some((eid, seq)) = store.device_seq(&p.iccid).await? {
-                println!("last notification:  seqNumber {seq} from {eid}");
-            }
-            for o in store.rpm_orders_for(&p.iccid).await? {
-                println!(
-                    "rpm order:          {}  {}  {}  {}{}",
-                    o.id,
-                    o.commands,
-                    o.state,
-                    crate::display::rfc3339(o.updated_at),
-                    o.result_summary
-                        .as_deref()
-                        .map_or(String::new(), |r| format!("  ({r})"))
-                );
-            }
-            println!("history:");
-            for e in store.events_for(&p.iccid).await? {
-                println!(
-                    "  {}  {} -> {}  {}  {}{}",
-                    crate::display::rfc3339(e.at),
-                    e.from_state.map_or("-".to_owned(), |s| s.to_string()),
-                    e.to_state,
-                    e.actor,
-                    e.cause.as_deref().unwrap_or(""),
-                    e.detail
-                        .as_deref()
-                        .map_or(String::new(), |d| format!("  ({d})"))
-                );
-            }
-            store.close().await;
-        }
+/// [`open_factory_with`] with a KEK already opened (a key on a PKCS#11 token).
+pub async fn open_factory_kek(
+    store: &Store,
+    kek: Arc<dyn smdpp_vault::Kek>,
+    create: bool,
+) -> Result<Arc<Factory>> {
+    if !create && store.vault_deks().await?.is_empty() {
+        bail!("the database has no keys yet (nothing was sealed in it)");
     }
-    Ok(())
+    Ok(Arc::new(Factory::open(store.clone(), kek).await?))
 }
 
-/// [`profiles`] on a current-thread tokio runtime.
-pub fn profiles_blocking(cmd: ProfilesCommand) -> Result<()> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(profiles(cmd))
+/// The store and profile factory of a data location; with `create` false no key is made
+/// (see [`open_factory_with`]).
+pub async fn open_all_with(data: &DataLocation, create: bool) -> Result<(Store, Arc<Factory>)> {
+    let f = load_file(data)?;
+    let (dir, url) = data_location(data, &f)?;
+    let (store, _) = open_store(&dir, &url).await?;
+    match open_factory_with(&store, &kek_location(data, &f, &dir), create).await {
+        Ok(factory) => Ok((store, factory)),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// The actor of a command run from a shell: `cli:<unix user>` (`$USER`, else `$LOGNAME`,
+/// else `cli:uid-<uid>`).
+pub fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME"].iter().find_map(|k| {
+        std::env::var(k).ok().filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic() && c != ':')
+        })
+    });
+    match user {
+        Some(u) => format!("cli:{u}"),
+        None => {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata("/proc/self") {
+                Ok(m) => format!("cli:uid-{}", m.uid()),
+                Err(_) => "cli:unknown".to_owned(),
+            }
+        }
+    }
 }

@@ -29,102 +29,34 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use saip::{Template, TemplateSource};
-use smdpp_inventory::{Format, Options, RowError, RowReader};
-use smdpp_store::{
-    EventRecord, Expect, ImportOutcome, ImportRow, Patch, ProfileState, ProfileType, ProfileUpdate,
-    SealedSecrets, Store, now_ms,
-};
+use smdpp_inventory::{Format, Options};
+use smdpp_store::{ProfileState, ProfileType, Store};
 
 use crate::cli::{DataArgs, FileConfig, data_location, load_file};
-use crate::factory::{Factory, SubscriberSecrets, load_or_create_kek};
+pub use smdpp_service::assembly::{open_factory, open_factory_kek, open_factory_with};
+use smdpp_service::factory::{Factory, load_or_create_kek};
+pub use smdpp_service::inventory::{
+    BATCH_ROWS, DEMO_PROFILES, DEMO_TYPE, ImportOptions, ImportSummary, demo_csv, import_file,
+    seed_demo,
+};
+use smdpp_service::inventory::{NotifyOn, Ppr, ProfileClass};
 
-/// Rows per database batch (and per transaction without `--all-or-nothing`).
-pub const BATCH_ROWS: usize = 5000;
 /// Rejected rows printed on the terminal (all of them go to `--report`).
 const PRINTED_REJECTS: usize = 20;
 
 /// The key-encryption key file: flag/environment, then the configuration file, then
-/// `<data dir>/vault.kek`.
+/// `<data dir>/vault.kek` ([`smdpp_service::assembly::kek_location`] of these flags).
 pub(crate) fn kek_location(d: &DataArgs, file: &FileConfig, data_dir: &Path) -> PathBuf {
-    d.kek_file
-        .clone()
-        .or_else(|| file.kek_file.clone())
-        .unwrap_or_else(|| data_dir.join("vault.kek"))
-}
-
-/// Opens the profile factory of `store` with the key file at `kek_file`. The file is
-/// created (mode 0600) when it is missing and the database holds no keys yet; a missing
-/// file for a database that has keys is an error naming the key id it needs.
-pub async fn open_factory(store: &Store, kek_file: &Path) -> Result<Arc<Factory>> {
-    open_factory_with(store, kek_file, true).await
-}
-
-/// [`open_factory`]; with `create` false a database without keys is an error, whether or
-/// not the key file exists, and no key file is made (commands that only look at keys must
-/// not make any).
-pub async fn open_factory_with(
-    store: &Store,
-    kek_file: &Path,
-    create: bool,
-) -> Result<Arc<Factory>> {
-    // `pkcs11:object=LABEL`: the key is on the token of the environment.
-    if let Some(kek) = crate::hsm_cli::token_kek(kek_file, None)? {
-        return open_factory_kek(store, kek, create).await;
-    }
-    let deks = store.vault_deks().await?;
-    if !kek_file.exists()
-        && let Some(r) = deks.first()
-    {
-        bail!(
-            "key file {} is missing: the database's secrets are sealed under \
-             key-encryption key {}",
-            kek_file.display(),
-            r.kek_id
-        );
-    }
-    // Before the key file is read: on a fresh data directory there is none either.
-    if !create && deks.is_empty() {
-        bail!("the database has no keys yet (nothing was sealed in it)");
-    }
-    // Errors of the key file itself name the file already; a key mismatch gets it below.
-    let (kek, _) = load_or_create_kek(kek_file, create)?;
-    match Factory::open(store.clone(), kek).await {
-        Ok(f) => Ok(Arc::new(f)),
-        // A key mismatch does not name the file read: add it.
-        Err(e @ crate::factory::FactoryError::Keys(_)) => {
-            Err(anyhow!("key file {}: {e}", kek_file.display()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// [`open_factory_with`] with a KEK already opened (a key on a PKCS#11 token).
-pub async fn open_factory_kek(
-    store: &Store,
-    kek: Arc<dyn smdpp_vault::Kek>,
-    create: bool,
-) -> Result<Arc<Factory>> {
-    if !create && store.vault_deks().await?.is_empty() {
-        bail!("the database has no keys yet (nothing was sealed in it)");
-    }
-    Ok(Arc::new(Factory::open(store.clone(), kek).await?))
+    smdpp_service::assembly::kek_location(&d.location(), file, data_dir)
 }
 
 async fn open_all(data: &DataArgs) -> Result<(Store, Arc<Factory>)> {
     open_all_with(data, true).await
 }
 
+/// [`smdpp_service::assembly::open_all_with`] of these flags.
 pub(crate) async fn open_all_with(data: &DataArgs, create: bool) -> Result<(Store, Arc<Factory>)> {
-    let f = load_file(data)?;
-    let (dir, url) = data_location(data, &f)?;
-    let (store, _) = crate::cli::open_store(&dir, &url).await?;
-    match open_factory_with(&store, &kek_location(data, &f, &dir), create).await {
-        Ok(factory) => Ok((store, factory)),
-        Err(e) => {
-            store.close().await;
-            Err(e)
-        }
-    }
+    smdpp_service::assembly::open_all_with(&data.location(), create).await
 }
 
 // ------------------------------------------------------------------ import
@@ -167,268 +99,6 @@ pub struct ImportArgs {
     pub home_plmn: Option<String>,
     /// The inventory file.
     pub file: PathBuf,
-}
-
-/// Counts of an import.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    /// Rows read (excluding the header and blank lines).
-    pub rows: u64,
-    /// Rows inserted (and committed).
-    pub imported: u64,
-    /// Rows already present (re-run).
-    pub already_present: u64,
-    /// Rows rejected.
-    pub rejected: u64,
-    /// With `--all-or-nothing` and a rejected row: the rows that would have been imported
-    /// and were rolled back.
-    pub rolled_back: u64,
-    /// The first rejected rows.
-    pub errors: Vec<RowError>,
-}
-
-/// Settings of [`import_file`] beyond the file and the store.
-#[derive(Debug, Clone)]
-pub struct ImportOptions {
-    /// Profile type.
-    pub profile_type: String,
-    /// Owning operator.
-    pub operator: Option<String>,
-    /// One transaction for everything.
-    pub all_or_nothing: bool,
-    /// Reader settings (MNC length default, home PLMN).
-    pub reader: Options,
-    /// Rows per batch.
-    pub batch_rows: usize,
-}
-
-/// One batch from the reader thread: the rows to insert with their line numbers, and the
-/// rows the reader rejected.
-struct Batch {
-    rows: Vec<ImportRow>,
-    lines: Vec<u64>,
-    rejected: Vec<RowError>,
-    bytes_read: u64,
-}
-
-fn row_error(line: u64, field: &str, message: &str) -> RowError {
-    // RowError's constructor is crate-private in smdpp-inventory; build it by its fields.
-    RowError {
-        line,
-        field: Some(field.to_owned()),
-        message: message.to_owned(),
-    }
-}
-
-/// Imports `input` (see the module docs). `on_reject` sees every rejected row as it is
-/// found (the report file); `progress` gets `(bytes read, summary so far)` after each batch.
-pub async fn import_file<R: std::io::BufRead + Send + 'static>(
-    store: &Store,
-    factory: &Arc<Factory>,
-    format: Format,
-    input: R,
-    opts: &ImportOptions,
-    mut on_reject: impl FnMut(&RowError) -> Result<()>,
-    mut progress: impl FnMut(u64, &ImportSummary),
-) -> Result<ImportSummary> {
-    let ptype = store
-        .get_profile_type(&opts.profile_type)
-        .await?
-        .ok_or_else(|| {
-            anyhow!(
-                "unknown profile type {:?} (create it with `smdpp types add`)",
-                opts.profile_type
-            )
-        })?;
-    if let Some(op) = &opts.operator
-        && store.get_operator(op).await?.is_none()
-    {
-        bail!("unknown operator {op:?} (register it with `smdpp operators add`)");
-    }
-    // Fails on a bad header before anything is written.
-    let mut reader = RowReader::new(format, input, opts.reader.clone())?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(2);
-    let batch_rows = opts.batch_rows.max(1);
-    let fac = Arc::clone(factory);
-    // Every row is personalized once with the type's template (and the result dropped):
-    // a row the template cannot take is rejected now, not at download time.
-    let compiled = factory
-        .profile_type(&ptype.name)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let template = ImportRow {
-        secrets: SealedSecrets {
-            iccid: String::new(),
-            imsi: String::new(),
-            dek_id: 0,
-            sealed: Vec::new(),
-        },
-        profile_type: ptype.name.clone(),
-        operator_id: opts.operator.clone(),
-        cc_attempt_limit: ptype.cc_attempt_limit,
-        download_attempt_limit: ptype.download_attempt_limit,
-    };
-    // Reading, validation and sealing run on a blocking thread, one batch ahead of the
-    // database (the channel holds two batches: memory stays bounded).
-    let producer = tokio::task::spawn_blocking(move || {
-        let mut batch = Batch {
-            rows: Vec::with_capacity(batch_rows),
-            lines: Vec::with_capacity(batch_rows),
-            rejected: Vec::new(),
-            bytes_read: 0,
-        };
-        loop {
-            let next = match reader.next_row() {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(anyhow!(e)));
-                    return;
-                }
-            };
-            let done = next.is_none();
-            match next {
-                Some(Ok(row)) => {
-                    let p = row.personalization();
-                    if let Err(e) = compiled.template.personalize(&p) {
-                        batch.rejected.push(RowError {
-                            line: row.line,
-                            field: None,
-                            message: format!(
-                                "does not fit the template of type {:?}: {e}",
-                                compiled.row.name
-                            ),
-                        });
-                        continue;
-                    }
-                    let secrets = SubscriberSecrets::from_personalization(&p);
-                    match fac.seal_secrets(&row.iccid, &row.imsi, &secrets) {
-                        Ok((sealed, dek_id)) => {
-                            let mut r = template.clone();
-                            r.secrets = SealedSecrets {
-                                iccid: row.iccid.clone(),
-                                imsi: row.imsi.clone(),
-                                dek_id,
-                                sealed,
-                            };
-                            batch.rows.push(r);
-                            batch.lines.push(row.line);
-                        }
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(anyhow!(e)));
-                            return;
-                        }
-                    }
-                }
-                Some(Err(e)) => batch.rejected.push(e),
-                None => {}
-            }
-            // Fix: rejected rows count towards the batch too. Counting only good rows, a
-            // file whose rows are all rejected (a wrong --home-plmn, say) kept every
-            // RowError of the file in memory and reported no progress until its end.
-            if done || batch.rows.len() + batch.rejected.len() >= batch_rows {
-                batch.bytes_read = reader.bytes_read();
-                let full = std::mem::replace(
-                    &mut batch,
-                    Batch {
-                        rows: Vec::with_capacity(batch_rows),
-                        lines: Vec::with_capacity(batch_rows),
-                        rejected: Vec::new(),
-                        bytes_read: 0,
-                    },
-                );
-                if tx.blocking_send(Ok(full)).is_err() || done {
-                    return;
-                }
-            }
-        }
-    });
-
-    let mut summary = ImportSummary::default();
-    let mut pending_rollback = 0u64;
-    let mut one_tx = if opts.all_or_nothing {
-        Some(store.begin_import().await?)
-    } else {
-        None
-    };
-    let mut reject = |summary: &mut ImportSummary, e: RowError| -> Result<()> {
-        summary.rejected += 1;
-        on_reject(&e)?;
-        if summary.errors.len() < 1000 {
-            summary.errors.push(e);
-        }
-        Ok(())
-    };
-    while let Some(batch) = rx.recv().await {
-        let batch = batch?;
-        summary.rows += (batch.rows.len() + batch.rejected.len()) as u64;
-        for e in batch.rejected {
-            reject(&mut summary, e)?;
-        }
-        // Once a row is rejected in all-or-nothing mode nothing will be committed: keep
-        // reading to report every bad row, but stop writing.
-        let writing = !(opts.all_or_nothing && summary.rejected > 0);
-        if !batch.rows.is_empty() {
-            // A re-run row is "already present" only with the same secrets.
-            let same = |r: &ImportRow, stored: &[u8]| {
-                factory.same_secrets(&r.secrets.iccid, &r.secrets.imsi, &r.secrets.sealed, stored)
-            };
-            let outcomes = match (&mut one_tx, writing) {
-                (Some(t), true) => t.insert_batch_checked(&batch.rows, same).await?,
-                (Some(_), false) => Vec::new(),
-                (None, _) => {
-                    let mut t = store.begin_import().await?;
-                    let o = t.insert_batch_checked(&batch.rows, same).await?;
-                    t.commit().await?;
-                    o
-                }
-            };
-            if !writing {
-                // Not written: each row counts as "would have been imported".
-                pending_rollback += batch.rows.len() as u64;
-            }
-            for (o, line) in outcomes.iter().zip(&batch.lines) {
-                match o {
-                    ImportOutcome::Inserted if opts.all_or_nothing => pending_rollback += 1,
-                    ImportOutcome::Inserted => summary.imported += 1,
-                    ImportOutcome::AlreadyPresent => summary.already_present += 1,
-                    ImportOutcome::DuplicateIccid => reject(
-                        &mut summary,
-                        row_error(
-                            *line,
-                            "iccid",
-                            "ICCID already in the inventory with other subscriber data, type \
-                             or operator",
-                        ),
-                    )?,
-                    ImportOutcome::DuplicateImsi => reject(
-                        &mut summary,
-                        row_error(*line, "imsi", "IMSI already used by another ICCID"),
-                    )?,
-                    ImportOutcome::ChangedSecrets => reject(
-                        &mut summary,
-                        row_error(
-                            *line,
-                            "iccid",
-                            "ICCID already imported with other values (Ki, OPc/OP, PIN, PUK, \
-                             ADM1, SPN or MNC length differ); nothing changed",
-                        ),
-                    )?,
-                }
-            }
-        }
-        progress(batch.bytes_read, &summary);
-    }
-    producer.await.map_err(|e| anyhow!("reader thread: {e}"))?;
-    if let Some(t) = one_tx {
-        if summary.rejected == 0 {
-            t.commit().await?;
-            summary.imported = pending_rollback;
-        } else {
-            t.rollback().await?;
-            summary.rolled_back = pending_rollback;
-        }
-    }
-    Ok(summary)
 }
 
 /// `smdpp profiles import`.
@@ -767,17 +437,9 @@ impl From<OnDeleteArg> for smdpp_store::OnDelete {
     }
 }
 
-/// The notifications a type asks for by default: every operation (SGP.22 section 3.5), so
-/// that the server's view of each installed profile follows the eUICC's.
-pub const ALL_NOTIFY: [NotifyArg; 4] = [
-    NotifyArg::Install,
-    NotifyArg::Enable,
-    NotifyArg::Disable,
-    NotifyArg::Delete,
-];
-
 /// A profile type from its parts, validated: the template compiles, the names fit
-/// StoreMetadataRequest (section 5.5.3), the icon is a PNG or JPEG of at most 1024 bytes.
+/// StoreMetadataRequest (section 5.5.3), the icon is a PNG or JPEG of at most 1024 bytes
+/// ([`smdpp_service::inventory::build_profile_type`] with the flags' values).
 #[allow(clippy::too_many_arguments)]
 pub fn build_profile_type(
     name: &str,
@@ -791,70 +453,60 @@ pub fn build_profile_type(
     cc_attempts: Option<i64>,
     download_attempts: Option<i64>,
 ) -> Result<ProfileType> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        bail!("profile type name must be 1 to 64 printable characters");
-    }
-    Template::compile(template).map_err(|e| anyhow!("template: {e}"))?;
-    if spn.len() > 32 {
-        bail!("service provider name is longer than 32 bytes");
-    }
-    if profile_name.len() > 64 {
-        bail!("profile name is longer than 64 bytes");
-    }
-    let icon_type = match &icon {
-        None => None,
-        Some(i) if i.len() > 1024 => bail!("icon is {} bytes; at most 1024 are allowed", i.len()),
-        Some(i) if i.starts_with(&[0x89, b'P', b'N', b'G']) => Some(1),
-        Some(i) if i.starts_with(&[0xFF, 0xD8]) => Some(0),
-        Some(_) => bail!("icon must be a PNG or JPEG file"),
-    };
-    for (what, v) in [
-        ("cc-attempts", cc_attempts),
-        ("download-attempts", download_attempts),
-    ] {
-        if let Some(n) = v
-            && !(1..=1000).contains(&n)
-        {
-            bail!("--{what} must be 1 to 1000");
+    let notify: Vec<NotifyOn> = notify.iter().map(|&n| n.into()).collect();
+    let ppr: Vec<Ppr> = ppr.iter().map(|&p| p.into()).collect();
+    smdpp_service::inventory::build_profile_type(
+        name,
+        template,
+        spn,
+        profile_name,
+        class.map(Into::into),
+        icon,
+        &notify,
+        &ppr,
+        cc_attempts,
+        download_attempts,
+    )
+}
+
+impl From<ClassArg> for ProfileClass {
+    fn from(c: ClassArg) -> Self {
+        match c {
+            ClassArg::Test => ProfileClass::Test,
+            ClassArg::Provisioning => ProfileClass::Provisioning,
+            ClassArg::Operational => ProfileClass::Operational,
         }
     }
-    let notification_events = notify.iter().fold(0i64, |m, n| {
-        m | 1
-            << match n {
-                NotifyArg::Install => 0,
-                NotifyArg::Enable => 1,
-                NotifyArg::Disable => 2,
-                NotifyArg::Delete => 3,
-            }
-    });
-    let ppr_bits = ppr.iter().fold(0i64, |m, p| {
-        m | 1
-            << match p {
-                PprArg::Ppr1 => 1,
-                PprArg::Ppr2 => 2,
-            }
-    });
-    Ok(ProfileType {
-        name: name.to_owned(),
-        // The TOML source; `Factory::add_profile_type` seals it before it is stored.
-        template: template.text().as_bytes().to_vec(),
-        service_provider_name: spn.to_owned(),
-        profile_name: profile_name.to_owned(),
-        profile_class: class.map(|c| match c {
-            ClassArg::Test => 0,
-            ClassArg::Provisioning => 1,
-            ClassArg::Operational => 2,
-        }),
-        icon_type,
-        icon,
-        notification_events,
-        ppr_bits: (ppr_bits != 0).then_some(ppr_bits),
-        cc_attempt_limit: cc_attempts,
-        download_attempt_limit: download_attempts,
-        created_at: now_ms(),
-        on_delete: smdpp_store::OnDelete::default(),
-    })
 }
+
+impl From<NotifyArg> for NotifyOn {
+    fn from(n: NotifyArg) -> Self {
+        match n {
+            NotifyArg::Install => NotifyOn::Install,
+            NotifyArg::Enable => NotifyOn::Enable,
+            NotifyArg::Disable => NotifyOn::Disable,
+            NotifyArg::Delete => NotifyOn::Delete,
+        }
+    }
+}
+
+impl From<PprArg> for Ppr {
+    fn from(p: PprArg) -> Self {
+        match p {
+            PprArg::Ppr1 => Ppr::Ppr1,
+            PprArg::Ppr2 => Ppr::Ppr2,
+        }
+    }
+}
+
+/// The notifications a type asks for by default: every operation (SGP.22 section 3.5), so
+/// that the server's view of each installed profile follows the eUICC's.
+pub const ALL_NOTIFY: [NotifyArg; 4] = [
+    NotifyArg::Install,
+    NotifyArg::Enable,
+    NotifyArg::Disable,
+    NotifyArg::Delete,
+];
 
 fn class_name(c: Option<i64>) -> &'static str {
     match c {
@@ -911,9 +563,9 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             recorded?;
             match added {
                 Ok(()) => println!("profile type {} created", t.name),
-                Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
-                    ..
-                })) => bail!("a profile type named {:?} already exists", t.name),
+                Err(smdpp_service::factory::FactoryError::Store(
+                    smdpp_store::StoreError::Duplicate { .. },
+                )) => bail!("a profile type named {:?} already exists", t.name),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1049,7 +701,7 @@ pub async fn types_command(cmd: TypesCommand) -> Result<()> {
             println!("on delete:            {}", t.on_delete);
             println!(
                 "created at:           {}",
-                crate::display::rfc3339(t.created_at)
+                smdpp_service::display::rfc3339(t.created_at)
             );
             for (s, n) in store.count_profiles_of_type(&t.name).await? {
                 println!("  {s:<12} {n}");
@@ -1209,98 +861,6 @@ async fn retire(data: DataArgs) -> Result<()> {
     }
     println!("keys kept: {:?}", factory.vault().dek_ids());
     Ok(())
-}
-
-// ------------------------------------------------------------------ demo
-
-/// Name of the demo profile type.
-pub const DEMO_TYPE: &str = "demo";
-/// Demo profiles seeded.
-pub const DEMO_PROFILES: u32 = 5;
-
-/// The demo inventory file (CSV): test MCC/MNC 001/01, ICCIDs in the test range
-/// `89 999 01 ...`, random Ki and OPc per profile, test PINs.
-pub fn demo_csv(count: u32) -> Result<String> {
-    let mut s = String::from("iccid,imsi,ki,opc,pin1,puk1,pin2,puk2,adm1,spn\n");
-    for i in 1..=count {
-        let iccid = saip::personalize::iccid_with_luhn(&format!("8999901{:011}", i))
-            .map_err(|e| anyhow!("{e}"))?;
-        let imsi = format!("00101{:010}", i);
-        let ki = crate::upp::random_bytes::<16>().map_err(|e| anyhow!("{e}"))?;
-        let opc = crate::upp::random_bytes::<16>().map_err(|e| anyhow!("{e}"))?;
-        s.push_str(&format!(
-            "{iccid},{imsi},{},{},0000,12345678,0000,12345678,88888888,smdpp demo\n",
-            hex::encode_upper(ki),
-            hex::encode_upper(opc)
-        ));
-    }
-    Ok(s)
-}
-
-/// Seeds the demo type and [`DEMO_PROFILES`] demo profiles through the import path and
-/// releases the first one as a download order. Returns `(ICCID, MatchingID)`.
-pub async fn seed_demo(store: &Store, factory: &Arc<Factory>) -> Result<(String, String)> {
-    if store.get_profile_type(DEMO_TYPE).await?.is_none() {
-        let t = build_profile_type(
-            DEMO_TYPE,
-            &TemplateSource::usim_isim_milenage(),
-            "smdpp demo",
-            "Demo profile (test network 001/01)",
-            None,
-            None,
-            &ALL_NOTIFY,
-            &[],
-            None,
-            None,
-        )?;
-        match factory.add_profile_type(&t).await {
-            Ok(())
-            | Err(crate::factory::FactoryError::Store(smdpp_store::StoreError::Duplicate {
-                ..
-            })) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let csv = demo_csv(DEMO_PROFILES)?;
-    let first_iccid = csv
-        .lines()
-        .nth(1)
-        .and_then(|l| l.split(',').next())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("demo inventory"))?;
-    let summary = import_file(
-        store,
-        factory,
-        Format::Csv,
-        std::io::Cursor::new(csv.into_bytes()),
-        &ImportOptions {
-            profile_type: DEMO_TYPE.to_owned(),
-            operator: None,
-            all_or_nothing: true,
-            reader: Options::default(),
-            batch_rows: BATCH_ROWS,
-        },
-        |_| Ok(()),
-        |_, _| {},
-    )
-    .await?;
-    if summary.rejected > 0 {
-        bail!("demo inventory rejected: {:?}", summary.errors);
-    }
-    let mid = crate::upp::generate_matching_id().map_err(|e| anyhow!("{e}"))?;
-    store
-        .transition(
-            &first_iccid,
-            &Expect::states(&[ProfileState::Available]),
-            &ProfileUpdate {
-                state: Some(ProfileState::Released),
-                matching_id: Patch::Set(mid.clone()),
-                ..ProfileUpdate::default()
-            },
-            &EventRecord::by("serve").with_cause("demo order"),
-        )
-        .await?;
-    Ok((first_iccid, mid))
 }
 
 pub(crate) fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {

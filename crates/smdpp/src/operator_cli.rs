@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::DataArgs;
 use crate::factory_cli::{block_on, open_all_with};
-use crate::generate::{GenerateError, GenerationPolicy, parse_range};
+use smdpp_service::generate::{GenerateError, GenerationPolicy, parse_range};
 
 /// `smdpp types generator`: profiles of the type are created on demand.
 #[derive(Args, Debug, Clone)]

@@ -6,13 +6,13 @@
 
 use std::path::PathBuf;
 
+use crate::cli::DataArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use smdpp_service::cli::DataArgs;
 use smdpp_store::{ConsoleUser, StoreError, now_ms};
 use zeroize::Zeroizing;
 
-use crate::auth::{Role, hash_password};
+use smdpp_console::auth::{Role, hash_password};
 
 /// `smdpp console ...`.
 #[derive(Subcommand, Debug, Clone)]
@@ -116,7 +116,7 @@ async fn record(
     subject: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    smdpp_service::audit_cli::record(store, action, subject, details).await
+    crate::audit_cli::record(store, action, subject, details).await
 }
 
 /// Runs a `smdpp console` command.
@@ -135,7 +135,7 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
                 bail!("role admin works for every operator; leave out --operator");
             }
             let password = read_password(a.password_file.as_ref())?;
-            let store = smdpp_service::cli::open_data_store(&a.data).await?;
+            let store = crate::cli::open_data_store(&a.data).await?;
             if let Some(op) = &a.operator
                 && store.get_operator(op).await?.is_none()
             {
@@ -171,7 +171,7 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
             }
         }
         UsersCommand::List { data } => {
-            let store = smdpp_service::cli::open_data_store(&data).await?;
+            let store = crate::cli::open_data_store(&data).await?;
             let users = store.list_console_users().await;
             store.close().await;
             println!("USERNAME\tROLE\tOPERATOR");
@@ -185,7 +185,7 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
             }
         }
         UsersCommand::Remove { data, username } => {
-            let store = smdpp_service::cli::open_data_store(&data).await?;
+            let store = crate::cli::open_data_store(&data).await?;
             let gone = store.delete_console_user(&username).await;
             let recorded = match &gone {
                 Ok(true) => {
@@ -212,7 +212,7 @@ pub async fn run(cmd: ConsoleCommand) -> Result<()> {
             password_file,
         } => {
             let password = read_password(password_file.as_ref())?;
-            let store = smdpp_service::cli::open_data_store(&data).await?;
+            let store = crate::cli::open_data_store(&data).await?;
             let changed = store
                 .set_console_password(&username, &hash_password(&password)?)
                 .await;

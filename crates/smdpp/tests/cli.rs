@@ -1,12 +1,14 @@
 //! The embedded default of `smdpp serve` (no configuration at all) and `smdpp profiles`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../../smdpp-service/tests/common/mod.rs"]
 mod common;
 
 use common::*;
 use rsp_crypto::{Curve, SoftwareKey};
+use smdpp::cli::{DataArgs, ProfilesCommand, ServeArgs, profiles};
 use smdpp_core::ActivationCode;
-use smdpp_service::cli::{DataArgs, FileConfig, ProfilesCommand, ServeArgs, profiles};
+use smdpp_service::assembly::FileConfig;
 use smdpp_store::ProfileState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,10 +180,9 @@ async fn profiles_add_list_show() {
     let plain = std::fs::read(TS48).unwrap();
     assert_ne!(stored, plain);
     assert!(!smdpp_service::factory::is_plaintext_upp(&stored));
-    let factory =
-        smdpp_service::factory_cli::open_factory(&store, &dir.path().join("data/vault.kek"))
-            .await
-            .unwrap();
+    let factory = smdpp_service::assembly::open_factory(&store, &dir.path().join("data/vault.kek"))
+        .await
+        .unwrap();
     assert_eq!(
         factory
             .open_stored_upp("89000123456789012341", &stored)
