@@ -194,7 +194,7 @@ fn default_pool_size() -> u32 {
 /// one writer connection, in FIFO order: writers wait their turn instead of polling the
 /// file lock in SQLite's busy handler (which sleeps 1 to 100 ms between attempts and let
 /// 200 concurrent devices see p99 latencies of a second), and the writes that queue during
-/// one commit share the next one (group commit, see [`crate::writer`]). Reads use a pool of
+/// one commit share the next one (group commit, see the `writer` module). Reads use a pool of
 /// other connections (WAL readers do not block the writer, nor it them).
 #[derive(Clone)]
 pub struct Store {
