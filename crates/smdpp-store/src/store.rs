@@ -1755,6 +1755,22 @@ mod writer_tests {
         }
     }
 
+    /// Records notification `seq` of `eid` in a turn of its own, then lists the stored
+    /// sequence numbers of `eid`.
+    async fn write_then_list(store: &Store, eid: &str, seq: i64) -> Vec<i64> {
+        assert!(matches!(
+            store.record_notification(&note(eid, seq)).await.unwrap(),
+            RecordOutcome::Inserted(_)
+        ));
+        store
+            .list_notifications(eid)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.seq_number)
+            .collect()
+    }
+
     /// Concurrent writers share commits, every one of them is stored, and a duplicate among
     /// them fails alone (its savepoint is rolled back, the others' writes are kept).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1813,18 +1829,7 @@ mod writer_tests {
                 .unwrap();
             // Dropped here, never finished.
         }
-        assert!(matches!(
-            store.record_notification(&note("E2", 2)).await.unwrap(),
-            RecordOutcome::Inserted(_)
-        ));
-        let seqs: Vec<i64> = store
-            .list_notifications("E2")
-            .await
-            .unwrap()
-            .iter()
-            .map(|n| n.seq_number)
-            .collect();
-        assert_eq!(seqs, [2]);
+        assert_eq!(write_then_list(&store, "E2", 2).await, [2]);
     }
 
     /// A failed write method rolls back what it wrote before failing, and the batch goes on.
@@ -1842,18 +1847,7 @@ mod writer_tests {
         }
         .await;
         assert!(turn.finish(result).await.is_err());
-        assert!(matches!(
-            store.record_notification(&note("E3", 2)).await.unwrap(),
-            RecordOutcome::Inserted(_)
-        ));
-        let seqs: Vec<i64> = store
-            .list_notifications("E3")
-            .await
-            .unwrap()
-            .iter()
-            .map(|n| n.seq_number)
-            .collect();
-        assert_eq!(seqs, [2]);
+        assert_eq!(write_then_list(&store, "E3", 2).await, [2]);
     }
 
     /// The read connections are `query_only`: a write that bypassed the writer would fail.
