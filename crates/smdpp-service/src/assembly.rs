@@ -34,7 +34,7 @@ use crate::es2::Es2Engine;
 use crate::factory::{Factory, load_or_create_kek};
 use crate::keys::{KeySet, ServerKeys};
 use crate::purge::PurgeTask;
-use crate::service::Es9Engine;
+use crate::es9::Es9Engine;
 use crate::sidecar::Sidecar;
 
 /// Where a server's data lives, as given (on the command line: `--data-dir`,

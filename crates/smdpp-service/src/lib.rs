@@ -1,6 +1,6 @@
 //! The SM-DP+ ES9+ service of SGP.22 v2.2 section 5.6, and the server assembly around it.
 //!
-//! - [`service`]: [`Es9Engine`], the implementation of [`smdpp_server::Es9Service`]: every
+//! - [`es9`]: [`Es9Engine`], the implementation of [`smdpp_server::Es9Service`]: every
 //!   check of sections 5.6.1-5.6.5 and 3.1.2/3.1.3, with sessions persisted in the store so
 //!   that a download survives a server restart between two calls.
 //! - [`es2`]: [`Es2Engine`], ES2+ (section 5.3) with operators as tenants and the profile
@@ -63,7 +63,7 @@ pub mod outbox;
 pub mod purge;
 pub mod revocation;
 pub mod rpm;
-pub mod service;
+pub mod es9;
 pub mod session;
 pub mod sidecar;
 pub mod upp;
@@ -73,4 +73,4 @@ pub use config::{Limits, ServiceConfig};
 pub use es2::Es2Engine;
 pub use failure::Failure;
 pub use keys::{KeySet, ServerKeys};
-pub use service::Es9Engine;
+pub use es9::Es9Engine;

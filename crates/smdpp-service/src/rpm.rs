@@ -5,7 +5,7 @@
 //! queue an RPM disable/delete) and metadata updates of installed profiles.
 //!
 //! The device side (the package handed to the LPA in AuthenticateClient, the eUICC-signed
-//! result in HandleNotification) is in [`crate::service`].
+//! result in HandleNotification) is in [`crate::es9`].
 //!
 //! Decisions where SGP.22 v3 (not available as text here) or the digest leave a choice:
 //! - Codes: an unknown ICCID or another operator's is `8.2.1/3.9` (existence is not

@@ -10,7 +10,7 @@
 //!
 //! The model is written from the specification (sections 3.1.3, 3.1.5, 5.3.1-5.3.4,
 //! 5.6.2-5.6.5); where the specification leaves a choice open, it follows the choice the
-//! engine documents (`smdpp-service::es2` and `service.rs`), each named below. One server
+//! engine documents (`smdpp-service::es2` and `smdpp-service::es9`), each named below. One server
 //! serves all cases; each case gets a fresh profile and a fresh eUICC (EID), so cases do
 //! not see each other. `SMDPP_PROPTEST_CASES` overrides the number of cases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -676,6 +676,10 @@ fn lifecycle_follows_table_6b() {
         // per-address abuse limits would answer 429.
         s.abuse.initiate_per_minute = 0;
         s.abuse.refusals_per_minute = 0;
+        // Likewise the per-EID limit on refused MatchingIDs / Confirmation Codes: a case
+        // may refuse the same EID more than 10 times within a minute, and that limit's
+        // own answer (1.2/5.1) is not the refusal the model expects.
+        s.limits.refusals_per_eid_per_minute = 0;
         let server = Server::start(s).await;
         let op = client_cert("operator-a.example");
         add_operator(server.store(), "op-a", &op.cert_der, None)
