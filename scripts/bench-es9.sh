@@ -10,8 +10,9 @@
 #   DOWNLOADS      downloads per run (default 1500)
 #   KEEP_ALIVE=1   re-use connections (default: a TLS connection per call, like lpac)
 #   SYNC           sqlite synchronous: full (default) or normal
-#   DB_URL         a PostgreSQL URL (an empty database per run is the caller's business;
-#                  default: SQLite in the data directory)
+#   DB_URL         a PostgreSQL URL (default: SQLite in the data directory); each run needs an
+#                  empty database: a `%RUN%` in the URL is replaced by the run's number, so
+#                  `.../smdpp_bench%RUN%` uses smdpp_bench1, smdpp_bench2, ... (create them first)
 #   PG_PID         the postmaster's PID, to count the PostgreSQL backends' CPU
 #   CURVE          p256 (default) or brainpool
 set -euo pipefail
@@ -29,11 +30,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 for run in $(seq 1 "$RUNS"); do
     data="$work/data$run"
+    db_url=${DB_URL:-}
+    db_url=${db_url//%RUN%/$run}
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     serve=(serve --data-dir "$data" --listen "127.0.0.1:$port" --admin-listen off
         --limit-initiate-per-minute 0 --sqlite-synchronous "$SYNC")
     [ "$CURVE" = brainpool ] && serve+=(--curve brainpool)
-    [ -n "${DB_URL:-}" ] && serve+=(--database-url "$DB_URL")
+    [ -n "$db_url" ] && serve+=(--database-url "$db_url")
     RUST_LOG=warn "$BIN" "${serve[@]}" > "$work/serve$run.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 600); do
@@ -43,7 +46,7 @@ for run in $(seq 1 "$RUNS"); do
     bench=(bench --url "https://127.0.0.1:$port" --devices "$DEVICES" --downloads "$DOWNLOADS"
         --data-dir "$data" --server-pid "$pid" --json)
     [ -n "${KEEP_ALIVE:-}" ] && bench+=(--keep-alive)
-    [ -n "${DB_URL:-}" ] && bench+=(--database-url "$DB_URL")
+    [ -n "$db_url" ] && bench+=(--database-url "$db_url")
     [ -n "${PG_PID:-}" ] && bench+=(--postgres-pid "$PG_PID")
     RUST_LOG=warn "$BIN" "${bench[@]}" "$@" > "$work/run$run.json"
     kill "$pid"

@@ -31,10 +31,10 @@ use tokio::net::TcpListener;
 
 use crate::config::{Limits, ServiceConfig};
 use crate::es2::Es2Engine;
+use crate::es9::Es9Engine;
 use crate::factory::{Factory, load_or_create_kek};
 use crate::keys::{KeySet, ServerKeys};
 use crate::purge::PurgeTask;
-use crate::es9::Es9Engine;
 use crate::sidecar::Sidecar;
 
 /// Where a server's data lives, as given (on the command line: `--data-dir`,
